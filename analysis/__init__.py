@@ -1,0 +1,1 @@
+"""Metrics and verdicts shared by the linear model and the deep runs (SPEC §4-5)."""

@@ -1,0 +1,117 @@
+"""Predictor and representation metrics, for arrays from the ODE, the matrix model or a ResNet.
+
+Every function takes numpy arrays or torch tensors (any device, any float dtype) and returns plain
+floats or float64 numpy arrays, so the linear model and the deep runs are measured by the same code.
+Sources: thesis Eq. 4.1 and Fig. 4.8; paper Thm 3 (commutator); lightly's collapse monitor
+(std of l2-normalised outputs); RankMe (Garrido et al. 2023) for the effective rank.
+"""
+import numpy as np
+
+
+def to_numpy(x, name: str = "array") -> np.ndarray:
+    """float64 numpy copy of `x` (numpy or torch); refuses NaN/inf with a message naming `name`."""
+    if hasattr(x, "detach"):
+        x = x.detach().to("cpu").double().numpy()
+    arr = np.asarray(x, dtype=np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or inf values")
+    return arr
+
+
+def _square(x, name: str) -> np.ndarray:
+    arr = to_numpy(x, name)
+    if arr.ndim != 2 or arr.shape[0] != arr.shape[1]:
+        raise ValueError(f"{name} must be a square matrix, got shape {arr.shape}")
+    return arr
+
+
+def _same_shape(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str) -> None:
+    if a.shape != b.shape:
+        raise ValueError(f"{name_a} has shape {a.shape} but {name_b} has shape {b.shape}; they must match")
+
+
+def asymmetry(W) -> float:
+    """‖W − Wᵀ‖_F / ‖W‖_F (thesis Eq. 4.1): 0 for a symmetric matrix, √2 at most."""
+    W = _square(W, "W")
+    norm = np.linalg.norm(W)
+    return 0.0 if norm == 0 else float(np.linalg.norm(W - W.T) / norm)
+
+
+def spectrum(M) -> np.ndarray:
+    """Eigenvalues of a square matrix, largest first.
+
+    A symmetric matrix (F, or a symmetrised predictor) uses `eigvalsh`; otherwise the real parts of
+    the general eigenvalues are returned, which is what the thesis' Fig. 4.8 plots for W_p.
+    """
+    M = _square(M, "matrix")
+    if np.allclose(M, M.T, rtol=1e-10, atol=1e-12):
+        values = np.linalg.eigvalsh(M)
+    else:
+        values = np.linalg.eigvals(M).real
+    return np.sort(values)[::-1].copy()
+
+
+def eigenbasis(F):
+    """Eigenvalues (descending) and orthonormal eigenvectors (columns) of the symmetric part of F."""
+    F = _square(F, "F")
+    values, vectors = np.linalg.eigh((F + F.T) / 2)
+    order = np.argsort(values)[::-1]
+    return values[order], vectors[:, order]
+
+
+def eigenspace_alignment(W_p, F) -> np.ndarray:
+    """For each eigenvector u_j of F (largest eigenvalue first): |u_jᵀ W_p u_j| / ‖W_p u_j‖.
+
+    The cosine between W_p u_j and u_j (thesis Fig. 4.8, third panel): 1 when u_j is an eigenvector
+    of W_p (eigenspaces aligned), near 0 when W_p maps u_j away from itself. The sign of the
+    eigenvalue is not part of alignment, hence the absolute value. A direction W_p sends to 0 scores 0.
+    """
+    W_p, F = _square(W_p, "W_p"), _square(F, "F")
+    _same_shape(W_p, F, "W_p", "F")
+    _, U = eigenbasis(F)
+    images = W_p @ U
+    norms = np.linalg.norm(images, axis=0)
+    projections = np.abs(np.einsum("ij,ij->j", U, images))
+    return np.divide(projections, norms, out=np.zeros_like(norms), where=norms > 0)
+
+
+def relative_commutator(F, W_p) -> float:
+    """‖[F, W_p]‖_F / (‖F‖_F ‖W_p‖_F): 0 when F and W_p commute, i.e. share eigenvectors (Thm 3)."""
+    F, W_p = _square(F, "F"), _square(W_p, "W_p")
+    _same_shape(F, W_p, "F", "W_p")
+    scale = np.linalg.norm(F) * np.linalg.norm(W_p)
+    return 0.0 if scale == 0 else float(np.linalg.norm(F @ W_p - W_p @ F) / scale)
+
+
+def _embeddings(Z) -> np.ndarray:
+    Z = to_numpy(Z, "embeddings")
+    if Z.ndim != 2 or Z.shape[0] < 2:
+        raise ValueError(f"embeddings must be a (batch >= 2, dim) matrix, got shape {Z.shape}")
+    return Z
+
+
+def std_of_l2_normalized(Z) -> float:
+    """Mean over dimensions of the batch std of ℓ2-normalised embeddings, times √d.
+
+    ≈ 1 for embeddings spread over the sphere, → 0 when they collapse to one point (the collapse
+    monitor of the thesis' Fig. 4.7). Zero rows stay zero instead of dividing by zero.
+    """
+    Z = _embeddings(Z)
+    norms = np.linalg.norm(Z, axis=1, keepdims=True)
+    unit = np.divide(Z, norms, out=np.zeros_like(Z), where=norms > 0)
+    return float(unit.std(axis=0).mean() * np.sqrt(Z.shape[1]))
+
+
+def effective_rank(Z, eps: float = 1e-12) -> float:
+    """RankMe: exp of the entropy of the normalised singular values of Z (batch × dim).
+
+    Equals k for k equal non-zero singular values; 1 for a rank-one batch; 0 for an all-zero batch.
+    """
+    Z = _embeddings(Z)
+    sigma = np.linalg.svd(Z, compute_uv=False)
+    total = sigma.sum()
+    if total == 0:
+        return 0.0
+    p = sigma / total
+    p = p[p > eps]
+    return float(np.exp(-(p * np.log(p)).sum()))

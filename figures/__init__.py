@@ -1,0 +1,1 @@
+"""Figure recipes; the PNGs and their CSV data live beside them."""

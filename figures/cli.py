@@ -1,0 +1,5 @@
+"""Subcommands of `ssldyn` provided by the figures package."""
+
+
+def register(subparsers) -> None:
+    """Add this package's subcommands to the `ssldyn` parser."""

@@ -1,0 +1,5 @@
+import sys
+
+from ssldyn.cli import main
+
+sys.exit(main())

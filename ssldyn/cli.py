@@ -1,0 +1,73 @@
+"""`ssldyn`: one entry point, subcommands registered by each package (SPEC §1).
+
+Conventions every subcommand follows:
+- ``--json`` prints exactly one JSON object on stdout and nothing else there;
+- bad input exits 2 with one line on stderr naming the argument and what is allowed, no traceback.
+  Handlers signal bad input by raising ``ValueError`` / ``OSError`` (or subclasses) with a message
+  that already names the culprit; set SSLDYN_DEBUG=1 to see the traceback instead.
+- a package's ``cli.register`` must stay cheap to import: torch is imported inside handlers only,
+  so that the theory commands start fast and ``linear_dynamics`` never needs torch.
+"""
+import argparse
+import json
+import os
+import sys
+
+USER_ERRORS = (ValueError, OSError, FloatingPointError, KeyError)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (no usage block) and exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def emit(result: dict, as_json: bool, text: str | None = None) -> None:
+    """Print `result` as one JSON object (``--json``) or as human-readable text."""
+    if as_json:
+        print(json.dumps(result, default=_jsonable))
+    else:
+        print(text if text is not None else json.dumps(result, indent=2, default=_jsonable))
+
+
+def _jsonable(value):
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "__fspath__"):
+        return os.fspath(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def build_parser() -> Parser:
+    from analysis import cli as analysis_cli
+    from deep import cli as deep_cli
+    from figures import cli as figures_cli
+    from linear_dynamics import cli as linear_cli
+
+    parser = Parser(prog="ssldyn", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser, metavar="COMMAND")
+    for module in (linear_cli, deep_cli, analysis_cli, figures_cli):
+        module.register(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        status = args.func(args)
+    except USER_ERRORS as err:
+        if os.environ.get("SSLDYN_DEBUG"):
+            raise
+        message = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+        print(f"ssldyn {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"ssldyn {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return status or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
