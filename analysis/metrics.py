@@ -31,7 +31,8 @@ def _same_shape(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str) -> None:
 
 
 def asymmetry(W) -> float:
-    """‖W − Wᵀ‖_F / ‖W‖_F (thesis Eq. 4.1): 0 for a symmetric matrix, √2 at most."""
+    """‖W − Wᵀ‖_F / ‖W‖_F (thesis Eq. 4.1): 0 for a symmetric matrix, 2 for an antisymmetric one (the
+    largest value), about √2 for a matrix of i.i.d. random entries."""
     W = _square(W, "W")
     norm = np.linalg.norm(W)
     return 0.0 if norm == 0 else float(np.linalg.norm(W - W.T) / norm)
@@ -73,6 +74,19 @@ def eigenspace_alignment(W_p, F) -> np.ndarray:
     norms = np.linalg.norm(images, axis=0)
     projections = np.abs(np.einsum("ij,ij->j", U, images))
     return np.divide(projections, norms, out=np.zeros_like(norms), where=norms > 0)
+
+
+def mean_alignment(W_p, F) -> float:
+    """`eigenspace_alignment` averaged over F's eigenvectors with weights max(s_j, 0) (s_j: F's eigenvalues).
+
+    One number for hypothesis H4: directions that carry the representation count in proportion to
+    their variance, while null directions of F, whose eigenvectors are arbitrary and which the thesis
+    (Fig. 4.8) finds "entirely uncorrelated", do not. 0 when F has no positive eigenvalue.
+    """
+    values, _ = eigenbasis(F)
+    weights = np.clip(values, 0.0, None)
+    total = weights.sum()
+    return 0.0 if total == 0 else float(weights @ eigenspace_alignment(W_p, F) / total)
 
 
 def relative_commutator(F, W_p) -> float:

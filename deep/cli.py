@@ -1,5 +1,76 @@
-"""Subcommands of `ssldyn` provided by the deep package."""
+"""Subcommands of `ssldyn` provided by the deep package: `ssldyn train`.
+
+torch is imported inside the handler only, so that `ssldyn` starts fast for the theory commands.
+"""
+from ssldyn.args import positive_int, writable_dir
+
+from deep.evaluate import cli as evaluate_cli
+from deep.evaluate.labels import label_fraction
 
 
 def register(subparsers) -> None:
     """Add this package's subcommands to the `ssldyn` parser."""
+    train = subparsers.add_parser(
+        "train", help="self-supervised (or supervised) training of a ResNet-18 (SPEC §3)",
+        description="Train a method into a run directory (config.json, metrics.jsonl, checkpoint.pt, "
+                    "summary.json, snapshots/). Every hyperparameter is a --set key=value override of the preset.")
+    train.add_argument("--method", help="moco, byol, simsiam, barlowtwins, directpred, directcopy or supervised")
+    train.add_argument("--dataset", help="cifar10, fashion-mnist, synthetic, ...")
+    train.add_argument("--data-root", help="where the dataset lives (default: the dataset's own default)")
+    train.add_argument("--preset", help="smoke, cpu or thesis (default: thesis, i.e. the method's defaults)")
+    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override one hyperparameter (repeatable); an unknown key lists the allowed ones")
+    train.add_argument("--out", type=writable_dir, help="the new run directory")
+    train.add_argument("--resume", type=writable_dir, metavar="RUN",
+                       help="continue the run in RUN from its checkpoint, with its own config.json")
+    train.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available, else cpu")
+    train.add_argument("--download", action="store_true", help="allow downloading the dataset if it is missing")
+    train.add_argument("--max-epochs", type=positive_int, metavar="N",
+                       help="stop after N epochs of this call (checkpointed; continue with --resume)")
+    train.add_argument("--labels", type=label_fraction, metavar="P%",
+                       help="supervised only: train on a class-balanced P%% of the labels (Table 4.3; = --set labels)")
+    train.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    train.set_defaults(func=run_train)
+    evaluate_cli.register(subparsers)
+
+
+def run_train(args) -> int:
+    from ssldyn.cli import emit
+
+    from deep import config as config_module
+    from deep import rundir
+    from deep.train import resolve_device, train
+
+    if args.resume is not None:
+        given = [flag for flag, value in (("--method", args.method), ("--dataset", args.dataset),
+                                          ("--preset", args.preset), ("--set", args.overrides), ("--out", args.out),
+                                          ("--labels", args.labels))
+                 if value]
+        if given:
+            raise ValueError(f"--resume continues a run with its own config.json; do not also pass {', '.join(given)}")
+        out = args.resume
+        config = rundir.read_config(out)
+        config["device"] = resolve_device(args.device or config["device"])
+        if args.data_root is not None:
+            config["data_root"] = args.data_root
+    else:
+        missing = [flag for flag, value in (("--method", args.method), ("--dataset", args.dataset), ("--out", args.out))
+                   if value is None]
+        if missing:
+            raise ValueError(f"missing {', '.join(missing)} (or pass --resume RUN to continue a run)")
+        out = args.out
+        overrides = config_module.parse_overrides(args.overrides)
+        if args.labels is not None:
+            overrides["labels"] = args.labels
+        config = config_module.resolve(args.method, args.dataset, preset=args.preset or "thesis",
+                                       overrides=overrides,
+                                       data_root=args.data_root, device=resolve_device(args.device))
+    summary = train(config, out, resume=args.resume is not None, download=args.download, max_epochs=args.max_epochs)
+    if summary["finished"]:
+        text = (f"{summary['method']}: kNN top-1 {summary['knn_top1_last']:.2f}% after {summary['epochs']} epochs "
+                f"(best {summary['knn_top1_best']:.2f}% at epoch {summary['best_epoch']}); "
+                f"{summary['img_per_s']:.0f} img/s on {summary['device']}; run in {out}")
+    else:
+        text = f"stopped after epoch {summary['epochs']}; continue with: ssldyn train --resume {out}"
+    emit(summary, args.json, text)
+    return 0

@@ -1,1 +1,63 @@
-"""Theory of the linear BYOL / SimSiam model (Tian, Chen, Ganguli 2021). numpy/scipy/sympy only."""
+"""Theory of the linear BYOL / SimSiam model (Tian, Chen & Ganguli 2021; SPEC §2).
+
+numpy / scipy / sympy only: importing this package never imports torch (only `linear_dynamics.sgd`
+does, inside its functions).
+
+Public API (stable; import from the submodules or from here):
+
+params
+    EigenParams(alpha_p, eta, sigma2=0.0, tau=None, beta=None)   exactly one of tau / beta
+    LinearConfig(n1=16, n2=8, eta=0.02, alpha_p=1.0, beta=None, sigma2=0.5, stop_grad=True,
+                 predictor=True, symmetric_predictor=False, t_end=40.0, seed=0, init_scale_p=0.3)
+fixed_points  (Eqs. 11–12 at fixed τ)
+    eta_critical(tau=1.0, sigma2=0.0) -> float                    η* = τ²/(4(1+σ²))
+    regime(eta, tau=1.0, sigma2=0.0) -> 'no-weight-decay' | 'moderate' | 'too-large'
+    p_roots(eta, tau=1.0, sigma2=0.0) -> (p₋, p₊) | None
+    fixed_points(alpha_p, eta, sigma2=0.0, tau=1.0) -> FixedPointReport
+        .regime .eta_critical .fixed_points (FixedPoint: name, p, s, eigenvalues, stable)
+        .fixed_lines (η = 0 only; FixedLine: name, p, s, attracting_where) .to_dict()
+    jacobian(p, s, alpha_p, eta, sigma2=0.0, tau=1.0) -> 2×2 array
+    parabola_velocity(p, alpha_p, eta, sigma2=0.0, tau=1.0)       dp/dt on s = p²/α_p
+    collapses_closed_form(p0, s0, alpha_p, eta, sigma2=0.0, tau=1.0) -> bool array
+        (η = 0 anywhere, η > η*, or on the parabola; ValueError elsewhere)
+    fixed_point_reached(p, s, alpha_p, eta, sigma2=0.0, tau=1.0, tol=1e-3) -> name | None
+eigen_ode  (Eqs. 11–14)
+    eigen_rhs(state, params)                                      state rows (p, s[, τ])
+    integrate_eigen(p0, s0, params, t_end, tau0=None, n_save=201, rtol=1e-10, atol=1e-12,
+                    collapse_tol=1e-6) -> EigenTrajectories
+        .t (T,)  .p .s .tau (T, n)  .collapsed (n,) bool  .verdicts  .final {'p','s','tau'}
+    parabola_offset(t, p0, s0, alpha_p, eta)                       c e^{−2ηt} of Eq. 14
+matrix_model  (Eqs. 2–4, Thms 1–3)
+    matrix_rhs(W, W_p, W_a, config) -> (dW, dW_p, dW_a)
+    initial_state(config) -> (W, W_p, W_a)
+    simulate_flow(config, n_save=201, rtol=1e-10, atol=1e-20) -> LinearRun
+    balance(W, W_p, alpha_p)                       W Wᵀ − W_pᵀW_p/α_p (Thm 1: = e^{−2ηt} C)
+    no_stopgrad_hessian(W_p, eta, X, X_aug)        H of Thm 2 (column-major vec)
+    alignment_K(F, W_p, alpha_p, eta, sigma2, tau) K of Thm 3
+    symmetric_predictor_fixed_point(F, alpha_p, eta, sigma2, tau)
+sgd  (torch, imported lazily)
+    simulate_sgd(config, batch=128, lr=0.01, steps=None, n_save=201) -> LinearRun
+run
+    LinearRun: .t .W .W_p .W_a (time-major arrays) .method ('flow'|'sgd') .config
+        .F .W_norm .asymmetry .commutator (arrays over t)  .collapsed  .verdict  .final() -> dict
+        verdict: 'collapsed' when ‖W(t_end)‖ ≤ COLLAPSE_RATIO (1e-2) × ‖W(0)‖
+phase
+    phase_portrait(eta, alpha_p=1.0, sigma2=0.0, tau=1.0, p_range, s_range, n_grid=41, n_basin=81)
+        -> PhasePortrait(.p .s .dp .ds  .basin_p .basin_s .collapses  .horizon .report)
+"""
+from linear_dynamics.eigen_ode import EigenTrajectories, eigen_rhs, integrate_eigen, parabola_offset
+from linear_dynamics.fixed_points import (FixedLine, FixedPoint, FixedPointReport, collapses_closed_form,
+                                          eta_critical, fixed_point_reached, fixed_points, jacobian,
+                                          p_roots, parabola_velocity, regime)
+from linear_dynamics.matrix_model import (alignment_K, balance, initial_state, matrix_rhs, no_stopgrad_hessian,
+                                          simulate_flow, symmetric_predictor_fixed_point)
+from linear_dynamics.params import EigenParams, LinearConfig
+from linear_dynamics.phase import PhasePortrait, phase_portrait
+from linear_dynamics.run import LinearRun
+
+
+def simulate_sgd(*args, **kwargs):
+    """`linear_dynamics.sgd.simulate_sgd`, imported on first use so that torch stays optional."""
+    from linear_dynamics.sgd import simulate_sgd as run
+
+    return run(*args, **kwargs)

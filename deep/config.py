@@ -1,0 +1,232 @@
+"""A run's configuration: one flat dict, every hyperparameter typed, checked and overridable.
+
+Resolution order (later wins): `COMMON` defaults < the method's thesis defaults
+(`deep.methods.<name>.DEFAULTS`) < the preset (`deep.presets`) < `--set key=value` overrides.
+A method accepts only the keys it uses; anything else is refused with the list of allowed keys.
+The resolved dict is what `config.json` holds and what `deep.train.train` takes. No torch here.
+"""
+import math
+from dataclasses import dataclass
+
+from deep import presets
+
+PRECISIONS = ("bf16", "fp32")
+DEVICES = ("cpu", "cuda")
+PROJECTORS = ("mlp", "none")
+PREDICTORS = ("mlp", "linear", "directpred", "directcopy", "none")
+IDENTITY_KEYS = ("method", "dataset", "data_root", "preset", "device")  # set by the command line, not --set
+
+
+@dataclass(frozen=True)
+class Key:
+    """One hyperparameter: its type, allowed range or choices, and what it means."""
+
+    kind: type
+    doc: str
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    choices: tuple | None = None
+
+    def allowed(self) -> str:
+        if self.choices:
+            return "one of " + ", ".join(self.choices)
+        if self.kind is bool:
+            return "true or false"
+        noun = "a whole number" if self.kind is int else "a number"
+        if self.low is not None and self.high is not None:
+            left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
+            return f"{noun} in {left}{self.low:g}, {self.high:g}{right}"
+        if self.low is not None:
+            return f"{noun} {'>' if self.low_open else '>='} {self.low:g}"
+        return noun
+
+
+KEYS = {
+    # every method
+    "seed": Key(int, "seeds model init, shuffling and augmentation", low=0),
+    "epochs": Key(int, "length of the schedule in epochs", low=1),
+    "batch_size": Key(int, "global batch (images, each giving two views) per optimizer step", low=2),
+    "width": Key(int, "ResNet-18 first-stage channels (64 = thesis; output dim 8·width)", low=1),
+    "lr": Key(float, "base learning rate; the optimizer uses lr·batch_size/256", low=0, low_open=True),
+    "weight_decay": Key(float, "SGD weight decay on every trained parameter", low=0),
+    "momentum": Key(float, "SGD momentum", low=0, high=1, high_open=True),
+    "warmup_epochs": Key(float, "linear warm-up from 0 before the cosine decay", low=0),
+    "precision": Key(str, "autocast dtype of the forward pass (bf16) or none (fp32)", choices=PRECISIONS),
+    "channels_last": Key(bool, "NHWC memory format for the convolutions"),
+    "compile": Key(bool, "torch.compile the backbones"),
+    "log_every": Key(int, "steps between per-step lines in metrics.jsonl", low=1),
+    "knn_k": Key(int, "neighbours of the weighted kNN monitor", low=1),
+    "knn_temperature": Key(float, "temperature τ of the kNN vote weights exp(cos/τ)", low=0, low_open=True),
+    "eval_batch": Key(int, "clean test images whose projections give the collapse metrics", low=2),
+    # self-supervised heads
+    "projector": Key(str, "projection head (none removes it)", choices=PROJECTORS),
+    "proj_layers": Key(int, "projector depth (2 = thesis, 3 = Barlow Twins)", low=1),
+    "proj_hidden": Key(int, "projector hidden width", low=1),
+    "proj_dim": Key(int, "projector output dimension", low=1),
+    "predictor": Key(str, "prediction head", choices=PREDICTORS),
+    "pred_hidden": Key(int, "hidden width of the mlp predictor", low=1),
+    "predictor_lr_mult": Key(float, "α_p: predictor lr = α_p · lr (own param group)", low=0, low_open=True),
+    # target network / key encoder
+    "ema": Key(float, "target EMA momentum m: θ_t ← m θ_t + (1−m) θ (0 = target ≡ online)", low=0, high=1),
+    # MoCo
+    "temperature": Key(float, "InfoNCE temperature τ", low=0, low_open=True),
+    "queue_size": Key(int, "MoCo queue length (negatives)", low=1),
+    "bn_splits": Key(int, "MoCo shuffle-BN groups per process (1 = off)", low=1),
+    # Barlow Twins
+    "lambda": Key(float, "Barlow Twins off-diagonal weight λ (Eq. 2.5)", low=0),
+    # DirectPred / DirectCopy / linear predictor
+    "eps": Key(float, "ε added to the predictor eigenvalues (DirectPred) or diagonal (DirectCopy)", low=0),
+    "rho": Key(float, "F̂ momentum ρ: F̂ ← ρF̂ + (1−ρ)E[ffᵀ]", low=0, high=1, high_open=True),
+    "freq": Key(int, "steps between analytic predictor updates", low=1),
+    "snapshots": Key(int, "W_p/F̂ snapshots over training (0 = none, else >= 2)", low=0),
+    # supervised baseline (Table 4.3)
+    "labels": Key(float, "fraction of the labelled training images, class-balanced, drawn from seed "
+                         "(deep.evaluate.labels)", low=0, low_open=True, high=1),
+}
+
+# Thesis-scale defaults shared by every method (SPEC §3: batch 512, SGD momentum 0.9, cosine lr,
+# 400 epochs). The thesis does not give the warm-up; 10 epochs is SimCLR/BYOL's usual choice.
+COMMON = {
+    "seed": 0,
+    "epochs": 400,
+    "batch_size": 512,
+    "width": 64,
+    "lr": 0.06,
+    "weight_decay": 5e-4,
+    "momentum": 0.9,
+    "warmup_epochs": 10.0,
+    "precision": "bf16",
+    "channels_last": True,
+    "compile": False,
+    "log_every": 20,
+    "knn_k": 200,
+    "knn_temperature": 0.1,
+    "eval_batch": 512,
+}
+
+
+def method_keys(method_defaults: dict) -> tuple[str, ...]:
+    """The --set keys a method accepts: the common ones and its own."""
+    return tuple(COMMON) + tuple(k for k in method_defaults if k not in COMMON)
+
+
+def parse_value(key: str, text: str):
+    """Turn the text of `--set key=text` into the key's type; ValueError names key and what is allowed."""
+    spec = _spec(key)
+    if spec.kind is bool:
+        lowered = text.strip().lower()
+        if lowered in ("true", "1", "yes", "on"):
+            return True
+        if lowered in ("false", "0", "no", "off"):
+            return False
+        raise ValueError(f"--set {key}={text}: expected {spec.allowed()}")
+    if spec.kind is int:
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(f"--set {key}={text}: expected {spec.allowed()}") from None
+    if spec.kind is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"--set {key}={text}: expected {spec.allowed()}") from None
+    return text
+
+
+def check_value(key: str, value):
+    """`value` if it fits `key`'s type and range, else ValueError naming the key and what is allowed."""
+    spec = _spec(key)
+    bad = ValueError(f"{key}={value!r} is not allowed: expected {spec.allowed()}")
+    if spec.kind is bool:
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if spec.kind is str:
+        if value not in spec.choices:
+            raise bad
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise bad
+    if spec.kind is int:
+        if isinstance(value, float) and not value.is_integer():
+            raise bad
+        value = int(value)
+    value = float(value) if spec.kind is float else value
+    if spec.kind is float and not math.isfinite(value):
+        raise bad
+    if spec.low is not None and (value < spec.low or (spec.low_open and value == spec.low)):
+        raise bad
+    if spec.high is not None and (value > spec.high or (spec.high_open and value == spec.high)):
+        raise bad
+    return value
+
+
+def parse_overrides(items) -> dict:
+    """["key=value", ...] → {key: typed value}; the key is checked later, against the method."""
+    overrides = {}
+    for item in items or ():
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"--set expects key=value, got {item!r}")
+        if key not in KEYS:
+            raise ValueError(f"--set {key}: unknown key; allowed: {', '.join(sorted(KEYS))}")
+        overrides[key] = parse_value(key, text)
+    return overrides
+
+
+def resolve(method: str, dataset: str, *, preset: str = "thesis", overrides: dict | None = None,
+            data_root: str | None = None, device: str = "cpu") -> dict:
+    """The full config of one run (what config.json holds), checked key by key and as a whole."""
+    from deep.methods import METHODS
+
+    if method not in METHODS:
+        raise ValueError(f"unknown --method {method!r}; allowed: {', '.join(METHODS)}")
+    if preset not in presets.PRESETS:
+        raise ValueError(f"unknown --preset {preset!r}; allowed: {', '.join(presets.PRESETS)}")
+    if device not in DEVICES:
+        raise ValueError(f"unknown --device {device!r}; allowed: {', '.join(DEVICES)}")
+    defaults = METHODS[method].DEFAULTS
+    allowed = method_keys(defaults)
+    overrides = dict(overrides or {})
+    for key in overrides:
+        if key not in allowed:
+            raise ValueError(f"--set {key}: not a key of method {method}; allowed: {', '.join(sorted(allowed))}")
+    config = {"method": method, "dataset": dataset, "data_root": data_root, "preset": preset, "device": device}
+    config.update(COMMON)
+    config.update(defaults)
+    config.update(presets.overrides(preset, method, allowed))
+    config.update(overrides)
+    return validate(config)
+
+
+def validate(config: dict) -> dict:
+    """Check every key's type and range and the constraints between keys; returns a checked copy."""
+    from deep.methods import METHODS
+
+    unknown = [k for k in config if k not in KEYS and k not in IDENTITY_KEYS]
+    if unknown:
+        raise ValueError(f"unknown config keys {unknown}; allowed: {', '.join(sorted(KEYS))}")
+    if config.get("method") not in METHODS:
+        raise ValueError(f"unknown method {config.get('method')!r}; allowed: {', '.join(METHODS)}")
+    missing = [k for k in method_keys(METHODS[config["method"]].DEFAULTS) if k not in config]
+    if missing:
+        raise ValueError(f"config lacks keys {missing}")
+    checked = {k: (v if k in IDENTITY_KEYS else check_value(k, v)) for k, v in config.items()}
+    if checked["warmup_epochs"] > checked["epochs"]:
+        raise ValueError(f"warmup_epochs={checked['warmup_epochs']} must not exceed epochs={checked['epochs']}")
+    if checked.get("snapshots") == 1:
+        raise ValueError("snapshots must be 0 (none) or >= 2 (the first at step 0, the last at the end)")
+    splits = checked.get("bn_splits", 1)
+    if checked["batch_size"] % splits or checked["batch_size"] // splits < 2:
+        raise ValueError(f"batch_size={checked['batch_size']} must split into bn_splits={splits} groups "
+                         "of at least 2 images")
+    return checked
+
+
+def _spec(key: str) -> Key:
+    if key not in KEYS:
+        raise ValueError(f"unknown key {key!r}; allowed: {', '.join(sorted(KEYS))}")
+    return KEYS[key]

@@ -1,0 +1,60 @@
+"""The training losses, one pure function each; inputs are cast to float32 so bf16 autocast is safe.
+
+Every function returns a scalar tensor averaged over the batch (Barlow Twins: summed over the
+cross-correlation matrix, as in its paper). Stop-gradients are the caller's job (`target.detach()`),
+so each loss is exactly its equation.
+"""
+import torch
+import torch.nn.functional as F
+
+
+def negative_cosine(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """−mean_i cos(p_i, z_i) (thesis Sec. 2.4.2, D(p, z)); −1 when every pair points the same way."""
+    return -F.cosine_similarity(prediction.float(), target.float(), dim=-1).mean()
+
+
+def symmetric_negative_cosine(p1, p2, z1, z2) -> torch.Tensor:
+    """L = ½ D(p1, z2) + ½ D(p2, z1) with D = −cos (thesis Sec. 2.4.2; BYOL, SimSiam).
+
+    p_k are the online predictions of view k, z_k the target projections; detach z_k before the call
+    for the stop-gradient.
+    """
+    return 0.5 * negative_cosine(p1, z2) + 0.5 * negative_cosine(p2, z1)
+
+
+def info_nce(query: torch.Tensor, key: torch.Tensor, negatives: torch.Tensor, temperature: float) -> torch.Tensor:
+    """InfoNCE with a queue of negatives (thesis Eqs. 2.1–2.2; MoCo, He et al. 2020).
+
+    L = −mean_i log[ s(q_i, k_i) / (s(q_i, k_i) + Σ_n s(q_i, n)) ], s(a, b) = exp(cos(a, b)/τ),
+    with `key` the positive for each query (N×d) and `negatives` the queue (K×d).
+    """
+    q = F.normalize(query.float(), dim=1)
+    k = F.normalize(key.float(), dim=1)
+    n = F.normalize(negatives.float(), dim=1)
+    positive = (q * k).sum(dim=1, keepdim=True)
+    logits = torch.cat([positive, q @ n.T], dim=1) / temperature
+    return F.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long, device=q.device))
+
+
+def cross_correlation(z1: torch.Tensor, z2: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """C_ij = Σ_b ẑ1_bi ẑ2_bj / N with ẑ standardised over the batch (Barlow Twins, Zbontar et al. 2021)."""
+    z1, z2 = z1.float(), z2.float()
+    if len(z1) < 2:
+        raise ValueError("Barlow Twins needs a batch of at least 2 to standardise its embeddings")
+    z1 = (z1 - z1.mean(0)) / torch.sqrt(z1.var(0, unbiased=False) + eps)
+    z2 = (z2 - z2.mean(0)) / torch.sqrt(z2.var(0, unbiased=False) + eps)
+    return z1.T @ z2 / len(z1)
+
+
+def barlow_twins(z1: torch.Tensor, z2: torch.Tensor, lambda_offdiag: float) -> torch.Tensor:
+    """L_BT = Σ_i (1 − C_ii)² + λ Σ_i Σ_{j≠i} C_ij² (thesis Eq. 2.5) on the batch cross-correlation C."""
+    c = cross_correlation(z1, z2)
+    diagonal = torch.diagonal(c)
+    on = (1 - diagonal).pow(2).sum()
+    off = c.pow(2).sum() - diagonal.pow(2).sum()
+    return on + lambda_offdiag * off
+
+
+def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of class logits against integer labels (the supervised baseline)."""
+    return F.cross_entropy(logits.float(), labels)

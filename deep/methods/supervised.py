@@ -1,0 +1,22 @@
+"""The supervised baseline (thesis Tables 4.2–4.3): the same ResNet-18 and augmentation, a linear
+classifier on the backbone features, cross-entropy on one augmented view of each labelled image."""
+from torch import nn
+
+from deep.losses import cross_entropy
+from deep.methods.base import Method
+
+# The usual CIFAR ResNet-18 recipe: lr 0.1 per 256 images, weight decay 5e-4.
+# labels: the fraction of the training labels used (Table 4.3: 10% and 100%).
+DEFAULTS = {"lr": 0.1, "weight_decay": 5e-4, "labels": 1.0}
+
+
+class Supervised(Method):
+    DEFAULTS = DEFAULTS
+    VIEWS = 1
+
+    def __init__(self, config: dict, in_channels: int, num_classes: int):
+        super().__init__(config, in_channels, num_classes)
+        self.classifier = nn.Linear(self.backbone.output_dim, num_classes)
+
+    def forward(self, views, labels, step):
+        return cross_entropy(self.classifier(self.backbone(views[0])), labels)

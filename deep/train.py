@@ -1,0 +1,363 @@
+"""The training loop: plain PyTorch, data and augmentation on the device (SPEC §3, issue 3 item 5).
+
+The whole uint8 training set sits on the training device. One seeded `torch.Generator` draws, for
+every global batch, its indices (a permutation per epoch) and both views' augmentation parameters;
+every process draws the same global batch and keeps its own shard, so the stream of random numbers
+does not depend on the number of processes. A step is: augment → method forward (the loss) →
+finite-loss check → backward → SGD (momentum 0.9, cosine lr with linear warm-up, base lr scaled
+by batch/256) → EMA of the target networks. After each epoch: weighted kNN on clean features,
+collapse metrics, one metrics line and an atomic checkpoint (everything needed to resume).
+"""
+import contextlib
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from analysis.metrics import effective_rank, std_of_l2_normalized
+from deep import augment, distributed, rundir
+from deep import config as config_module
+from deep.checkpoint import load_checkpoint, save_checkpoint
+from deep.evaluate.labels import label_subset
+from deep.knn import extract_features, knn_accuracy
+from deep.methods import build_method
+from deep.resnet import ResNet18
+
+EVAL_CHUNK = 512  # images per forward pass when extracting kNN features
+
+
+class NonFiniteLoss(FloatingPointError):
+    """The loss became NaN or inf; training stopped before the step was applied."""
+
+
+def cosine_lr(step: int, total_steps: int, warmup_steps: int, peak: float) -> float:
+    """Linear warm-up from 0 to `peak` over `warmup_steps`, then cosine decay to 0 at `total_steps`."""
+    if step < warmup_steps:
+        return peak * (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return peak * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def snapshot_steps(total_steps: int, count: int) -> list[int]:
+    """`count` snapshot steps evenly spaced over [0, total_steps], the first 0 and the last the end."""
+    if count == 0:
+        return []
+    return sorted({int(round(s)) for s in np.linspace(0, total_steps, count)})
+
+
+def peak_lr(config: dict) -> float:
+    """The base lr scaled by batch/256 (Goyal et al. 2017; the thesis' "base learning rate")."""
+    return config["lr"] * config["batch_size"] / 256
+
+
+def resolve_device(name: str | None) -> str:
+    """`cuda` when asked for or, with no preference, when available; else `cpu`."""
+    if name is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is available; use --device cpu")
+    return name
+
+
+def autocast_factory(device: str, precision: str):
+    """A function returning the forward pass' autocast context (bf16) or a null one (fp32)."""
+    if precision == "fp32":
+        return contextlib.nullcontext
+    if device == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ValueError("precision=bf16: this GPU has no bfloat16 support; use --set precision=fp32")
+    return lambda: torch.autocast(device_type=device, dtype=torch.bfloat16)
+
+
+def build_optimizer(method, config: dict) -> torch.optim.SGD:
+    """SGD with one group per `method.param_groups()`; each group's lr = schedule · lr_mult."""
+    groups = [dict(group, lr=peak_lr(config) * group["lr_mult"]) for group in method.param_groups()]
+    return torch.optim.SGD(groups, lr=peak_lr(config), momentum=config["momentum"],
+                           weight_decay=config["weight_decay"])
+
+
+def batch_views(train_set, indices, view_configs, generator, mean, std, memory_format):
+    """The augmented views and the labels of this process's shard of one global batch `indices`.
+
+    Each view's random parameters are drawn for the whole global batch, so every process consumes
+    the generator identically, then sliced to this process's shard (`Draw.slice`).
+    """
+    local = distributed.shard(len(indices))
+    draws = [augment.sample_augmentation(len(indices), cfg, generator, train_set.images.device)
+             .slice(local.start, local.stop) for cfg in view_configs]
+    images = train_set.images[indices[local]]
+    views = [augment.apply_augmentation(images, draw, cfg, mean, std).contiguous(memory_format=memory_format)
+             for draw, cfg in zip(draws, view_configs)]
+    return views, train_set.labels[indices[local]]
+
+
+def train_step(method, optimizer, views, labels, step: int, lr: float, autocast, on_forward=None) -> float:
+    """One optimizer step of any method; returns the loss. Raises NonFiniteLoss before applying it.
+
+    `on_forward(method)` runs after the forward pass (W_p and F̂ as this step's loss saw them).
+    """
+    for group in optimizer.param_groups:
+        group["lr"] = lr * group["lr_mult"]
+    with autocast():
+        loss = method(views, labels, step)
+    value = loss.item()
+    if not math.isfinite(value):
+        raise NonFiniteLoss(f"loss is {value} at step {step}")
+    if on_forward is not None:
+        on_forward(method)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    _unwrap(method).update_targets()
+    return value
+
+
+@torch.no_grad()
+def evaluate(method, train_set, test_set, mean, std, num_classes: int, config: dict, autocast, memory_format) -> dict:
+    """Weighted kNN (clean train bank → test set) and the collapse metrics of the projector outputs."""
+    method = _unwrap(method)
+
+    def normalize(images):
+        return augment.normalize(images, mean, std)
+
+    bank = extract_features(method.backbone, train_set.images, normalize, EVAL_CHUNK, autocast, memory_format)
+    features = extract_features(method.backbone, test_set.images, normalize, EVAL_CHUNK, autocast, memory_format)
+    top1, top5 = knn_accuracy(features, test_set.labels, bank, train_set.labels, num_classes,
+                              k=config["knn_k"], temperature=config["knn_temperature"])
+    was_training = method.training
+    method.eval()
+    with autocast():
+        images = normalize(test_set.images[:config["eval_batch"]]).contiguous(memory_format=memory_format)
+        embeddings = method.embed(images).float()
+    method.train(was_training)
+    return {"knn_top1": top1, "knn_top5": top5, "std": std_of_l2_normalized(embeddings),
+            "effective_rank": effective_rank(embeddings)}
+
+
+def training_images(dataset, config: dict):
+    """The images (and labels) the method trains on: the whole training split, or for the supervised
+    baseline its class-balanced fraction `labels` drawn from `seed` (Table 4.3)."""
+    return label_subset(dataset.train, config.get("labels", 1.0), config["seed"])
+
+
+def train(config: dict, out, *, resume: bool = False, dataset=None, download: bool = False,
+          max_epochs: int | None = None) -> dict:
+    """Train `config` (from `deep.config.resolve`) into run directory `out`; returns the summary.
+
+    resume: continue the run in `out` from its checkpoint (its config.json is authoritative).
+    dataset: an already loaded `deep.data.Dataset` (else loaded from config["dataset"]).
+    max_epochs: stop (checkpointed, resumable) after this many epochs of this call; the returned
+        summary then has "finished": False and summary.json is not written.
+    """
+    from deep.data import load_dataset
+
+    out = Path(out)
+    config = config_module.validate(config)
+    device = config["device"]
+    resolve_device(device)
+    torch.manual_seed(config["seed"])
+    if dataset is None:
+        dataset = load_dataset(config["dataset"], config["data_root"], download=download, seed=config["seed"])
+    train_set, test_set = training_images(dataset, config).to(device), dataset.test.to(device)
+    batch = config["batch_size"]
+    if batch > len(train_set.images):
+        raise ValueError(f"batch_size={batch} is larger than the training set ({len(train_set.images)} images)")
+    in_channels, num_classes = train_set.images.shape[1], len(dataset.classes)
+    mean, std = dataset.mean, dataset.std
+
+    method = build_method(config, in_channels, num_classes).to(device)
+    memory_format = torch.channels_last if config["channels_last"] else torch.contiguous_format
+    method = method.to(memory_format=memory_format)
+    optimizer = build_optimizer(method, config)
+    generator = torch.Generator(device=device).manual_seed(config["seed"])
+    autocast = autocast_factory(device, config["precision"])
+
+    steps_per_epoch = len(train_set.images) // batch  # the last incomplete batch is dropped
+    total_steps = steps_per_epoch * config["epochs"]
+    warmup_steps = round(config["warmup_epochs"] * steps_per_epoch)
+    view_configs = augment.BYOL_VIEWS[:method.VIEWS]
+    has_snapshots = method.predictor_snapshot() is not None
+    snapshots = set(snapshot_steps(total_steps, config.get("snapshots", 0))) if has_snapshots else set()
+
+    if not resume and ((out / rundir.CONFIG).exists() or rundir.checkpoint_path(out).exists()):
+        raise ValueError(f"--out {out} already holds a run; continue it with --resume {out} or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    log = MetricsWriter(out)
+    progress = {"epoch": 0, "step": 0, "best_top1": -1.0, "best_epoch": 0, "last": None,
+                "seconds": 0.0, "train_seconds": 0.0, "images": 0, "metrics_bytes": 0}
+    if resume:
+        progress = _restore(out, config, method, optimizer, generator, log)
+    elif distributed.is_main():
+        log.truncate(0)
+        rundir.write_json(out / rundir.CONFIG, config)
+    dataset_info = {"in_channels": in_channels, "num_classes": num_classes, "classes": list(dataset.classes),
+                    "mean": [float(m) for m in mean], "std": [float(s) for s in std]}
+
+    if config["compile"]:
+        for module in method.modules():
+            if isinstance(module, ResNet18):
+                module.compile()
+
+    def snapshot(step: int, epoch: int):
+        def write(m):
+            state = _unwrap(m).predictor_snapshot()
+            rundir.write_snapshot(out, step, epoch, state["W_p"], state["F"])
+        return write if step in snapshots and distributed.is_main() else None
+
+    step = progress["step"]
+    epochs_this_call = 0
+    for epoch in range(progress["epoch"] + 1, config["epochs"] + 1):
+        epoch_start = time.perf_counter()
+        order = torch.randperm(len(train_set.images), generator=generator, device=generator.device).to(device)
+        losses = []
+        bar = tqdm(range(steps_per_epoch), desc=f"{config['method']} epoch {epoch}/{config['epochs']}",
+                   disable=None if distributed.is_main() else True, leave=False, dynamic_ncols=True)
+        interval_start, interval_images = time.perf_counter(), 0
+        for index in bar:
+            views, labels = batch_views(train_set, order[index * batch:(index + 1) * batch], view_configs,
+                                        generator, mean, std, memory_format)
+            lr = cosine_lr(step, total_steps, warmup_steps, peak_lr(config))
+            try:
+                loss = train_step(method, optimizer, views, labels, step, lr, autocast,
+                                  on_forward=snapshot(step, epoch - 1))
+            except NonFiniteLoss as err:
+                bar.close()
+                kept = (f"the last good checkpoint (epoch {progress['epoch']}) is kept in {out / 'checkpoint.pt'}"
+                        if progress["epoch"] else "no epoch had finished, so no checkpoint was written")
+                raise NonFiniteLoss(f"{err} (epoch {epoch}); training stopped, {kept}") from None
+            step += 1
+            losses.append(loss)
+            interval_images += batch
+            if step % config["log_every"] == 0:
+                elapsed = time.perf_counter() - interval_start
+                rate = interval_images / elapsed
+                log.append({"kind": "step", "step": step, "epoch": epoch, "loss": loss, "lr": lr, "img_per_s": rate})
+                bar.set_postfix(loss=f"{loss:.4f}", img_s=f"{rate:.0f}")
+                interval_start, interval_images = time.perf_counter(), 0
+        bar.close()
+        train_seconds = time.perf_counter() - epoch_start
+        metrics = evaluate(method, train_set, test_set, mean, std, num_classes, config, autocast, memory_format)
+        epoch_loss = float(distributed.all_reduce_mean(torch.tensor(np.mean(losses), device=device)))
+        seconds = time.perf_counter() - epoch_start
+        record = {"kind": "epoch", "epoch": epoch, "step": step, "loss": epoch_loss, **metrics,
+                  "seconds": seconds, "img_per_s": steps_per_epoch * batch / train_seconds}
+        log.append(record)
+        if metrics["knn_top1"] > progress["best_top1"]:
+            progress["best_top1"], progress["best_epoch"] = metrics["knn_top1"], epoch
+        progress.update(epoch=epoch, step=step, last=record, seconds=progress["seconds"] + seconds,
+                        train_seconds=progress["train_seconds"] + train_seconds,
+                        images=progress["images"] + steps_per_epoch * batch, metrics_bytes=log.size)
+        if distributed.is_main():
+            tqdm.write(f"epoch {epoch}/{config['epochs']}: loss {epoch_loss:.4f}  kNN top-1 {metrics['knn_top1']:.2f}% "
+                       f"top-5 {metrics['knn_top5']:.2f}%  std {metrics['std']:.3f}  "
+                       f"rank {metrics['effective_rank']:.1f}  {seconds:.0f}s")
+            save_checkpoint(_checkpoint_state(method, optimizer, generator, config, progress, dataset_info),
+                            rundir.checkpoint_path(out))
+        epochs_this_call += 1
+        if max_epochs is not None and epochs_this_call >= max_epochs and epoch < config["epochs"]:
+            return _summary(config, progress, finished=False)
+
+    if step in snapshots and distributed.is_main():  # the last snapshot: the state training ends in
+        snapshot(step, config["epochs"])(method)
+    summary = _summary(config, progress, finished=True)
+    if distributed.is_main():
+        rundir.write_json(out / rundir.SUMMARY, summary)
+    return summary
+
+
+class MetricsWriter(rundir.MetricsLog):
+    """The metrics log, written by the main process only."""
+
+    def append(self, record: dict) -> None:
+        if distributed.is_main():
+            super().append(record)
+
+
+def _summary(config: dict, progress: dict, finished: bool) -> dict:
+    last = progress["last"] or {}
+    return {
+        "method": config["method"],
+        "dataset": config["dataset"],
+        "epochs": progress["epoch"],
+        "finished": finished,
+        "knn_top1_last": last.get("knn_top1"),
+        "knn_top5_last": last.get("knn_top5"),
+        "knn_top1_best": progress["best_top1"] if progress["best_epoch"] else None,
+        "best_epoch": progress["best_epoch"],
+        "seconds": progress["seconds"],
+        "img_per_s": progress["images"] / progress["train_seconds"] if progress["train_seconds"] else None,
+        "device": _device_name(config["device"]),
+        "precision": config["precision"],
+    }
+
+
+def _device_name(device: str) -> str:
+    if device == "cuda":
+        return f"cuda ({torch.cuda.get_device_name()})"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def _unwrap(method):
+    """The method itself, also when wrapped (DistributedDataParallel keeps it in `.module`)."""
+    return getattr(method, "module", method)
+
+
+def _checkpoint_state(method, optimizer, generator, config, progress, dataset_info) -> dict:
+    state = {
+        "config": config,
+        "dataset_info": dataset_info,
+        "method": _unwrap(method).state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "generator": generator.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "progress": progress,
+    }
+    if config["device"] == "cuda":
+        state["cuda_rng"] = torch.cuda.get_rng_state()
+    return state
+
+
+# Keys that may differ between the run that wrote a checkpoint and the one resuming it.
+RESUMABLE_CHANGES = ("device", "data_root", "compile")
+
+
+def _restore(out: Path, config: dict, method, optimizer, generator, log) -> dict:
+    """Load RUN/checkpoint.pt into the fresh method, optimizer and generator; returns the progress."""
+    state = load_checkpoint(rundir.checkpoint_path(out), map_location=config["device"])
+    saved = {k: v for k, v in state["config"].items() if k not in RESUMABLE_CHANGES}
+    wanted = {k: v for k, v in config.items() if k not in RESUMABLE_CHANGES}
+    if saved != wanted:
+        changed = sorted(k for k in saved.keys() | wanted.keys() if saved.get(k) != wanted.get(k))
+        raise ValueError(f"{out / 'checkpoint.pt'} was written with a different config (differs in {changed})")
+    try:
+        _unwrap(method).load_state_dict(state["method"])
+        optimizer.load_state_dict(state["optimizer"])
+    except (RuntimeError, ValueError, KeyError) as err:
+        raise ValueError(f"{out / 'checkpoint.pt'} does not match the model its config builds: "
+                         f"{str(err).splitlines()[0]}") from None
+    generator.set_state(state["generator"].cpu())
+    torch.set_rng_state(state["torch_rng"].cpu())
+    if "cuda_rng" in state and config["device"] == "cuda":
+        torch.cuda.set_rng_state(state["cuda_rng"].cpu())
+    progress = state["progress"]
+    if distributed.is_main():
+        log.truncate(progress["metrics_bytes"])
+    return progress
+
+
+def load_method(run, device: str = "cpu"):
+    """The trained method of a run directory (eval mode) and its checkpoint's dataset info.
+
+    `method.backbone` is the ResNet-18 to evaluate; normalise inputs with info["mean"], info["std"].
+    """
+    state = load_checkpoint(rundir.checkpoint_path(run), map_location=device)
+    config = dict(state["config"], device=device)
+    info = state["dataset_info"]
+    method = build_method(config, info["in_channels"], info["num_classes"])
+    try:
+        method.load_state_dict(state["method"])
+    except RuntimeError as err:
+        raise ValueError(f"{run}: checkpoint does not match its config: {str(err).splitlines()[0]}") from None
+    return method.to(device).eval(), info

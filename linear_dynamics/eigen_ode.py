@@ -1,0 +1,101 @@
+"""Eigenvalue dynamics of the linear model (Eqs. 11–13), integrated for many modes at once.
+
+After the eigenspaces of W_p and F align (Thm 3), each mode j is three numbers: p_j (eigenvalue of
+W_p), s_j (eigenvalue of F = W X Wᵀ) and the target ratio τ (W_a = τW, assumption A1). With
+k = 1 + σ²:
+    dp/dt = α_p s (τ − k p) − η p                        (Eq. 11)
+    ds/dt = 2 p s (τ − k p) − 2η s                        (Eq. 12)
+    dτ/dt = β(1 − τ) − τ (ds/dt)/(2s)                     (Eq. 13)
+          = β(1 − τ) − τ [p(τ − k p) − η]                 (the same, without dividing by s)
+With a fixed τ (SimSiam: τ ≡ 1) Eq. 13 is switched off.
+
+Eq. 14 (appendix sign): s(t) − p(t)²/α_p = c e^{−2ηt}, c = s(0) − p(0)²/α_p, for any τ(t).
+
+Verdict rule: a mode has collapsed when s(t_end) ≤ collapse_tol. Near the origin s shrinks like
+e^{−2ηt} only, so with a small η the horizon must be long enough for a collapsing mode to get there.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from linear_dynamics.batched_rk import solve_batched
+from linear_dynamics.params import EigenParams, check_nonnegative, check_positive
+
+COLLAPSE_TOL = 1e-6
+
+
+def eigen_rhs(state: np.ndarray, params: EigenParams) -> np.ndarray:
+    """Right-hand side of Eqs. 11–13 for a (2 or 3, n) array of rows (p, s[, τ]); τ only with EMA."""
+    k = 1 + params.sigma2
+    p, s = state[0], state[1]
+    tau = state[2] if params.ema else params.tau
+    growth = p * (tau - k * p) - params.eta  # (ds/dt)/(2s)
+    dp = params.alpha_p * s * (tau - k * p) - params.eta * p
+    ds = 2 * s * growth
+    if not params.ema:
+        return np.stack([dp, ds])
+    return np.stack([dp, ds, params.beta * (1 - tau) - tau * growth])
+
+
+def parabola_offset(t, p0, s0, alpha_p: float, eta: float):
+    """c e^{−2ηt}, the predicted s(t) − p(t)²/α_p (Eq. 14 with the appendix's sign)."""
+    return (np.asarray(s0) - np.asarray(p0) ** 2 / alpha_p) * np.exp(-2 * eta * np.asarray(t))
+
+
+@dataclass(frozen=True)
+class EigenTrajectories:
+    """Solutions of Eqs. 11–13: arrays of shape (len(t), n_modes), one column per initial state."""
+
+    t: np.ndarray
+    p: np.ndarray
+    s: np.ndarray
+    tau: np.ndarray
+    params: EigenParams
+    collapse_tol: float = COLLAPSE_TOL
+
+    @property
+    def collapsed(self) -> np.ndarray:
+        """Boolean per mode: s(t_end) ≤ collapse_tol."""
+        return self.s[-1] <= self.collapse_tol
+
+    @property
+    def verdicts(self) -> list[str]:
+        return ["collapsed" if c else "non-collapsed" for c in self.collapsed]
+
+    @property
+    def final(self) -> dict[str, np.ndarray]:
+        return {"p": self.p[-1], "s": self.s[-1], "tau": self.tau[-1]}
+
+
+def integrate_eigen(p0, s0, params: EigenParams, t_end: float, tau0=None, n_save: int = 201,
+                    rtol: float = 1e-10, atol: float = 1e-12,
+                    collapse_tol: float = COLLAPSE_TOL) -> EigenTrajectories:
+    """Integrate Eqs. 11–13 for every initial state at once (one vectorised solver call).
+
+    p0, s0 (and tau0 with EMA, default 1 = W_a(0) = W(0)) are scalars or 1-D arrays, broadcast
+    together; s0 ≥ 0 since s is an eigenvalue of the PSD matrix F. The solution is saved at n_save
+    evenly spaced times from 0 to t_end.
+    """
+    check_positive("t_end", t_end)
+    check_positive("collapse_tol", collapse_tol)
+    if isinstance(n_save, bool) or not isinstance(n_save, int) or n_save < 2:
+        raise ValueError(f"n_save must be a whole number >= 2, got {n_save!r}")
+    if tau0 is not None and not params.ema:
+        raise ValueError("tau0: only with beta (EMA); with a fixed tau the ratio does not move")
+    initial = [np.asarray(p0, dtype=float), np.asarray(s0, dtype=float)]
+    if params.ema:
+        initial.append(np.asarray(1.0 if tau0 is None else tau0, dtype=float))
+    initial = [np.atleast_1d(a) for a in np.broadcast_arrays(*initial)]
+    for name, arr in zip(("p0", "s0", "tau0"), initial):
+        if arr.ndim != 1:
+            raise ValueError(f"{name} must be a scalar or a 1-D array, got shape {arr.shape}")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} must be finite (no NaN or inf)")
+    if np.any(initial[1] < 0):
+        raise ValueError("s0 must be >= 0 (an eigenvalue of F = W X Wᵀ)")
+    if params.ema and np.any(initial[2] < 0):
+        raise ValueError("tau0 must be >= 0")
+    t = np.linspace(0.0, t_end, n_save)
+    y = solve_batched(lambda state: eigen_rhs(state, params), np.stack(initial), t, rtol=rtol, atol=atol)
+    tau = y[:, 2] if params.ema else np.full_like(y[:, 0], params.tau)
+    return EigenTrajectories(t=t, p=y[:, 0], s=y[:, 1], tau=tau, params=params, collapse_tol=collapse_tol)

@@ -1,0 +1,114 @@
+"""Gradient flow of the matrix model (Eqs. 2–4) and the facts proved about it (Thms 1–3).
+
+Loss J = ½ E‖W_p W x1 − StopGrad(W_a x2)‖² with X = E[x̄x̄ᵀ] = I and X' = σ²I (assumption A2), so
+E[x1 x1ᵀ] = (1+σ²)I and E[x1 x2ᵀ] = I. With G = −W_p W (X + X') + W_a X:
+    dW_p/dt = α_p G Wᵀ − η W_p          (Eq. 2)
+    dW/dt   = W_pᵀ G − η W              (Eq. 3)
+    dW_a/dt = β (W − W_a)               (Eq. 4; SimSiam: W_a ≡ W)
+Without stop-gradient the target branch is W and J is differentiated through it too:
+    dW/dt = −(W_pᵀW_p + I) W X' − W̃_pᵀW̃_p W X − η W,  W̃_p = W_p − I   (Thm 2).
+"""
+import numpy as np
+from scipy.integrate import solve_ivp
+
+from linear_dynamics.params import LinearConfig
+from linear_dynamics.run import LinearRun
+
+
+def initial_state(config: LinearConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(W, W_p, W_a) at t = 0 from config.seed: W ~ N(0, 1/n1), W_p ~ N(0, init_scale_p²/n2), W_a = W.
+
+    The flow and SGD start from the same matrices, so their trajectories can be compared.
+    W_p is symmetrised for `symmetric_predictor` and is the identity without a predictor.
+    """
+    rng = np.random.default_rng(config.seed)
+    W = rng.normal(0.0, 1.0 / np.sqrt(config.n1), (config.n2, config.n1))
+    W_p = rng.normal(0.0, config.init_scale_p / np.sqrt(config.n2), (config.n2, config.n2))
+    if config.symmetric_predictor:
+        W_p = (W_p + W_p.T) / 2
+    if not config.predictor:
+        W_p = np.eye(config.n2)
+    return W, W_p, W.copy()
+
+
+def matrix_rhs(W: np.ndarray, W_p: np.ndarray, W_a: np.ndarray, config: LinearConfig):
+    """(dW/dt, dW_p/dt, dW_a/dt) of Eqs. 2–4 for the variant `config` describes."""
+    k = 1 + config.sigma2
+    target = W_a if config.ema else W
+    G = target - k * W_p @ W
+    if config.stop_grad:
+        dW = W_p.T @ G - config.eta * W
+    else:
+        W_tilde = W_p - np.eye(config.n2)
+        dW = -config.sigma2 * (W_p.T @ W_p + np.eye(config.n2)) @ W - W_tilde.T @ W_tilde @ W - config.eta * W
+    if config.predictor:
+        dW_p = config.alpha_p * G @ W.T - config.eta * W_p
+        if config.symmetric_predictor:
+            dW_p = (dW_p + dW_p.T) / 2  # projection onto symmetric matrices keeps A3 exact
+    else:
+        dW_p = np.zeros_like(W_p)
+    dW_a = config.beta * (W - W_a) if config.ema else dW
+    return dW, dW_p, dW_a
+
+
+def simulate_flow(config: LinearConfig, n_save: int = 201, rtol: float = 1e-10, atol: float = 1e-20) -> LinearRun:
+    """Integrate Eqs. 2–4 from `initial_state(config)` to config.t_end (scipy DOP853).
+
+    The tiny absolute tolerance keeps the error control relative while W collapses towards 0, so the
+    shape of a collapsing W (its asymmetry and commutator with W_p) stays accurate to the end.
+    """
+    if isinstance(n_save, bool) or not isinstance(n_save, int) or n_save < 2:
+        raise ValueError(f"n_save must be a whole number >= 2, got {n_save!r}")
+    W0, W_p0, W_a0 = initial_state(config)
+    shapes = [W0.shape, W_p0.shape, W_a0.shape]
+    sizes = [int(np.prod(s)) for s in shapes]
+
+    def unpack(y):
+        parts = np.split(y, np.cumsum(sizes)[:-1])
+        return [part.reshape(shape) for part, shape in zip(parts, shapes)]
+
+    def rhs(_, y):
+        return np.concatenate([d.ravel() for d in matrix_rhs(*unpack(y), config)])
+
+    t = np.linspace(0.0, config.t_end, n_save)
+    y0 = np.concatenate([W0.ravel(), W_p0.ravel(), W_a0.ravel()])
+    sol = solve_ivp(rhs, (0.0, config.t_end), y0, method="DOP853", t_eval=t, rtol=rtol, atol=atol)
+    if not sol.success:
+        raise FloatingPointError(f"the matrix flow failed: {sol.message}")
+    W, W_p, W_a = (np.stack(m) for m in zip(*(unpack(y) for y in sol.y.T)))
+    return LinearRun(t=t, W=W, W_p=W_p, W_a=W_a, config=config, method="flow")
+
+
+def balance(W: np.ndarray, W_p: np.ndarray, alpha_p: float) -> np.ndarray:
+    """W Wᵀ − α_p⁻¹ W_pᵀ W_p, which Thm 1 says equals e^{−2ηt} C along the flow (with stop-gradient)."""
+    return W @ W.T - W_p.T @ W_p / alpha_p
+
+
+def no_stopgrad_hessian(W_p: np.ndarray, eta: float, X: np.ndarray, X_aug: np.ndarray) -> np.ndarray:
+    """H = X' ⊗ (W_pᵀW_p + I) + X ⊗ W̃_pᵀW̃_p + ηI (Thm 2): without stop-gradient, d vec(W)/dt = −H vec(W).
+
+    vec stacks columns (vec(A W B) = (Bᵀ ⊗ A) vec(W)), i.e. `W.ravel(order="F")`. H ⪰ 0 whenever
+    X, X' ⪰ 0, so ‖W‖ can only shrink, and shrinks to 0 when H's smallest eigenvalue stays positive.
+    """
+    n2 = W_p.shape[0]
+    W_tilde = W_p - np.eye(n2)
+    return (np.kron(X_aug, W_p.T @ W_p + np.eye(n2)) + np.kron(X, W_tilde.T @ W_tilde)
+            + eta * np.eye(n2 * X.shape[0]))
+
+
+def alignment_K(F: np.ndarray, W_p: np.ndarray, alpha_p: float, eta: float, sigma2: float, tau: float) -> np.ndarray:
+    """K = (1+σ²)[(α_p/2) F + W_p² − τ/(1+σ²) W_p] + (3/2) η I (Thm 3).
+
+    Under A1–A3, d[F, W_p]/dt = −[F, W_p] K − K [F, W_p]: the commutator decays when K ≻ 0.
+    """
+    k = 1 + sigma2
+    return k * (alpha_p / 2 * F + W_p @ W_p - tau / k * W_p) + 1.5 * eta * np.eye(F.shape[0])
+
+
+def symmetric_predictor_fixed_point(F: np.ndarray, alpha_p: float, eta: float, sigma2: float, tau: float) -> np.ndarray:
+    """W_p = τ Λ[(1+σ²)Λ + (η/α_p) I]⁻¹ in F's eigenbasis (F = U Λ Uᵀ): where dW_p/dt = 0 for a
+    symmetric predictor commuting with F, W held fixed (SPEC §2, from Eq. 2 with W_a = τW)."""
+    values, U = np.linalg.eigh(F)
+    denominator = (1 + sigma2) * values + eta / alpha_p
+    p = np.divide(tau * values, denominator, out=np.zeros_like(values), where=denominator != 0)
+    return U @ np.diag(p) @ U.T

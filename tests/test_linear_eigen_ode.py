@@ -1,0 +1,125 @@
+"""The vectorised eigen-ODE integrator: Eq. 14, the collapse basin, agreement with solve_ivp."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from scipy.integrate import solve_ivp
+
+from linear_dynamics.batched_rk import solve_batched
+from linear_dynamics.eigen_ode import eigen_rhs, integrate_eigen, parabola_offset
+from linear_dynamics.fixed_points import eta_critical, p_roots
+from linear_dynamics.params import EigenParams
+
+alpha_ps = st.floats(0.1, 5.0)
+sigma2s = st.floats(0.0, 1.0)
+
+
+@st.composite
+def eigen_params(draw):
+    alpha_p, eta, sigma2 = draw(alpha_ps), draw(st.floats(0.0, 0.5)), draw(sigma2s)
+    if draw(st.booleans()):
+        return EigenParams(alpha_p, eta, sigma2, beta=draw(st.floats(0.05, 5.0)))
+    return EigenParams(alpha_p, eta, sigma2, tau=draw(st.floats(0.2, 2.0)))
+
+
+@settings(max_examples=25, deadline=None)
+@given(eigen_params(), st.integers(0, 2**32 - 1))
+def test_eq14_invariant_holds_along_every_trajectory(params, seed):
+    """s − p²/α_p = c e^{−2ηt} (appendix sign) to 1e-8 relative, for fixed τ and for EMA."""
+    rng = np.random.default_rng(seed)
+    p0, s0 = rng.uniform(-1.5, 2.0, 64), rng.uniform(0.0, 2.0, 64)
+    tau0 = rng.uniform(0.0, 2.0, 64) if params.ema else None
+    traj = integrate_eigen(p0, s0, params, 30.0, tau0=tau0, n_save=61)
+    gap = traj.s - traj.p**2 / params.alpha_p - parabola_offset(traj.t[:, None], p0, s0, params.alpha_p, params.eta)
+    scale = np.maximum.reduce([np.abs(traj.s), traj.p**2 / params.alpha_p, np.broadcast_to(s0 + p0**2 / params.alpha_p, traj.s.shape)])
+    assert np.max(np.abs(gap) / scale) < 1e-8
+
+
+def test_main_text_sign_of_c_would_fail():
+    """The main text's c = p(0)²/α_p − s(0) does not describe the trajectories (SPEC §2)."""
+    params = EigenParams(1.0, 0.1, 0.0, tau=1.0)
+    traj = integrate_eigen(0.2, 0.9, params, 5.0, n_save=11)
+    flipped = -parabola_offset(traj.t, 0.2, 0.9, 1.0, 0.1)
+    assert np.max(np.abs(traj.s[:, 0] - traj.p[:, 0] ** 2 - flipped)) > 0.5
+
+
+@settings(max_examples=20, deadline=None)
+@given(alpha_ps, st.floats(0.1, 0.9), sigma2s, st.floats(0.5, 2.0), st.floats(0.05, 0.95))
+def test_collapse_matches_the_closed_form_basin_on_the_parabola(alpha_p, fraction, sigma2, tau, position):
+    """On s = p²/α_p with 0 < η < η*: below p₋ collapses, between p₋ and p₊ (and above) survives."""
+    eta = fraction * eta_critical(tau, sigma2)
+    p_minus, p_plus = p_roots(eta, tau, sigma2)
+    p0 = np.array([position * p_minus, p_minus + position * (p_plus - p_minus), p_plus * (1 + position), -position])
+    params = EigenParams(alpha_p, eta, sigma2, tau=tau)
+    traj = integrate_eigen(p0, p0**2 / alpha_p, params, 20 * np.log(1e6) / eta, n_save=2, rtol=1e-9)
+    assert traj.verdicts == ["collapsed", "non-collapsed", "non-collapsed", "collapsed"]
+    np.testing.assert_allclose(traj.p[-1, 1:3], p_plus, rtol=1e-5)
+
+
+def test_too_large_weight_decay_collapses_every_mode():
+    rng = np.random.default_rng(0)
+    params = EigenParams(1.0, 0.3, 0.0, tau=1.0)  # η* = 0.25
+    traj = integrate_eigen(rng.uniform(-1, 2, 200), rng.uniform(0, 2, 200), params, 200.0, n_save=2)
+    assert traj.collapsed.all()
+
+
+def test_ema_ratio_returns_to_one_at_the_non_collapsed_point():
+    params = EigenParams(1.0, 0.05, 0.2, beta=0.5)
+    traj = integrate_eigen([0.1, 0.3], [0.5, 0.4], params, 300.0, tau0=[1.0, 0.5])
+    np.testing.assert_allclose(traj.tau[-1], 1.0, atol=1e-6)
+    np.testing.assert_allclose(traj.p[-1], p_roots(0.05, 1.0, 0.2)[1], rtol=1e-6)
+    assert traj.verdicts == ["non-collapsed", "non-collapsed"]
+
+
+def test_fixed_tau_is_constant_and_simsiam_matches_ema_started_at_its_fixed_point():
+    """With τ(0) = 1 and β → large, EMA keeps τ ≈ 1, i.e. the SimSiam dynamics."""
+    fixed = integrate_eigen(0.1, 0.5, EigenParams(1.0, 0.05, 0.0, tau=1.0), 20.0)
+    ema = integrate_eigen(0.1, 0.5, EigenParams(1.0, 0.05, 0.0, beta=1e4), 20.0, rtol=1e-8)
+    assert np.all(fixed.tau == 1.0)
+    np.testing.assert_allclose(ema.p, fixed.p, atol=1e-3)
+
+
+def test_vectorised_solution_matches_solve_ivp_per_mode():
+    rng = np.random.default_rng(3)
+    params = EigenParams(1.5, 0.02, 0.3, beta=0.7)
+    p0, s0, tau0 = rng.uniform(-1, 2, 20), rng.uniform(0, 2, 20), rng.uniform(0.5, 1.5, 20)
+    traj = integrate_eigen(p0, s0, params, 50.0, tau0=tau0, n_save=6)
+    for j in range(20):
+        ref = solve_ivp(lambda _, y: eigen_rhs(y, params), (0, 50.0), [p0[j], s0[j], tau0[j]], t_eval=traj.t,
+                        method="DOP853", rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(np.stack([traj.p[:, j], traj.s[:, j], traj.tau[:, j]]), ref.y, atol=1e-7)
+
+
+def test_batched_solver_on_a_linear_system_with_known_solution():
+    """y' = A y for a rotation-decay per column; exact solution e^{At} y0 at every save time."""
+    rates = np.array([0.1, 1.0, 5.0])
+
+    def rhs(y):
+        return np.stack([-rates * y[0] + y[1], -y[0] - rates * y[1]])
+
+    t = np.array([0.0, 0.0, 0.3, 1.0, 1.0, 4.0])
+    y0 = np.ones((2, 3))
+    out = solve_batched(rhs, y0, t)
+    decay = np.exp(-rates * t[:, None])
+    exact = np.stack([decay * (np.cos(t)[:, None] + np.sin(t)[:, None]),
+                      decay * (np.cos(t)[:, None] - np.sin(t)[:, None])], axis=1)
+    np.testing.assert_allclose(out, exact, rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    (dict(alpha_p=-1.0, eta=0.1, tau=1.0), "alpha_p"), (dict(alpha_p=1.0, eta=-0.1, tau=1.0), "eta"),
+    (dict(alpha_p=1.0, eta=0.1, sigma2=-0.5, tau=1.0), "sigma2"), (dict(alpha_p=1.0, eta=0.1, tau=-1.0), "tau"),
+    (dict(alpha_p=1.0, eta=0.1, beta=0.0), "beta"), (dict(alpha_p=1.0, eta=0.1), "tau"),
+    (dict(alpha_p=1.0, eta=0.1, tau=1.0, beta=1.0), "exactly one"), (dict(alpha_p=1.0, eta=float("nan"), tau=1.0), "eta"),
+])
+def test_bad_eigen_params(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        EigenParams(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    (dict(p0=0.1, s0=-1.0, t_end=1.0), "s0"), (dict(p0=float("nan"), s0=1.0, t_end=1.0), "p0"),
+    (dict(p0=0.1, s0=1.0, t_end=0.0), "t_end"), (dict(p0=0.1, s0=1.0, t_end=1.0, tau0=1.0), "tau0"),
+])
+def test_bad_initial_states(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        integrate_eigen(params=EigenParams(1.0, 0.1, tau=1.0), **kwargs)

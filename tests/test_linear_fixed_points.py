@@ -1,0 +1,196 @@
+"""Closed forms of the fixed points (Eqs. 11–12) against sympy's solve and numerical root finding."""
+import numpy as np
+import pytest
+import sympy as sp
+from hypothesis import assume, given, settings, strategies as st
+from scipy.optimize import root
+
+from linear_dynamics.eigen_ode import eigen_rhs, integrate_eigen
+from linear_dynamics.fixed_points import (collapses_closed_form, eta_critical, fixed_point_reached, fixed_points,
+                                          jacobian, p_roots, parabola_velocity, regime)
+from linear_dynamics.params import EigenParams
+
+alpha_ps = st.floats(0.05, 10.0)
+taus = st.floats(0.1, 3.0)
+sigma2s = st.floats(0.0, 2.0)
+fractions = st.floats(0.02, 0.98)  # η as a fraction of η*
+
+
+@pytest.fixture(scope="module")
+def sympy_solution():
+    """Fixed points and Jacobian eigenvalues from sympy, as numeric functions of (α_p, η, k, τ)."""
+    p, s = sp.symbols("p s", real=True)
+    a, e, k, t = sp.symbols("alpha eta k tau", positive=True)
+    f = a * s * (t - k * p) - e * p
+    g = 2 * p * s * (t - k * p) - 2 * e * s
+    solutions = sp.solve([f, g], [p, s], dict=True)
+    jac = sp.Matrix([f, g]).jacobian([p, s])
+    points = [sp.lambdify((a, e, k, t), (sol[p], sol[s])) for sol in solutions]
+    eigen = [sp.lambdify((a, e, k, t), list(jac.subs(sol).eigenvals(multiple=True))) for sol in solutions]
+    return points, eigen
+
+
+def _rhs(y, alpha_p, eta, sigma2, tau):
+    return eigen_rhs(np.asarray(y, dtype=float).reshape(2, -1), EigenParams(alpha_p, eta, sigma2, tau=tau)).ravel()
+
+
+@settings(max_examples=40, deadline=None)
+@given(alpha_ps, fractions, sigma2s, taus)
+def test_fixed_points_match_sympy_solve(sympy_solution, alpha_p, fraction, sigma2, tau):
+    eta = fraction * eta_critical(tau, sigma2)
+    points, eigen = sympy_solution
+    args = (alpha_p, eta, 1 + sigma2, tau)
+    theirs = []
+    for point, values in zip(points, eigen):
+        p, s = (complex(v) for v in point(*args))
+        values = [complex(v) for v in values(*args)]
+        assert max(abs(p.imag), abs(s.imag), *(abs(v.imag) for v in values)) < 1e-9  # real below η*
+        theirs.append((p.real, s.real, sorted(v.real for v in values)))
+    ours = [(fp.p, fp.s, list(fp.eigenvalues)) for fp in fixed_points(alpha_p, eta, sigma2, tau).fixed_points]
+    assert len(ours) == len(theirs) == 3
+    for (p, s, values), (p_ref, s_ref, values_ref) in zip(sorted(ours), sorted(theirs)):
+        assert p == pytest.approx(p_ref, rel=1e-7, abs=1e-10)
+        assert s == pytest.approx(s_ref, rel=1e-7, abs=1e-10)
+        np.testing.assert_allclose(values, values_ref, rtol=1e-7, atol=1e-10)
+
+
+@settings(max_examples=30, deadline=None)
+@given(alpha_ps, st.floats(0.02, 3.0), sigma2s, taus)
+def test_fixed_points_match_numerical_root_finding(alpha_p, fraction, sigma2, tau):
+    """Every root scipy finds from a grid of starts is one of ours, and each of ours is found."""
+    eta = fraction * eta_critical(tau, sigma2)
+    ours = fixed_points(alpha_p, eta, sigma2, tau).fixed_points
+    scale_p, scale_s = tau / (1 + sigma2), (tau / (1 + sigma2)) ** 2 / alpha_p
+    found = []
+    for p0 in np.linspace(-0.5, 1.5, 9) * scale_p:
+        for s0 in np.linspace(0, 1.5, 7) * scale_s:
+            sol = root(_rhs, [p0, s0], args=(alpha_p, eta, sigma2, tau), jac=lambda y, *a: jacobian(*y, *a), tol=1e-14)
+            if sol.success and np.abs(_rhs(sol.x, alpha_p, eta, sigma2, tau)).max() < 1e-12:
+                found.append(sol.x)
+    assert found
+    for x in found:
+        distances = [abs(x[0] - fp.p) / scale_p + abs(x[1] - fp.s) / scale_s for fp in ours]
+        assert min(distances) < 1e-6, (x, ours)
+    for fp in ours:
+        assert min(abs(x[0] - fp.p) / scale_p + abs(x[1] - fp.s) / scale_s for x in found) < 1e-6
+
+
+@settings(max_examples=40, deadline=None)
+@given(alpha_ps, fractions, sigma2s, taus)
+def test_stability_and_eigenvalues(alpha_p, fraction, sigma2, tau):
+    eta = fraction * eta_critical(tau, sigma2)
+    k = 1 + sigma2
+    report = fixed_points(alpha_p, eta, sigma2, tau)
+    points = {fp.name: fp for fp in report.fixed_points}
+    assert report.regime == "moderate"
+    assert points["collapse"].stable and points["p+"].stable and not points["p-"].stable
+    np.testing.assert_allclose(points["collapse"].eigenvalues, [-2 * eta, -eta], rtol=1e-12)
+    for name in ("p-", "p+"):
+        fp = points[name]
+        assert fp.s == pytest.approx(fp.p**2 / alpha_p, rel=1e-12)
+        np.testing.assert_allclose(sorted(fp.eigenvalues), sorted([-2 * eta, eta - k * fp.p**2]), rtol=1e-7, atol=1e-12)
+        step = 1e-6 * max(1.0, fp.p)  # the analytic Jacobian against central differences
+        numeric = np.column_stack([(_rhs([fp.p + dp, fp.s + ds], alpha_p, eta, sigma2, tau)
+                                    - _rhs([fp.p - dp, fp.s - ds], alpha_p, eta, sigma2, tau)) / (2 * step)
+                                   for dp, ds in ((step, 0), (0, step))])
+        np.testing.assert_allclose(jacobian(fp.p, fp.s, alpha_p, eta, sigma2, tau), numeric, rtol=1e-5, atol=1e-7)
+
+
+@given(alpha_ps, st.floats(1.01, 20.0), sigma2s, taus)
+def test_too_large_weight_decay_leaves_only_the_origin(alpha_p, factor, sigma2, tau):
+    report = fixed_points(alpha_p, factor * eta_critical(tau, sigma2), sigma2, tau)
+    assert report.regime == "too-large"
+    assert [(fp.name, fp.p, fp.s, fp.stable) for fp in report.fixed_points] == [("collapse", 0.0, 0.0, True)]
+
+
+def test_fixed_points_merge_at_the_critical_weight_decay():
+    report = fixed_points(1.0, 0.25, 0.0, 1.0)
+    assert report.regime == "moderate"
+    merged = [fp for fp in report.fixed_points if fp.name == "p-=p+"]
+    assert len(merged) == 1 and merged[0].p == pytest.approx(0.5)
+    assert not merged[0].stable  # a saddle-node: one eigenvalue is 0
+    assert max(merged[0].eigenvalues) == pytest.approx(0.0, abs=1e-12)
+
+
+@given(taus, sigma2s, alpha_ps, alpha_ps)
+def test_eta_critical_does_not_depend_on_alpha_p(tau, sigma2, a1, a2):
+    eta = eta_critical(tau, sigma2)
+    assert fixed_points(a1, eta, sigma2, tau).eta_critical == fixed_points(a2, eta, sigma2, tau).eta_critical == eta
+    assert eta == pytest.approx(tau**2 / (4 * (1 + sigma2)))
+
+
+@given(taus, sigma2s, fractions, st.floats(1.01, 1.5))
+def test_p_minus_grows_with_eta_and_shrinks_with_tau(tau, sigma2, fraction, factor):
+    eta = fraction * eta_critical(tau, sigma2) / factor
+    p_minus = p_roots(eta, tau, sigma2)[0]
+    assert p_roots(eta * factor, tau, sigma2)[0] > p_minus
+    assert p_roots(eta, tau * factor, sigma2)[0] < p_minus
+
+
+@given(alpha_ps, sigma2s, taus, st.floats(-3, 3), st.floats(0, 3))
+def test_no_weight_decay_has_two_lines_of_fixed_points(alpha_p, sigma2, tau, p, s):
+    report = fixed_points(alpha_p, 0.0, sigma2, tau)
+    assert report.regime == "no-weight-decay" and report.fixed_points == ()
+    lines = {line.name: line for line in report.fixed_lines}
+    assert lines["collapse"].s == 0.0 and lines["non-collapsed"].p == pytest.approx(tau / (1 + sigma2))
+    np.testing.assert_allclose(_rhs([p, 0.0], alpha_p, 0.0, sigma2, tau), 0.0, atol=1e-12)
+    np.testing.assert_allclose(_rhs([tau / (1 + sigma2), s], alpha_p, 0.0, sigma2, tau), 0.0, atol=1e-12)
+    as_dict = report.to_dict()
+    assert {"regime", "eta_critical", "fixed_points", "fixed_lines"} <= set(as_dict)
+
+
+def test_regime_names():
+    assert regime(0.0) == "no-weight-decay"
+    assert regime(0.25) == "moderate"
+    assert regime(0.2501) == "too-large"
+    assert "fixed_lines" not in fixed_points(1.0, 0.1).to_dict()
+
+
+@settings(max_examples=30, deadline=None)
+@given(alpha_ps, fractions, sigma2s, taus)
+def test_parabola_velocity_vanishes_at_the_fixed_points(alpha_p, fraction, sigma2, tau):
+    eta = fraction * eta_critical(tau, sigma2)
+    p_minus, p_plus = p_roots(eta, tau, sigma2)
+    np.testing.assert_allclose(parabola_velocity([0.0, p_minus, p_plus], alpha_p, eta, sigma2, tau), 0.0, atol=1e-12)
+    between = (p_minus + p_plus) / 2
+    assert parabola_velocity(between, alpha_p, eta, sigma2, tau) > 0 > parabola_velocity(p_minus / 2, alpha_p, eta, sigma2, tau)
+
+
+def test_closed_form_basin_at_zero_weight_decay_agrees_with_integration():
+    """η = 0: the conserved offset c decides collapse; check against the ODE away from the boundaries."""
+    rng = np.random.default_rng(1)
+    alpha_p, tau, sigma2 = 0.8, 1.0, 0.25
+    p0, s0 = rng.uniform(-1.5, 2.5, 600), rng.uniform(0.0, 2.0, 600)
+    c = s0 - p0**2 / alpha_p
+    k = 1 + sigma2
+    clear = (np.abs(c) > 0.05) & (np.abs(c + (tau / k) ** 2 / alpha_p) > 0.05) & (np.abs(p0) > 0.05)
+    predicted = collapses_closed_form(p0[clear], s0[clear], alpha_p, 0.0, sigma2, tau)
+    observed = integrate_eigen(p0[clear], s0[clear], EigenParams(alpha_p, 0.0, sigma2, tau=tau), 2000.0,
+                               n_save=2, rtol=1e-8).collapsed
+    assert predicted.any() and not predicted.all()
+    np.testing.assert_array_equal(predicted, observed)
+
+
+def test_closed_form_basin_refuses_off_parabola_states_in_the_moderate_regime():
+    with pytest.raises(ValueError, match="parabola"):
+        collapses_closed_form(0.5, 1.0, 1.0, 0.1)
+    assert collapses_closed_form([0.5, 2.0], [1.0, 0.1], 1.0, 0.3).all()  # η > η*: always
+
+
+def test_fixed_point_reached_names_points_and_lines():
+    assert fixed_point_reached(0.0, 0.0, 1.0, 0.1) == "collapse"
+    p_plus = p_roots(0.1)[1]
+    assert fixed_point_reached(p_plus, p_plus**2, 1.0, 0.1) == "p+"
+    assert fixed_point_reached(0.5, 0.3, 1.0, 0.1) is None
+    assert fixed_point_reached(1.0, 0.7, 1.0, 0.0) == "non-collapsed"
+    assert fixed_point_reached(-0.4, 0.0, 1.0, 0.0) == "collapse"
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    (dict(alpha_p=0.0, eta=0.1), "alpha_p"), (dict(alpha_p=1.0, eta=-0.1), "eta"),
+    (dict(alpha_p=1.0, eta=0.1, sigma2=-1.0), "sigma2"), (dict(alpha_p=1.0, eta=0.1, tau=-1.0), "tau"),
+    (dict(alpha_p=float("nan"), eta=0.1), "alpha_p"), (dict(alpha_p=1.0, eta=float("inf")), "eta"),
+])
+def test_bad_parameters_name_the_field(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        fixed_points(**kwargs)
