@@ -293,11 +293,11 @@ def deep_h5(runs, sigma2: float) -> list:
 
 
 def knob_groups(runs, knob: str) -> list:
-    """Runs with a predictor that agree on every config key except `knob` and BOOKKEEPING_KEYS,
-    in groups with at least two values of the knob; each group sorted by the knob."""
+    """Runs with a predictor and at least one completed epoch that agree on every config key except
+    `knob` and BOOKKEEPING_KEYS, in groups with at least two values of the knob, sorted by the knob."""
     groups = {}
     for run in runs:
-        if not _has_predictor(run) or knob not in run.config:
+        if not _has_predictor(run) or knob not in run.config or not len(run.epochs["epoch"]):
             continue
         key = tuple(sorted((k, repr(val)) for k, val in run.config.items() if k != knob and k not in BOOKKEEPING_KEYS))
         groups.setdefault(key, []).append(run)
@@ -344,7 +344,7 @@ def deep_h7(runs) -> list:
     by > KNN_TOL and nothing is violated; inconclusive otherwise."""
     out = []
     for group in knob_groups(runs, "ema"):
-        epochs = min(int(r.epochs["epoch"][-1]) for r in group if len(r.epochs["epoch"]))
+        epochs = min(int(r.epochs["epoch"][-1]) for r in group)
         early = max(1, math.ceil(epochs / 4))
         knn = [_knn_at(r, early) for r in group]
         ordered, _ = _collapse_monotone(group, "ema")

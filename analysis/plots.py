@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from analysis.trajectory import PredictorTrajectory  # noqa: E402
 from analysis.verdicts import COLLAPSED_RANK, COLLAPSED_STD  # noqa: E402
@@ -61,6 +62,7 @@ def predictor_panels(traj: PredictorTrajectory, out_dir: Path, title: str, stem:
     axes[1].set_xlabel("index j (largest first)")
     axes[2].set_xlabel("eigenvector $u_j$ of F (largest eigenvalue first)")
     for ax in axes[:3]:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize=8)
     axes[3].plot(traj.step, traj.asymmetry, "o-", label="asymmetry $\\|W_p-W_p^T\\|/\\|W_p\\|$")
     axes[3].plot(traj.step, traj.relative_commutator, "s-", label="$\\|[F,W_p]\\|/(\\|F\\|\\|W_p\\|)$")

@@ -215,9 +215,9 @@ def _resized_crop(x: torch.Tensor, boxes: torch.Tensor, flip: torch.Tensor, out_
 
 
 def _luma(x: torch.Tensor) -> torch.Tensor:
-    """B×1×H×W grayscale of a B×3×H×W image (one matrix product over the channels)."""
-    weights = torch.tensor(LUMA, dtype=x.dtype, device=x.device)
-    return torch.matmul(weights, x.flatten(2)).view(x.shape[0], 1, *x.shape[2:])
+    """B×1×H×W grayscale of a B×3×H×W image."""
+    r, g, b = x.unbind(dim=1)
+    return (LUMA[0] * r).add_(g, alpha=LUMA[1]).add_(b, alpha=LUMA[2]).unsqueeze(1)
 
 
 def _blend_(x: torch.Tensor, other: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
@@ -248,13 +248,13 @@ def _rotate_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     """
     r, g, b = x.unbind(dim=1)
     minimum = torch.minimum(torch.minimum(r, g), b)
-    chroma = torch.maximum(torch.maximum(r, g), b).sub_(minimum)
-    excess = (g + b).sub_(r).sub_(minimum).div_(chroma.clamp_min(1e-12))  # 0 where C = 0
-    hue = torch.copysign(excess.neg_().add_(2), g - b).neg_().add_(3 + 6 * shift)
-    hue.sub_(hue.div(6).floor_().mul_(6))  # back into [0, 6)
+    chroma = torch.maximum(torch.maximum(r, g), b) - minimum
+    excess = (g + b - r - minimum) / chroma.clamp_min(1e-12)  # 0 where C = 0
+    hue = 3 - torch.copysign(2 - excess, g - b) + 6 * shift
+    hue -= 6 * torch.floor(hue / 6)  # back into [0, 6)
     out = torch.empty_like(x)
     for channel, centre in enumerate((3.0, 5.0, 1.0)):
-        level = (hue - centre).abs_().sub_(3).abs_().neg_().add_(2).clamp_(0, 1)  # clip(d − 1, 0, 1)
+        level = (2 - ((hue - centre).abs() - 3).abs()).clamp_(0, 1)  # clip(d − 1, 0, 1)
         torch.addcmul(minimum, chroma, level, out=out[:, channel])
     return out
 
@@ -265,9 +265,8 @@ def _color_jitter_(x: torch.Tensor, factors: torch.Tensor, applied: torch.Tensor
     factors = torch.where(applied[:, None], factors.to(x.dtype), identity)[:, :, None, None, None]
     brightness, contrast, saturation, hue = factors.unbind(dim=1)  # each B×1×1×1
     x.mul_(brightness).clamp_(0, 1)  # blending with black
-    channel_means = x.mean(dim=(2, 3))
-    gray_mean = channel_means @ torch.tensor(LUMA, dtype=x.dtype, device=x.device) if x.shape[1] == 3 else channel_means[:, 0]
-    _blend_(x, gray_mean[:, None, None, None], contrast)  # contrast blends with the image's mean gray
+    gray_mean = (_luma(x) if x.shape[1] == 3 else x).mean(dim=(1, 2, 3), keepdim=True)
+    _blend_(x, gray_mean, contrast)  # contrast blends with the image's mean gray
     if x.shape[1] == 1:  # saturation and hue need colour
         return x
     _blend_(x, _luma(x), saturation)

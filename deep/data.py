@@ -112,7 +112,7 @@ def data_root_candidates(name: str) -> tuple[Path, ...]:
         candidates.append(_repo_dir().parent / "shared" / "data" / "cifar10-jpeg.zip")
     elif name == "fashion-mnist":
         candidates.append(DEBIAN_FASHION_MNIST)
-    candidates.append(Path("data"))
+    candidates.append(Path("data").absolute())
     return tuple(candidates)
 
 
@@ -188,7 +188,7 @@ def load_dataset(name: str, root: str | Path | None = None, *, cache_dir: Path |
     if found is None:
         if not download:
             raise _not_found(name, looked)
-        found = _download(name, Path(root or os.environ.get("SSLDYN_DATA") or "data"))
+        found = _download(name, Path(root or os.environ.get("SSLDYN_DATA") or looked[-1]))
     layout, path = found
     return _cached(name, layout, path, _cache_dir(cache_dir))
 

@@ -11,6 +11,12 @@ With a fixed τ (SimSiam: τ ≡ 1) Eq. 13 is switched off.
 
 Eq. 14 (appendix sign): s(t) − p(t)²/α_p = c e^{−2ηt}, c = s(0) − p(0)²/α_p, for any τ(t).
 
+With EMA, Eq. 13 is singular where the mode of W passes through zero: for p < 0 the term −pτ² makes
+τ = W_a/W blow up in finite time. The integrator therefore follows the same dynamics in the mode's
+own coordinates, w (s = w²) and a = τw (the target's component), where nothing is singular:
+    dp/dt = α_p w (a − k p w) − η p,  dw/dt = p (a − k p w) − η w,  da/dt = β (w − a)   (Eq. 4),
+which give back Eqs. 11–13 wherever w ≠ 0 (s = w², τ = a/w).
+
 Verdict rule: a mode has collapsed when s(t_end) ≤ collapse_tol. Near the origin s shrinks like
 e^{−2ηt} only, so with a small η the horizon must be long enough for a collapsing mode to get there.
 """
@@ -35,6 +41,14 @@ def eigen_rhs(state: np.ndarray, params: EigenParams) -> np.ndarray:
     if not params.ema:
         return np.stack([dp, ds])
     return np.stack([dp, ds, params.beta * (1 - tau) - tau * growth])
+
+
+def ema_mode_rhs(state: np.ndarray, params: EigenParams) -> np.ndarray:
+    """Eqs. 11–13 with EMA in the regular coordinates (p, w, a) of one mode: s = w², τ = a/w."""
+    k = 1 + params.sigma2
+    p, w, a = state
+    drive = a - k * p * w  # s(τ − kp)/w: the target minus the prediction along this mode
+    return np.stack([params.alpha_p * w * drive - params.eta * p, p * drive - params.eta * w, params.beta * (w - a)])
 
 
 def parabola_offset(t, p0, s0, alpha_p: float, eta: float):
@@ -73,8 +87,8 @@ def integrate_eigen(p0, s0, params: EigenParams, t_end: float, tau0=None, n_save
     """Integrate Eqs. 11–13 for every initial state at once (one vectorised solver call).
 
     p0, s0 (and tau0 with EMA, default 1 = W_a(0) = W(0)) are scalars or 1-D arrays, broadcast
-    together; s0 ≥ 0 since s is an eigenvalue of the PSD matrix F. The solution is saved at n_save
-    evenly spaced times from 0 to t_end.
+    together; s0 ≥ 0 since s is an eigenvalue of the PSD matrix F (> 0 with EMA, where τ = W_a/W
+    needs W ≠ 0). The solution is saved at n_save evenly spaced times from 0 to t_end.
     """
     check_positive("t_end", t_end)
     check_positive("collapse_tol", collapse_tol)
@@ -93,9 +107,17 @@ def integrate_eigen(p0, s0, params: EigenParams, t_end: float, tau0=None, n_save
             raise ValueError(f"{name} must be finite (no NaN or inf)")
     if np.any(initial[1] < 0):
         raise ValueError("s0 must be >= 0 (an eigenvalue of F = W X Wᵀ)")
-    if params.ema and np.any(initial[2] < 0):
-        raise ValueError("tau0 must be >= 0")
     t = np.linspace(0.0, t_end, n_save)
-    y = solve_batched(lambda state: eigen_rhs(state, params), np.stack(initial), t, rtol=rtol, atol=atol)
-    tau = y[:, 2] if params.ema else np.full_like(y[:, 0], params.tau)
-    return EigenTrajectories(t=t, p=y[:, 0], s=y[:, 1], tau=tau, params=params, collapse_tol=collapse_tol)
+    if not params.ema:
+        y = solve_batched(lambda state: eigen_rhs(state, params), np.stack(initial), t, rtol=rtol, atol=atol)
+        return EigenTrajectories(t=t, p=y[:, 0], s=y[:, 1], tau=np.full_like(y[:, 0], params.tau),
+                                 params=params, collapse_tol=collapse_tol)
+    p0, s0, tau0 = initial
+    if np.any(s0 <= 0):
+        raise ValueError("s0 must be > 0 with beta (tau = W_a/W is undefined where W = 0)")
+    if np.any(tau0 < 0):
+        raise ValueError("tau0 must be >= 0")
+    w0 = np.sqrt(s0)
+    y = solve_batched(lambda state: ema_mode_rhs(state, params), np.stack([p0, w0, tau0 * w0]), t, rtol=rtol, atol=atol)
+    p, w, a = y[:, 0], y[:, 1], y[:, 2]
+    return EigenTrajectories(t=t, p=p, s=w**2, tau=a / w, params=params, collapse_tol=collapse_tol)

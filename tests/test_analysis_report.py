@@ -78,3 +78,14 @@ def test_cli_text(tmp_path, capsys):
     assert main(["analyze", str(run)]) == 0
     out = capsys.readouterr().out
     assert "H3: fails" in out and "H4: fails" in out and "analysis.md" in out
+
+
+def test_cli_json_is_strict_when_a_quantity_was_not_logged(tmp_path, capsys):
+    run = write_run(tmp_path / "noknn", aligning_predictors(3), knn=np.full(8, np.nan))
+    assert main(["analyze", str(run), "--json"]) == 0
+
+    def refuse(constant):
+        raise AssertionError(f"non-standard JSON constant {constant}")
+
+    result = json.loads(capsys.readouterr().out, parse_constant=refuse)
+    assert result["collapse"]["knn_top1_last"] is None and result["collapse"]["knn_top1_best"] is None

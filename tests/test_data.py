@@ -305,11 +305,12 @@ def test_missing_data_says_where_it_looked_and_how_to_get_it(tmp_path, monkeypat
 def test_resolution_order_is_env_then_usual_place_then_dot_data(tmp_path, monkeypatch):
     repo = tmp_path / "checkout" / "repo"
     monkeypatch.setattr(data, "_repo_dir", lambda: repo)
+    dot_data = tmp_path / "work" / "data"  # the fixture's working dir
     assert data_root_candidates("cifar10") == (tmp_path / "checkout" / "shared" / "data" / "cifar10-jpeg.zip",
-                                               Path("data"))
-    assert data_root_candidates("fashion-mnist") == (data.DEBIAN_FASHION_MNIST, Path("data"))
-    write_cifar_batches(Path("data") / "cifar-10-batches-py")  # ./data, relative to the working dir
-    assert default_data_root("cifar10") == Path("data")
+                                               dot_data)
+    assert data_root_candidates("fashion-mnist") == (data.DEBIAN_FASHION_MNIST, dot_data)
+    write_cifar_batches(dot_data / "cifar-10-batches-py")
+    assert default_data_root("cifar10") == dot_data
     write_image_folder(tmp_path / "checkout" / "shared" / "data" / "folder", ["a", "b"], per_class=1)
     zip_folder(tmp_path / "checkout" / "shared" / "data" / "folder", data_root_candidates("cifar10")[0])
     assert default_data_root("cifar10") == data_root_candidates("cifar10")[0]

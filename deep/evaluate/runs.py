@@ -44,7 +44,11 @@ class TrainedRun:
 
     @property
     def memory_format(self) -> torch.memory_format:
-        return torch.channels_last if self.config["channels_last"] else torch.contiguous_format
+        """The run's layout on CUDA; always NCHW on the CPU, where torch 2.14.1's backward of a
+        channels_last strided 1×1 convolution (the ResNet shortcut) corrupts memory for odd batch sizes."""
+        if self.config["channels_last"] and self.device == "cuda":
+            return torch.channels_last
+        return torch.contiguous_format
 
 
 def load_run(run, device: str | None = None) -> TrainedRun:
@@ -70,9 +74,9 @@ def load_run(run, device: str | None = None) -> TrainedRun:
     except RuntimeError as err:
         raise ValueError(f"{path} does not match the network {run / rundir.CONFIG} describes: "
                          f"{str(err).splitlines()[0]}") from None
-    method = method.to(device).to(memory_format=torch.channels_last if config["channels_last"] else
-                                  torch.contiguous_format).eval()
-    return TrainedRun(run, config, method, info, int(state["progress"]["epoch"]), device)
+    trained = TrainedRun(run, config, method.to(device).eval(), info, int(state["progress"]["epoch"]), device)
+    trained.method.to(memory_format=trained.memory_format)
+    return trained
 
 
 def load_run_data(trained: TrainedRun, data_root: str | None = None) -> Dataset:

@@ -1,0 +1,147 @@
+"""The matrix model (Eqs. 2–4): verdicts, Thms 1–3, and agreement between the flow and real SGD."""
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from linear_dynamics.matrix_model import (alignment_K, balance, initial_state, matrix_rhs, no_stopgrad_hessian,
+                                          simulate_flow, symmetric_predictor_fixed_point)
+from linear_dynamics.params import LinearConfig
+from linear_dynamics.sgd import simulate_sgd
+
+VARIANTS = {
+    "simsiam": ({}, "non-collapsed"),
+    "byol-ema": ({"beta": 0.5}, "non-collapsed"),
+    "symmetric-predictor": ({"symmetric_predictor": True}, "non-collapsed"),
+    "no-stopgrad": ({"stop_grad": False}, "collapsed"),
+    "no-predictor": ({"predictor": False}, "collapsed"),
+    "no-predictor-byol": ({"predictor": False, "beta": 0.5}, "collapsed"),
+    "too-large-eta": ({"eta": 0.3}, "collapsed"),  # η* = 1/(4 · 1.5) = 1/6
+}
+SGD_TOLERANCE = 0.05  # max |‖W‖_sgd − ‖W‖_flow| / ‖W(0)‖ over the run, lr 0.01, batch 128
+
+
+@pytest.fixture(scope="module")
+def flows():
+    return {name: simulate_flow(replace(LinearConfig(), **changes)) for name, (changes, _) in VARIANTS.items()}
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_flow_verdicts(flows, name):
+    assert flows[name].verdict == VARIANTS[name][1]
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_sgd_follows_the_flow(flows, name):
+    """Real SGD (torch autograd on sampled data) reaches the same verdict and tracks ‖W(t)‖."""
+    flow = flows[name]
+    sgd = simulate_sgd(flow.config, batch=128, lr=0.01)
+    assert sgd.verdict == flow.verdict
+    np.testing.assert_allclose(sgd.t, flow.t)
+    assert np.max(np.abs(sgd.W_norm - flow.W_norm)) / flow.W_norm[0] < SGD_TOLERANCE
+
+
+def test_sgd_gap_shrinks_with_learning_rate_and_noise():
+    config = LinearConfig(t_end=20.0)
+    flow = simulate_flow(config)
+
+    def gap(lr, batch):
+        sgd = simulate_sgd(config, batch=batch, lr=lr)
+        return np.max(np.abs(sgd.W_norm - np.interp(sgd.t, flow.t, flow.W_norm))) / flow.W_norm[0]
+
+    assert gap(0.005, 1024) < 0.5 * gap(0.04, 64)
+
+
+@pytest.mark.parametrize("changes", [{}, {"beta": 0.3}, {"eta": 0.0}, {"alpha_p": 3.0, "eta": 0.05}])
+def test_balancing_invariant_thm1(changes):
+    """W Wᵀ − W_pᵀW_p/α_p = e^{−2ηt} C along the flow with stop-gradient (Thm 1)."""
+    run = simulate_flow(replace(LinearConfig(t_end=20.0), **changes), n_save=41)
+    config = run.config
+    C = balance(run.W[0], run.W_p[0], config.alpha_p)
+    for t, W, W_p in zip(run.t, run.W, run.W_p):
+        np.testing.assert_allclose(balance(W, W_p, config.alpha_p), np.exp(-2 * config.eta * t) * C,
+                                   atol=1e-8 * np.abs(C).max())
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.floats(0.0, 1.0), st.floats(0.0, 0.5))
+def test_no_stopgrad_flow_is_minus_H_vec_W_and_H_is_psd(seed, sigma2, eta):
+    """Thm 2: d vec(W)/dt = −H vec(W) without stop-gradient, with H ⪰ ηI."""
+    config = LinearConfig(n1=5, n2=3, eta=eta, sigma2=sigma2, stop_grad=False, seed=seed, init_scale_p=2.0)
+    W, W_p, W_a = initial_state(config)
+    dW, _, _ = matrix_rhs(W, W_p, W_a, config)
+    H = no_stopgrad_hessian(W_p, eta, np.eye(5), sigma2 * np.eye(5))
+    np.testing.assert_allclose(dW.ravel(order="F"), -H @ W.ravel(order="F"), atol=1e-12)
+    assert np.linalg.eigvalsh((H + H.T) / 2).min() >= eta - 1e-10
+    rng = np.random.default_rng(seed)
+    A, B = rng.normal(size=(5, 5)), rng.normal(size=(5, 2))
+    H_general = no_stopgrad_hessian(W_p, 0.0, A @ A.T, B @ B.T)  # any data and augmentation covariances
+    assert np.linalg.eigvalsh((H_general + H_general.T) / 2).min() >= -1e-10
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.floats(0.1, 3.0), st.floats(0.0, 0.3), st.floats(0.0, 1.0), st.floats(0.2, 2.0))
+def test_commutator_dynamics_thm3(seed, alpha_p, eta, sigma2, tau):
+    """Under A1–A3, d[F, W_p]/dt = −[F, W_p]K − K[F, W_p], with the derivatives taken from Eqs. 2–3."""
+    config = LinearConfig(n1=6, n2=4, eta=eta, alpha_p=alpha_p, sigma2=sigma2, beta=1.0, symmetric_predictor=True,
+                          seed=seed, init_scale_p=1.0)
+    W, W_p, _ = initial_state(config)
+    dW, dW_p, _ = matrix_rhs(W, W_p, tau * W, config)  # A1: W_a = τW
+    F = W @ W.T
+    dF = dW @ W.T + W @ dW.T
+    commutator = F @ W_p - W_p @ F
+    d_commutator = dF @ W_p + F @ dW_p - dW_p @ F - W_p @ dF
+    K = alignment_K(F, W_p, alpha_p, eta, sigma2, tau)
+    np.testing.assert_allclose(d_commutator, -commutator @ K - K @ commutator, atol=1e-10)
+
+
+def test_symmetric_fixed_point_of_the_predictor():
+    config = LinearConfig(eta=0.05, alpha_p=2.0, sigma2=0.3, beta=1.0)
+    W, _, _ = initial_state(config)
+    tau = 0.8
+    W_p = symmetric_predictor_fixed_point(W @ W.T, config.alpha_p, config.eta, config.sigma2, tau)
+    _, dW_p, _ = matrix_rhs(W, W_p, tau * W, config)
+    np.testing.assert_allclose(dW_p, 0.0, atol=1e-12)
+
+
+def test_asymmetry_and_commutator_shrink_only_with_weight_decay():
+    """n2 > n1 leaves F rank-deficient: there, only η removes W_p's antisymmetric part (paper Sec. 3.2)."""
+    runs = {eta: simulate_flow(LinearConfig(n1=4, n2=8, eta=eta, t_end=60.0)) for eta in (0.0, 0.05)}
+    for run in runs.values():
+        assert run.verdict == "non-collapsed"
+    decayed = runs[0.05]
+    assert decayed.asymmetry[-1] < 0.05 * decayed.asymmetry[0]
+    assert decayed.commutator[-1] < 0.01 * decayed.commutator[0]
+    assert runs[0.0].asymmetry[-1] > 10 * decayed.asymmetry[-1]
+    assert runs[0.0].commutator[-1] > 10 * decayed.commutator[-1]
+
+
+def test_symmetric_predictor_stays_symmetric_in_flow_and_sgd(flows):
+    config = flows["symmetric-predictor"].config
+    assert np.abs(flows["symmetric-predictor"].asymmetry).max() < 1e-9
+    assert np.abs(simulate_sgd(config, lr=0.02, steps=200).asymmetry).max() < 1e-12
+
+
+def test_simsiam_target_is_the_online_network(flows):
+    run = flows["simsiam"]
+    np.testing.assert_array_equal(run.W_a, run.W)
+    assert flows["no-predictor"].W_p.std(axis=0).max() == 0.0  # W_p stays I
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    (dict(n1=0), "n1"), (dict(n2=0), "n2"), (dict(eta=-1.0), "eta"), (dict(alpha_p=0.0), "alpha_p"),
+    (dict(beta=0.0), "beta"), (dict(sigma2=-0.1), "sigma2"), (dict(t_end=0.0), "t_end"),
+    (dict(eta=float("nan")), "eta"), (dict(stop_grad=False, beta=0.5), "beta"),
+    (dict(predictor=False, symmetric_predictor=True), "symmetric_predictor"),
+])
+def test_bad_linear_config(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        LinearConfig(**kwargs)
+
+
+def test_bad_sgd_settings():
+    with pytest.raises(ValueError, match="lr"):
+        simulate_sgd(LinearConfig(beta=10.0), lr=0.2)
+    with pytest.raises(ValueError, match="batch"):
+        simulate_sgd(LinearConfig(), batch=0)

@@ -1,0 +1,144 @@
+"""`ssldyn fixed-points | eigen | linear | phase | figures`: JSON contracts and one-line errors."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from ssldyn.cli import main
+
+
+def run(argv, capsys):
+    """(exit status, stdout, stderr) of `ssldyn argv`, argparse's own exits included."""
+    try:
+        status = main(argv)
+    except SystemExit as exc:
+        status = exc.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def run_json(argv, capsys):
+    status, out, err = run(argv + ["--json"], capsys)
+    assert status == 0, err
+    return json.loads(out)
+
+
+def test_fixed_points_json(capsys):
+    result = run_json(["fixed-points", "--alpha-p", "1", "--eta", "0.01", "--sigma2", "0", "--tau", "1"], capsys)
+    assert result["regime"] == "moderate" and result["eta_critical"] == pytest.approx(0.25)
+    assert [fp["stable"] for fp in result["fixed_points"]] == [True, False, True]
+    assert set(result["fixed_points"][0]) >= {"p", "s", "stable", "eigenvalues"}
+    assert result["fixed_points"][2]["p"] == pytest.approx((1 + (1 - 0.04) ** 0.5) / 2)
+    assert "fixed_lines" not in result
+
+
+def test_fixed_points_without_weight_decay_reports_the_lines(capsys):
+    result = run_json(["fixed-points", "--eta", "0", "--tau", "2", "--sigma2", "1"], capsys)
+    assert result["regime"] == "no-weight-decay" and result["fixed_points"] == []
+    assert {line["name"]: (line["p"], line["s"]) for line in result["fixed_lines"]} == {
+        "collapse": (None, 0.0), "non-collapsed": (1.0, None)}
+
+
+def test_fixed_points_too_large(capsys):
+    result = run_json(["fixed-points", "--eta", "1", "--alpha-p", "3"], capsys)
+    assert result["regime"] == "too-large" and len(result["fixed_points"]) == 1
+
+
+def test_eigen_json_fixed_tau_and_ema(capsys):
+    result = run_json(["eigen", "--eta", "0.01", "--tau", "1", "--p0", "0.5", "--s0", "0.25", "--t-end", "2000"], capsys)
+    assert set(result) >= {"final", "verdict", "t_end"} and set(result["final"]) == {"p", "s", "tau"}
+    assert result["verdict"] == "non-collapsed" and result["fixed_point"] == "p+"
+    result = run_json(["eigen", "--eta", "0.01", "--p0", "0.005", "--s0", "0.000025", "--t-end", "2000"], capsys)
+    assert result["verdict"] == "collapsed" and result["fixed_point"] == "collapse"
+    result = run_json(["eigen", "--eta", "0.05", "--beta", "0.5", "--tau0", "0.5", "--p0", "0.1", "--s0", "0.5",
+                       "--t-end", "400"], capsys)
+    assert result["final"]["tau"] == pytest.approx(1.0, abs=1e-6) and result["verdict"] == "non-collapsed"
+
+
+def test_eigen_many_modes(capsys):
+    result = run_json(["eigen", "--eta", "0.3", "--p0", "0.1", "0.9", "--s0", "1", "--t-end", "200"], capsys)
+    assert result["verdict"] == ["collapsed", "collapsed"] and len(result["final"]["p"]) == 2
+
+
+def test_linear_json_verdicts(capsys):
+    result = run_json(["linear"], capsys)
+    assert set(result["final"]) == {"W_norm", "asymmetry", "commutator"} and result["verdict"] == "non-collapsed"
+    assert run_json(["linear", "--no-stopgrad"], capsys)["verdict"] == "collapsed"
+    assert run_json(["linear", "--no-predictor"], capsys)["verdict"] == "collapsed"
+    sgd = run_json(["linear", "--sgd", "--batch", "64", "--lr", "0.02", "--beta", "0.5"], capsys)
+    assert sgd["method"] == "sgd" and sgd["verdict"] == "non-collapsed" and sgd["t_end"] == pytest.approx(40.0)
+
+
+def test_human_readable_output(capsys):
+    status, out, _ = run(["fixed-points", "--eta", "0.01"], capsys)
+    assert status == 0 and "p+" in out and "stable" in out
+
+
+def test_phase_and_figures_write_png_and_csv(tmp_path, capsys):
+    result = run_json(["phase", "--eta", "0", "0.1", "--out", str(tmp_path / "phase")], capsys)
+    names = sorted(p.split("/")[-1] for p in result["files"])
+    assert names == ["phase_portraits.csv", "phase_portraits.png", "phase_portraits_basin.csv",
+                     "phase_portraits_fixed_points.csv"]
+    result = run_json(["figures", "--only", "parabola_velocity", "--out", str(tmp_path)], capsys)
+    assert {p.split("/")[-1] for p in result["figures"]["parabola_velocity"]} == {"parabola_velocity.png",
+                                                                                  "parabola_velocity.csv"}
+    assert (tmp_path / "parabola_velocity.png").stat().st_size < 300_000
+
+
+BAD_INPUTS = [
+    (["fixed-points", "--eta", "0.1", "--alpha-p", "0"], "--alpha-p"),
+    (["fixed-points", "--eta", "0.1", "--alpha-p", "-1"], "--alpha-p"),
+    (["fixed-points", "--eta", "0.1", "--sigma2", "-0.5"], "--sigma2"),
+    (["fixed-points", "--eta", "-0.1"], "--eta"),
+    (["fixed-points", "--eta", "0.1", "--tau", "-1"], "--tau"),
+    (["fixed-points", "--eta", "nan"], "--eta"),
+    (["fixed-points", "--eta", "0.1", "--tau", "inf"], "--tau"),
+    (["eigen", "--eta", "0.1", "--beta", "0", "--p0", "1", "--s0", "1", "--t-end", "1"], "--beta"),
+    (["eigen", "--eta", "0.1", "--beta", "-2", "--p0", "1", "--s0", "1", "--t-end", "1"], "--beta"),
+    (["eigen", "--eta", "0.1", "--p0", "1", "--s0", "1", "--t-end", "0"], "--t-end"),
+    (["eigen", "--eta", "0.1", "--p0", "1", "--s0", "1", "--t-end", "-5"], "--t-end"),
+    (["eigen", "--eta", "0.1", "--p0", "nan", "--s0", "1", "--t-end", "1"], "--p0"),
+    (["eigen", "--eta", "0.1", "--p0", "1", "--s0", "-inf", "--t-end", "1"], "--s0"),
+    (["eigen", "--eta", "0.1", "--p0", "1", "--s0", "1", "--t-end", "1", "--tau0", "1"], "--tau0"),
+    (["eigen", "--eta", "0.1", "--p0", "1", "2", "--s0", "1", "2", "3", "--t-end", "1"], "--s0"),
+    (["linear", "--n1", "0"], "--n1"),
+    (["linear", "--n2", "0"], "--n2"),
+    (["linear", "--eta", "-1"], "--eta"),
+    (["linear", "--beta", "0"], "--beta"),
+    (["linear", "--alpha-p", "0"], "--alpha-p"),
+    (["linear", "--sigma2", "-1"], "--sigma2"),
+    (["linear", "--t-end", "0"], "--t-end"),
+    (["linear", "--sigma2", "inf"], "--sigma2"),
+    (["linear", "--no-stopgrad", "--beta", "0.5"], "--beta"),
+    (["linear", "--sgd", "--lr", "0.5", "--beta", "4"], "--lr"),
+    (["phase", "--eta", "-1"], "--eta"),
+    (["phase", "--alpha-p", "0"], "--alpha-p"),
+    (["phase", "--sigma2", "nan"], "--sigma2"),
+    (["figures", "--only", "no_such_figure"], "--only"),
+]
+
+
+@pytest.mark.parametrize("argv, argument", BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
+def test_bad_input_exits_2_with_one_line_naming_the_argument(argv, argument, capsys):
+    status, out, err = run(argv, capsys)
+    assert status == 2
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1 and argument in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", [["phase"], ["figures", "--only", "parabola_velocity"]])
+def test_unwritable_out_exits_2(command, tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    for out in (blocker, blocker / "below"):
+        status, _, err = run(command + ["--out", str(out)], capsys)
+        assert status == 2 and "--out" in err and len(err.strip().splitlines()) == 1
+
+
+def test_linear_dynamics_and_theory_cli_import_without_torch():
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "import linear_dynamics, linear_dynamics.cli, figures.cli, figures.theory\n"
+            "from ssldyn.cli import main\n"
+            "assert main(['fixed-points', '--eta', '0.1', '--json']) == 0\n")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
