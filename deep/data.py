@@ -23,7 +23,6 @@ CIFAR-10 rather than its JPEG re-encoding), and cached with it.
 import gzip
 import hashlib
 import io
-import json
 import os
 import pickle
 import tempfile
@@ -212,23 +211,32 @@ def _cache_dir(cache_dir: Path | None) -> Path:
     return Path(os.environ.get("SSLDYN_CACHE") or Path.home() / ".cache" / "ssldyn")
 
 
-def _source_files(layout: str, path: Path) -> list[Path]:
-    if layout == "image-zip":
-        return [path]
-    if layout == "cifar-pickle":
-        return [path / f for f in CIFAR10_BATCHES["train"] + CIFAR10_BATCHES["test"]]
-    if layout == "idx":
-        return [_idx_file(path, stem) for pair in FASHION_MNIST_FILES.values() for stem in pair]
-    return sorted(p for split in ("train", "test") for p in (path / split).rglob("*") if p.is_file())
+def _folder_images(root: Path) -> list[tuple[str, os.DirEntry]]:
+    """(``<split>/<class>/<file>``, entry) for every file at that depth of an image folder."""
+    found = []
+    for split in ("train", "test"):
+        for class_dir in os.scandir(root / split):
+            if class_dir.is_dir():
+                found += [(f"{split}/{class_dir.name}/{entry.name}", entry)
+                          for entry in os.scandir(class_dir.path) if entry.is_file()]
+    return found
 
 
 def _stamp(layout: str, path: Path) -> str:
-    """What the cache must match: format, layout, and (path, size, mtime) of every source file."""
-    files = []
-    for file in _source_files(layout, path):
-        info = file.stat()
-        files.append([str(file.resolve()), info.st_size, info.st_mtime_ns])
-    return json.dumps({"format": CACHE_FORMAT, "layout": layout, "files": files})
+    """A digest of what the cache must match: format, layout, source, and the name, size and mtime
+    of every source file (for an image folder, all its images: a few hundred ms for 60,000)."""
+    if layout == "image-folder":
+        files = [(member, entry.stat()) for member, entry in _folder_images(path)]
+    elif layout == "cifar-pickle":
+        files = [(name, (path / name).stat()) for name in CIFAR10_BATCHES["train"] + CIFAR10_BATCHES["test"]]
+    elif layout == "idx":
+        files = [(f.name, f.stat()) for f in (_idx_file(path, stem) for pair in FASHION_MNIST_FILES.values()
+                                              for stem in pair)]
+    else:
+        files = [(path.name, path.stat())]
+    digest = hashlib.sha256(f"{CACHE_FORMAT}\0{layout}\0{path.resolve()}\n".encode())
+    digest.update("".join(f"{name}\0{info.st_size}\0{info.st_mtime_ns}\n" for name, info in files).encode())
+    return digest.hexdigest()
 
 
 def _cached(name: str, layout: str, path: Path, cache_dir: Path) -> Dataset:
@@ -442,9 +450,7 @@ def _decode_image_zip(path: Path) -> dict:
 
 
 def _decode_image_folder(root: Path) -> dict:
-    members = [p.relative_to(root).as_posix() for split in ("train", "test") for p in (root / split).rglob("*")
-               if p.is_file()]
-    splits, classes = _split_members(members, str(root))
+    splits, classes = _split_members([member for member, _ in _folder_images(root)], str(root))
     return _decode_splits(splits, classes, lambda m: (root / m).read_bytes(), str(root))
 
 

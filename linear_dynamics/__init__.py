@@ -20,12 +20,14 @@ fixed_points  (Eqs. 11–12 at fixed τ)
     parabola_velocity(p, alpha_p, eta, sigma2=0.0, tau=1.0)       dp/dt on s = p²/α_p
     collapses_closed_form(p0, s0, alpha_p, eta, sigma2=0.0, tau=1.0) -> bool array
         (η = 0 anywhere, η > η*, or on the parabola; ValueError elsewhere)
-    fixed_point_reached(p, s, alpha_p, eta, sigma2=0.0, tau=1.0, tol=1e-3) -> name | None
+    fixed_point_reached(p, s, alpha_p, eta, sigma2=0.0, tau=1.0, tol=1e-3, collapse_tol=1e-6) -> name | None
 eigen_ode  (Eqs. 11–14)
     eigen_rhs(state, params)                                      state rows (p, s[, τ])
+    ema_mode_rhs(state, params)        the EMA case in regular coordinates (p, w, a): s = w², τ = a/w
     integrate_eigen(p0, s0, params, t_end, tau0=None, n_save=201, rtol=1e-10, atol=1e-12,
                     collapse_tol=1e-6) -> EigenTrajectories
         .t (T,)  .p .s .tau (T, n)  .collapsed (n,) bool  .verdicts  .final {'p','s','tau'}
+        verdict: 'collapsed' when s(t_end) ≤ collapse_tol; with EMA τ is NaN on collapsed modes
     parabola_offset(t, p0, s0, alpha_p, eta)                       c e^{−2ηt} of Eq. 14
 matrix_model  (Eqs. 2–4, Thms 1–3)
     matrix_rhs(W, W_p, W_a, config) -> (dW, dW_p, dW_a)
@@ -45,7 +47,8 @@ phase
     phase_portrait(eta, alpha_p=1.0, sigma2=0.0, tau=1.0, p_range, s_range, n_grid=41, n_basin=81)
         -> PhasePortrait(.p .s .dp .ds  .basin_p .basin_s .collapses  .horizon .report)
 """
-from linear_dynamics.eigen_ode import EigenTrajectories, eigen_rhs, integrate_eigen, parabola_offset
+from linear_dynamics.eigen_ode import (COLLAPSE_TOL, EigenTrajectories, eigen_rhs, ema_mode_rhs, integrate_eigen,
+                                       parabola_offset)
 from linear_dynamics.fixed_points import (FixedLine, FixedPoint, FixedPointReport, collapses_closed_form,
                                           eta_critical, fixed_point_reached, fixed_points, jacobian,
                                           p_roots, parabola_velocity, regime)
@@ -53,7 +56,7 @@ from linear_dynamics.matrix_model import (alignment_K, balance, initial_state, m
                                           simulate_flow, symmetric_predictor_fixed_point)
 from linear_dynamics.params import EigenParams, LinearConfig
 from linear_dynamics.phase import PhasePortrait, phase_portrait
-from linear_dynamics.run import LinearRun
+from linear_dynamics.run import COLLAPSE_RATIO, LinearRun
 
 
 def simulate_sgd(*args, **kwargs):

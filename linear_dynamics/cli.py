@@ -70,6 +70,8 @@ def fixed_points_command(args) -> int:
 
 
 def eigen_command(args) -> int:
+    import numpy as np
+
     from linear_dynamics.eigen_ode import integrate_eigen
     from linear_dynamics.fixed_points import fixed_point_reached
     from linear_dynamics.params import EigenParams
@@ -81,7 +83,8 @@ def eigen_command(args) -> int:
     tau = None if args.beta is not None else (1.0 if args.tau is None else args.tau)
     params = EigenParams(args.alpha_p, args.eta, args.sigma2, tau=tau, beta=args.beta)
     traj = integrate_eigen(args.p0, args.s0, params, args.t_end, tau0=args.tau0, n_save=2)
-    final = {key: value.tolist() for key, value in traj.final.items()}
+    # With EMA, τ = W_a/W is undefined on a collapsed mode (null in JSON).
+    final = {key: [float(v) if np.isfinite(v) else None for v in values] for key, values in traj.final.items()}
     reached = [fixed_point_reached(p, s, args.alpha_p, args.eta, args.sigma2, tau_end)
                for p, s, tau_end in zip(final["p"], final["s"], final["tau"])]
     one = len(final["p"]) == 1
@@ -89,7 +92,7 @@ def eigen_command(args) -> int:
               "verdict": traj.verdicts[0] if one else traj.verdicts,
               "fixed_point": reached[0] if one else reached,
               "t_end": args.t_end}
-    text = "\n".join(f"mode {j}: p = {p:.6g}, s = {s:.6g}, tau = {t:.6g} -> {v}"
+    text = "\n".join(f"mode {j}: p = {p:.6g}, s = {s:.6g}, tau = {t if t is not None else float('nan'):.6g} -> {v}"
                      + (f" (at fixed point {fp})" if fp else " (no fixed point reached yet)")
                      for j, (p, s, t, v, fp) in enumerate(zip(final["p"], final["s"], final["tau"], traj.verdicts, reached)))
     emit(result, args.json, f"t_end = {args.t_end:g}\n{text}")

@@ -15,7 +15,7 @@ With EMA, Eq. 13 is singular where the mode of W passes through zero: for p < 0 
 τ = W_a/W blow up in finite time. The integrator therefore follows the same dynamics in the mode's
 own coordinates, w (s = w²) and a = τw (the target's component), where nothing is singular:
     dp/dt = α_p w (a − k p w) − η p,  dw/dt = p (a − k p w) − η w,  da/dt = β (w − a)   (Eq. 4),
-which give back Eqs. 11–13 wherever w ≠ 0 (s = w², τ = a/w).
+which give back Eqs. 11–13 wherever w ≠ 0 (s = w², τ = a/w; reported as NaN on collapsed modes).
 
 Verdict rule: a mode has collapsed when s(t_end) ≤ collapse_tol. Near the origin s shrinks like
 e^{−2ηt} only, so with a small η the horizon must be long enough for a collapsing mode to get there.
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from linear_dynamics.batched_rk import solve_batched
-from linear_dynamics.params import EigenParams, check_nonnegative, check_positive
+from linear_dynamics.params import EigenParams, check_positive
 
 COLLAPSE_TOL = 1e-6
 
@@ -120,4 +120,7 @@ def integrate_eigen(p0, s0, params: EigenParams, t_end: float, tau0=None, n_save
     w0 = np.sqrt(s0)
     y = solve_batched(lambda state: ema_mode_rhs(state, params), np.stack([p0, w0, tau0 * w0]), t, rtol=rtol, atol=atol)
     p, w, a = y[:, 0], y[:, 1], y[:, 2]
-    return EigenTrajectories(t=t, p=p, s=w**2, tau=a / w, params=params, collapse_tol=collapse_tol)
+    # τ = W_a/W means nothing once W has collapsed (a/w would then be a ratio of solver noise):
+    # it is NaN wherever s ≤ collapse_tol.
+    tau = np.divide(a, w, out=np.full_like(a, np.nan), where=w**2 > collapse_tol)
+    return EigenTrajectories(t=t, p=p, s=w**2, tau=tau, params=params, collapse_tol=collapse_tol)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from linear_dynamics.eigen_ode import COLLAPSE_TOL
 from linear_dynamics.params import EigenParams, check_nonnegative
 
 REGIMES = ("no-weight-decay", "moderate", "too-large")
@@ -175,19 +176,28 @@ def collapses_closed_form(p0, s0, alpha_p: float, eta: float, sigma2: float = 0.
 
 
 
-def fixed_point_reached(p: float, s: float, alpha_p: float, eta: float, sigma2: float = 0.0, tau: float = 1.0,
-                        tol: float = 1e-3) -> str | None:
-    """Name of the fixed point (η > 0) or fixed line (η = 0) within `tol` of (p, s), else None.
+def fixed_point_reached(p: float, s: float, alpha_p: float, eta: float, sigma2: float = 0.0,
+                        tau: float | None = 1.0, tol: float = 1e-3, collapse_tol: float = COLLAPSE_TOL) -> str | None:
+    """Name of the fixed point (η > 0) or fixed line (η = 0) that (p, s) has reached, else None.
 
-    Distances are absolute for values below 1 and relative above; None means the state has not
-    settled yet (e.g. a slow collapse with a small η, where p shrinks like e^{−ηt}).
+    Collapse (the origin, or the line s = 0) uses the eigen-ODE verdict rule s ≤ collapse_tol, plus
+    |p| ≤ tol for the origin; p± and the line p = τ/k need a distance ≤ tol (relative above 1).
+    None means the state has not settled yet (e.g. a slow collapse with a small η, where p shrinks
+    like e^{−ηt}). tau=None (τ unknown or meaningless, as on a collapsed EMA mode, or negative after
+    the mode passed through 0) recognises only collapse, whose location does not depend on τ.
     """
+    collapsed = s <= collapse_tol
+    if tau is None or tau < 0:
+        return "collapse" if collapsed and (eta == 0 or abs(p) <= tol) else None
     report = fixed_points(alpha_p, eta, sigma2, tau)
     for point in report.fixed_points:
-        if max(abs(p - point.p), abs(s - point.s)) <= tol * max(1.0, abs(point.p), abs(point.s)):
+        if point.name == "collapse":
+            if collapsed and abs(p) <= tol:
+                return point.name
+        elif max(abs(p - point.p), abs(s - point.s)) <= tol * max(1.0, abs(point.p), abs(point.s)):
             return point.name
     for line in report.fixed_lines:
-        if line.s is not None and abs(s - line.s) <= tol:
+        if line.s is not None and collapsed:
             return line.name
         if line.p is not None and abs(p - line.p) <= tol * max(1.0, abs(line.p)):
             return line.name

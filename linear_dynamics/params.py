@@ -24,10 +24,6 @@ def check_nonnegative(name: str, value) -> None:
     _check(name, value, ">= 0", lambda v: v >= 0)
 
 
-def check_finite(name: str, value) -> None:
-    _check(name, value, "finite", lambda v: True)
-
-
 def check_count(name: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")

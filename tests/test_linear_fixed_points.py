@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 import sympy as sp
-from hypothesis import assume, given, settings, strategies as st
+from hypothesis import given, settings, strategies as st
 from scipy.optimize import root
 
 from linear_dynamics.eigen_ode import eigen_rhs, integrate_eigen
@@ -194,3 +194,9 @@ def test_fixed_point_reached_names_points_and_lines():
 def test_bad_parameters_name_the_field(kwargs, field):
     with pytest.raises(ValueError, match=field):
         fixed_points(**kwargs)
+
+
+def test_fixed_point_reached_without_a_meaningful_tau_only_recognises_collapse():
+    assert fixed_point_reached(1e-5, 1e-9, 1.0, 0.1, tau=None) == "collapse"
+    assert fixed_point_reached(0.9, 0.8, 1.0, 0.1, tau=None) is None
+    assert fixed_point_reached(0.3, 1e-9, 1.0, 0.0, tau=-2.0) == "collapse"

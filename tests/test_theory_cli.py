@@ -142,3 +142,8 @@ def test_linear_dynamics_and_theory_cli_import_without_torch():
             "from ssldyn.cli import main\n"
             "assert main(['fixed-points', '--eta', '0.1', '--json']) == 0\n")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+def test_eigen_collapsed_ema_mode_has_no_tau(capsys):
+    result = run_json(["eigen", "--eta", "1", "--beta", "0.5", "--p0", "0.1", "--s0", "0.5", "--t-end", "2000"], capsys)
+    assert result["verdict"] == "collapsed" and result["final"]["tau"] is None and result["fixed_point"] == "collapse"

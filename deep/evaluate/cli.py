@@ -36,7 +36,8 @@ def register(subparsers) -> None:
     linear.add_argument("--weight-decay", type=nonnegative_float, default=0.0, help="SGD weight decay (default 0)")
     linear.add_argument("--augment", action="store_true",
                         help="train on random resized crops + flips (recomputed each epoch) instead of clean features")
-    linear.add_argument("--seed", type=nonnegative_int, default=None, help="minibatch order and views (default: the run's seed)")
+    linear.add_argument("--seed", type=nonnegative_int, default=None,
+                        help="minibatch order and views (default: the run's seed)")
     linear.set_defaults(func=run_linear)
 
     finetune = _protocol(protocols, "finetune", "fine-tune the whole network (backbone + new linear head, training "

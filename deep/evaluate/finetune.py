@@ -59,7 +59,8 @@ def finetune(trained, data, config: dict, progress: bool = True) -> FinetuneResu
     info = trained.info
     method = build_method(config, info["in_channels"], info["num_classes"]).to(device)
     method.backbone.load_state_dict(trained.backbone.state_dict())
-    method = method.to(memory_format=trained.memory_format).train()
+    memory_format = trained.memory_format
+    method = method.to(memory_format=memory_format).train()
     optimizer = build_optimizer(method, config)
     generator = torch.Generator(device=device).manual_seed(seed)
     subset = label_subset(data.train, config["labels"], seed)
@@ -78,13 +79,12 @@ def finetune(trained, data, config: dict, progress: bool = True) -> FinetuneResu
         for index in range(steps_per_epoch):
             chosen = order[index * batch:(index + 1) * batch]
             images = subset.images[chosen]
-            inputs = [augment.augment(images, view, generator, mean, std).contiguous(memory_format=trained.memory_format)
+            inputs = [augment.augment(images, view, generator, mean, std).contiguous(memory_format=memory_format)
                       for view in views]
             lr = cosine_lr(step, total_steps, 0, peak_lr(config))
             losses.append(train_step(method, optimizer, inputs, subset.labels[chosen], step, lr, trained.autocast))
             step += 1
         epoch_losses.append(sum(losses) / len(losses))
     top1, top5 = classifier_accuracy(method.backbone, method.classifier, data.test.images, data.test.labels,
-                                     lambda x: augment.normalize(x, mean, std), trained.autocast,
-                                     trained.memory_format)
+                                     lambda x: augment.normalize(x, mean, std), trained.autocast, memory_format)
     return FinetuneResult(top1, top5, tuple(epoch_losses), method.eval(), config, len(subset))

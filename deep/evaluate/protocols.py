@@ -8,6 +8,8 @@ import time
 
 import torch
 
+from deep import augment
+from deep.evaluate.accuracy import classifier_accuracy
 from deep.evaluate.features import LINEAR_EVAL_VIEW, frozen_features
 from deep.evaluate.finetune import finetune, finetune_config
 from deep.evaluate.labels import percent_label
@@ -50,8 +52,9 @@ def linear_result(trained, data, *, lrs, epochs: int, batch_size: int, weight_de
     mean, std = trained.info["mean"], trained.info["std"]
     test_features = frozen_features(trained, data.test.images, mean, std)
     if augment:
-        def train_features(epoch):
-            generator = torch.Generator(device=trained.device).manual_seed(seed * 1_000_003 + epoch)
+        generator = torch.Generator(device=trained.device).manual_seed(seed)
+
+        def train_features(epoch):  # called once per epoch, in order: each epoch continues the stream
             return frozen_features(trained, data.train.images, mean, std, view=LINEAR_EVAL_VIEW, generator=generator)
     else:
         train_features = frozen_features(trained, data.train.images, mean, std)
@@ -86,9 +89,6 @@ def finetune_result(trained, data, *, labels: float, epochs: int, lr: float, bat
 
 def classifier_result(trained, data, *, data_root: str | None = None) -> dict:
     """A supervised run's own classifier on the clean test images (the baselines of Tables 4.2–4.3)."""
-    from deep import augment
-    from deep.evaluate.accuracy import classifier_accuracy
-
     if trained.config["method"] != "supervised":
         raise ValueError(f"{trained.path} is a {trained.config['method']} run: only supervised runs have a "
                          "classifier; evaluate it with `ssldyn eval linear` or `ssldyn eval finetune`")

@@ -46,17 +46,16 @@ def tables(entries) -> dict:
     for entry in entries:
         found = False
         for name, record in entry["results"].items():
-            row = _row(record, entry["config"])
-            if name == "linear":
-                ours_42.append(row)
-            elif name.startswith("finetune_"):
-                ours_43.append(dict(row, labels=record["labels"]))
-            elif name == "classifier":
-                if record["labels_fraction"] == 1:
+            if name != "linear" and name != "classifier" and not name.startswith("finetune_"):
+                continue  # kNN and sweeps have no place in these tables
+            try:
+                row = _row(record, entry["config"])
+                if name == "linear" or (name == "classifier" and record["labels_fraction"] == 1):
                     ours_42.append(row)
-                ours_43.append(dict(row, labels=record["labels"]))
-            else:
-                continue
+                if name != "linear":
+                    ours_43.append(dict(row, labels=record["labels"]))
+            except KeyError as err:
+                raise ValueError(f"{entry['run']}/eval_{name}.json lacks {err}; re-run `ssldyn eval`") from None
             found = True
         if not found:
             command = "classifier" if entry["config"]["method"] == "supervised" else "linear"
