@@ -19,8 +19,10 @@ tests/test_augment.py):
 - colour jitter: the four operations in a fixed order, brightness → contrast → saturation → hue
   (torchvision shuffles the order per call; a fixed order keeps the batch on one code path). The
   factors are torchvision's: U[max(0, 1 − b), 1 + b] for brightness, contrast, saturation and
-  U[−h, h] for hue. Hue is an exact rotation in HSV space (same result as torchvision's
-  RGB → HSV → RGB round trip, computed from each pixel's max, min and hue sector).
+  U[−h, h] for hue. Hue is an exact rotation in HSV space (torchvision's RGB → HSV → RGB round
+  trip, computed without branching on the max channel). Gray is BT.601 luma, 0.299 R + 0.587 G +
+  0.114 B, as PIL's (torchvision's tensor path uses 0.2989 for R).
+- solarize: pixels ≥ ½ (on [0, 1]) become 1 − pixel, BYOL's threshold (Grill et al. 2020, App. B).
 - one channel (Fashion-MNIST): brightness and contrast only; saturation, hue and grayscale are
   no-ops, as in torchvision.
 """
@@ -31,19 +33,18 @@ import torch
 import torch.nn.functional as F
 
 CROP_ATTEMPTS = 10  # torchvision RandomResizedCrop.get_params
-LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 luma weights, as PIL and torchvision use for grayscale
-_IDENTITY_JITTER = (1.0, 1.0, 1.0, 0.0)
+LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 luma weights, PIL's for grayscale
 
 
-def _pair(name, value, low, high, *, low_open):
+def _pair(name, value, high):
+    """A validated range (min, max) with 0 < min <= max <= high."""
     try:
         lo, hi = (float(v) for v in value)
     except (TypeError, ValueError):
         raise ValueError(f"AugmentConfig.{name} must be a pair of numbers (min, max), got {value!r}") from None
-    above_low = (lo > low) if low_open else (lo >= low)
-    if not (math.isfinite(lo) and math.isfinite(hi) and above_low and lo <= hi <= high):
-        interval = f"{'(' if low_open else '['}{low}, {high}]"
-        raise ValueError(f"AugmentConfig.{name} must satisfy min <= max within {interval}, got {value!r}")
+    if not (0 < lo <= hi <= high and math.isfinite(hi)):  # also rejects NaN
+        bound = f" <= {high}" if math.isfinite(high) else ""
+        raise ValueError(f"AugmentConfig.{name} must be finite with 0 < min <= max{bound}, got {value!r}")
     return lo, hi
 
 
@@ -90,10 +91,11 @@ class AugmentConfig:
 
     def __post_init__(self):
         validated = {
-            "crop_scale": _pair("crop_scale", self.crop_scale, 0.0, 1.0, low_open=True),
-            "crop_ratio": _pair("crop_ratio", self.crop_ratio, 0.0, math.inf, low_open=True),
+            "crop_scale": _pair("crop_scale", self.crop_scale, 1.0),
+            "crop_ratio": _pair("crop_ratio", self.crop_ratio, math.inf),
             "jitter": _jitter(self.jitter),
-            **{name: _probability(name, getattr(self, name)) for name in ("flip_p", "jitter_p", "gray_p", "solarize_p")},
+            **{name: _probability(name, getattr(self, name))
+               for name in ("flip_p", "jitter_p", "gray_p", "solarize_p")},
         }
         for name, value in validated.items():
             object.__setattr__(self, name, value)
@@ -147,14 +149,14 @@ def sample_augmentation(n: int, cfg: AugmentConfig, generator: torch.Generator, 
     scale_lo, scale_hi = cfg.crop_scale
     log_lo, log_hi = math.log(cfg.crop_ratio[0]), math.log(cfg.crop_ratio[1])
     b, c, s, h = cfg.jitter
-    factor_lo = torch.tensor([max(0.0, 1 - b), max(0.0, 1 - c), max(0.0, 1 - s), -h], dtype=torch.float64, device=device)
-    factor_hi = torch.tensor([1 + b, 1 + c, 1 + s, h], dtype=torch.float64, device=device)
+    factor_ranges = [(max(0.0, 1 - b), 1 + b), (max(0.0, 1 - c), 1 + c), (max(0.0, 1 - s), 1 + s), (-h, h)]
+    factors = [lo + (hi - lo) * factor_u[:, i] for i, (lo, hi) in enumerate(factor_ranges)]
     return Draw(
         crop_area=scale_lo + (scale_hi - scale_lo) * area_u,
         crop_ratio=torch.exp(log_lo + (log_hi - log_lo) * ratio_u),
         crop_offset=offset_u.contiguous(),
         flip=flip_u[:, 0] < cfg.flip_p,
-        jitter_factors=(factor_lo + (factor_hi - factor_lo) * factor_u).float(),
+        jitter_factors=torch.stack(factors, dim=1).float(),
         jitter=jitter_u[:, 0] < cfg.jitter_p,
         grayscale=gray_u[:, 0] < cfg.gray_p,
         solarize=solarize_u[:, 0] < cfg.solarize_p,
@@ -261,9 +263,9 @@ def _rotate_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
 
 def _color_jitter_(x: torch.Tensor, factors: torch.Tensor, applied: torch.Tensor, hue_range: float) -> torch.Tensor:
     """In place: brightness → contrast → saturation → hue with per-image factors, only where `applied`."""
-    identity = torch.tensor(_IDENTITY_JITTER, dtype=x.dtype, device=x.device)
-    factors = torch.where(applied[:, None], factors.to(x.dtype), identity)[:, :, None, None, None]
-    brightness, contrast, saturation, hue = factors.unbind(dim=1)  # each B×1×1×1
+    neutral = (1.0, 1.0, 1.0, 0.0)  # the factors that change nothing
+    brightness, contrast, saturation, hue = (torch.where(applied, factor, unchanged).to(x.dtype)[:, None, None, None]
+                                             for factor, unchanged in zip(factors.unbind(dim=1), neutral))
     x.mul_(brightness).clamp_(0, 1)  # blending with black
     gray_mean = (_luma(x) if x.shape[1] == 3 else x).mean(dim=(1, 2, 3), keepdim=True)
     _blend_(x, gray_mean, contrast)  # contrast blends with the image's mean gray
@@ -276,28 +278,26 @@ def _color_jitter_(x: torch.Tensor, factors: torch.Tensor, applied: torch.Tensor
 
 
 def _solarize(x: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
-    """x ≥ ½ ↦ 1 − x in the images where `chosen` (B,) is set.
+    """Solarize (threshold ½, BYOL) the images where `chosen` (B,) is set: x ≥ ½ ↦ 1 − x.
 
-    For x in [0, 1], min(x, 1 − x) is exactly that (1 − x ≤ x iff x ≥ ½); the other images get
-    min(x, 3 − x) = x. Arithmetic instead of a full-size boolean mask (see `_select_`).
+    For x in [0, 1], min(x, 1 − x) is exactly that (1 − x ≤ x iff x ≥ ½; 1 − x is exact there);
+    the other images get min(x, 3 − x) = x. Arithmetic instead of a full-size boolean mask (see
+    `_select_`).
     """
     ceiling = 3 - 2 * chosen.to(x.dtype)[:, None, None, None]
     return torch.minimum(x, ceiling - x)
 
 
-def _as_channel_vector(values, name: str, channels: int, x: torch.Tensor) -> torch.Tensor:
-    vector = torch.as_tensor(values, dtype=x.dtype, device=x.device).reshape(-1)
-    if vector.numel() != channels:
-        raise ValueError(f"{name} must have one value per channel ({channels}), got {vector.numel()}")
-    return vector.view(1, channels, 1, 1)
-
-
 def _standardize_(x: torch.Tensor, mean, std) -> torch.Tensor:
-    """In place: (x − mean) / std per channel, for x in [0, 1]."""
+    """In place: (x − mean) / std per channel, for x in [0, 1]; mean and std are per-channel
+    sequences (floats, or a tensor's elements: nothing is copied to the device)."""
     channels = x.shape[1]
-    mean = _as_channel_vector(mean, "mean", channels, x)
-    std = _as_channel_vector(std, "std", channels, x)
-    return x.sub_(mean).div_(std)
+    for name, values in (("mean", mean), ("std", std)):
+        if len(values) != channels:
+            raise ValueError(f"{name} must have one value per channel ({channels}), got {len(values)}")
+    for channel in range(channels):
+        x[:, channel].sub_(mean[channel]).div_(std[channel])
+    return x
 
 
 def _check_images(images: torch.Tensor) -> None:

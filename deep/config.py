@@ -180,10 +180,13 @@ def parse_overrides(items) -> dict:
 def resolve(method: str, dataset: str, *, preset: str = "thesis", overrides: dict | None = None,
             data_root: str | None = None, device: str = "cpu") -> dict:
     """The full config of one run (what config.json holds), checked key by key and as a whole."""
+    from deep.data import DATASETS
     from deep.methods import METHODS
 
     if method not in METHODS:
         raise ValueError(f"unknown --method {method!r}; allowed: {', '.join(METHODS)}")
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown --dataset {dataset!r}; allowed: {', '.join(DATASETS)}")
     if preset not in presets.PRESETS:
         raise ValueError(f"unknown --preset {preset!r}; allowed: {', '.join(presets.PRESETS)}")
     if device not in DEVICES:

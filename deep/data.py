@@ -420,8 +420,9 @@ def _decode_images(items, read, where: str) -> ImageSet:
         if images is None:
             images = np.empty((len(items), *pixels.shape), dtype=np.uint8)
         if pixels.shape != images.shape[1:]:
-            raise ValueError(f"image {where}/{member} is {pixels.shape[1]}×{pixels.shape[0]} but {where}/{items[0][0]} "
-                             f"is {images.shape[2]}×{images.shape[1]}: all images must have one size")
+            raise ValueError(f"image {where}/{member} is {pixels.shape[1]}×{pixels.shape[0]} but "
+                             f"{where}/{items[0][0]} is {images.shape[2]}×{images.shape[1]}: "
+                             "all images must have one size")
         images[index] = pixels
     labels = torch.tensor([label for _, label in items], dtype=torch.int64)
     return ImageSet(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), labels)

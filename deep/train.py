@@ -10,6 +10,7 @@ collapse metrics, one metrics line and an atomic checkpoint (everything needed t
 """
 import contextlib
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -252,7 +253,7 @@ def train(config: dict, out, *, resume: bool = False, dataset=None, download: bo
         if distributed.is_main():
             tqdm.write(f"epoch {epoch}/{config['epochs']}: loss {epoch_loss:.4f}  kNN top-1 {metrics['knn_top1']:.2f}% "
                        f"top-5 {metrics['knn_top5']:.2f}%  std {metrics['std']:.3f}  "
-                       f"rank {metrics['effective_rank']:.1f}  {seconds:.0f}s")
+                       f"rank {metrics['effective_rank']:.1f}  {seconds:.0f}s", file=sys.stderr)
             save_checkpoint(_checkpoint_state(method, optimizer, generator, config, progress, dataset_info),
                             rundir.checkpoint_path(out))
         epochs_this_call += 1

@@ -97,7 +97,8 @@ def test_crop_boxes_follow_torchvisions_rule(lo, span, ratio_lo, ratio_span, hei
     # a box is the first attempt that fits once rounded to pixels, or the centred fallback
     for i in range(len(d)):
         target = height * width * d.crop_area[i]
-        sizes = [(round(math.sqrt(a * r)), round(math.sqrt(a / r))) for a, r in zip(target.tolist(), d.crop_ratio[i].tolist())]
+        sizes = [(round(math.sqrt(a * r)), round(math.sqrt(a / r)))
+                 for a, r in zip(target.tolist(), d.crop_ratio[i].tolist())]
         fitting = [(hh, ww) for ww, hh in sizes if 0 < ww <= width and 0 < hh <= height]
         if fitting:
             assert (h[i].item(), w[i].item()) == fitting[0]

@@ -73,7 +73,8 @@ def write_image_folder(root: Path, classes, per_class=2, size=(32, 32), mode="RG
         for k, name in enumerate(classes):
             (root / split / name).mkdir(parents=True)
             channels = () if mode == "L" else (3,)
-            arrays = [random_pixels((size[1], size[0], *channels), seed=100 * k + i + len(split)) for i in range(per_class)]
+            arrays = [random_pixels((size[1], size[0], *channels), seed=100 * k + i + len(split))
+                      for i in range(per_class)]
             for i, array in enumerate(arrays):
                 Image.fromarray(array, mode).save(root / split / name / f"{i:04d}.png")
             written[split][name] = arrays
@@ -172,6 +173,29 @@ def test_real_cifar10_zip_lists_the_canonical_split_and_decodes(tmp_path):
     assert sample.images.shape == (20, 3, 32, 32) and sample.labels.tolist() == [k // 2 for k in range(20)]
 
 
+def test_download_fetches_into_ssldyn_data_when_nothing_is_found(tmp_path, monkeypatch):
+    """`download=True` hands torchvision the first writable place; a stand-in for torchvision's
+    CIFAR10 (no network in tests) writes the pickled layout there, and the load reads it back."""
+    import torchvision
+
+    fetched = []
+
+    def fake_cifar10(root, train, download):
+        fetched.append((Path(root), train, download))
+        if not (Path(root) / "cifar-10-batches-py").exists():
+            write_cifar_batches(Path(root) / "cifar-10-batches-py")
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", fake_cifar10)
+    monkeypatch.setattr(data, "_repo_dir", lambda: tmp_path / "nowhere" / "repo")
+    monkeypatch.setenv("SSLDYN_DATA", str(tmp_path / "downloads"))
+    with pytest.raises(FileNotFoundError):
+        load_dataset("cifar10")
+    assert fetched == []
+    dataset = load_dataset("cifar10", download=True)
+    assert fetched == [(tmp_path / "downloads", True, True), (tmp_path / "downloads", False, True)]
+    assert len(dataset.train) == 15 and dataset.classes == CIFAR10_CLASSES
+
+
 # ------------------------------------------------------------------------------------ fashion-mnist
 
 
@@ -186,6 +210,7 @@ def test_fashion_mnist_idx_files_load_as_one_channel(tmp_path, layout):
     assert dataset.test.labels.tolist() == written["test"][1].tolist()
     assert dataset.classes[0] == "T-shirt/top" and len(dataset.classes) == 10
     assert len(dataset.mean) == len(dataset.std) == 1
+    assert dataset.channels == 1 and dataset.image_size == (28, 28)
 
 
 def test_read_idx_round_trips_any_rank(tmp_path):

@@ -48,7 +48,7 @@ def register(subparsers) -> None:
     finetune.add_argument("--lr", type=positive_float, default=0.005,
                           help="learning rate per 256 images (default 0.005, the thesis')")
     finetune.add_argument("--batch-size", type=positive_int, default=256, help="minibatch (default 256)")
-    finetune.add_argument("--weight-decay", type=nonnegative_float, default=5e-4,
+    finetune.add_argument("--weight-decay", type=nonnegative_float, default=5e-4,  # not given in the thesis
                           help="SGD weight decay (default 5e-4, the supervised baseline's)")
     finetune.add_argument("--seed", type=nonnegative_int, default=None,
                           help="label subset, head init, order and views (default: the run's seed)")

@@ -21,9 +21,6 @@ from deep.evaluate.labels import label_subset
 from deep.methods import build_method
 from deep.train import build_optimizer, cosine_lr, peak_lr, train_step
 
-# Thesis Sec. 4.6.6. Weight decay is not given there: the supervised baseline's 5e-4.
-THESIS_EPOCHS, THESIS_LR, WEIGHT_DECAY = 70, 0.005, 5e-4
-
 
 @dataclass
 class FinetuneResult:

@@ -8,7 +8,7 @@ import time
 
 import torch
 
-from deep import augment
+from deep.augment import normalize
 from deep.evaluate.accuracy import classifier_accuracy
 from deep.evaluate.features import LINEAR_EVAL_VIEW, frozen_features
 from deep.evaluate.finetune import finetune, finetune_config
@@ -95,7 +95,7 @@ def classifier_result(trained, data, *, data_root: str | None = None) -> dict:
     start = time.perf_counter()
     mean, std = trained.info["mean"], trained.info["std"]
     top1, top5 = classifier_accuracy(trained.backbone, trained.method.classifier, data.test.images,
-                                     data.test.labels, lambda x: augment.normalize(x, mean, std),
+                                     data.test.labels, lambda x: normalize(x, mean, std),
                                      trained.autocast, trained.memory_format)
     labels = trained.config["labels"]
     return {"protocol": "classifier", **provenance(trained, data_root), "labels": percent_label(labels),

@@ -25,8 +25,8 @@ FOOTNOTES = (
     "Thesis: CIFAR-10 (original), ResNet-18 width 64, 400 epochs of pre-training with batch 512; linear "
     "probe 10 epochs, SGD, lr 0.3, random crops; fine-tuning 70 epochs, lr 0.005. The supervised rows are the "
     "thesis' reference ResNet-18.",
-    "Ours: test top-1 (%) after the FINAL epoch of each protocol, never the best epoch. Epochs: pre-training "
-    "epochs completed of the run's schedule when the number was measured.",
+    "Ours: test top-1 (%) after the FINAL epoch of each protocol, never the best epoch. Epochs: the run's "
+    "(pre-)training epochs completed, of its schedule, when the number was measured.",
 )
 REENCODED_FOOTNOTE = (f"{REENCODED} CIFAR-10 decoded from a re-encoding of the images (the offline copy is JPEG "
                       "re-encoded), not the original pickled batches: accuracies run slightly below those on the "
