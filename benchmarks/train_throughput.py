@@ -58,14 +58,29 @@ class PILViews(torch.utils.data.Dataset):
         return tuple(t(image) for t in self.transforms), int(self.labels[index])
 
 
-def timed_steps(next_batch, step_fn, steps: int) -> float:
-    """Seconds per step over `steps` steps, after WARMUP_STEPS untimed ones."""
-    for _ in range(WARMUP_STEPS):
+def seconds_per_step(next_batch, step_fn, steps: int, warmup: int = WARMUP_STEPS) -> float:
+    """Mean seconds per step (batch preparation included) over `steps` steps after `warmup` untimed ones."""
+    for _ in range(warmup):
         step_fn(*next_batch())
     start = time.perf_counter()
     for _ in range(steps):
         step_fn(*next_batch())
     return (time.perf_counter() - start) / steps
+
+
+def interleaved_seconds_per_step(batch_makers, step_fn, steps: int) -> list[float]:
+    """Like `seconds_per_step` for several batch sources at once, alternating them step by step, so
+    that a change in the machine's load (it is shared) affects each measurement alike."""
+    for make in batch_makers:
+        for _ in range(WARMUP_STEPS):
+            step_fn(*make())
+    totals = [0.0] * len(batch_makers)
+    for _ in range(steps):
+        for index, make in enumerate(batch_makers):
+            start = time.perf_counter()
+            step_fn(*make())
+            totals[index] += time.perf_counter() - start
+    return [total / steps for total in totals]
 
 
 def main() -> None:
@@ -100,10 +115,9 @@ def main() -> None:
                            memory_format)
 
     made = device_batch()
-    bound = timed_steps(lambda: made, step_fn, args.steps)
-    print(f"(b) compute bound (pre-made views):       {batch / bound:7.1f} img/s", flush=True)
-    train = timed_steps(device_batch, step_fn, args.steps)
+    train, bound = interleaved_seconds_per_step([device_batch, lambda: made], step_fn, args.steps)
     print(f"(a) training step (augmentation included): {batch / train:7.1f} img/s", flush=True)
+    print(f"(b) compute bound (pre-made views):         {batch / bound:7.1f} img/s", flush=True)
 
     loader = torch.utils.data.DataLoader(PILViews(train_set.images, train_set.labels, dataset.mean, dataset.std),
                                          batch_size=batch, shuffle=True, num_workers=2, drop_last=True,
@@ -114,8 +128,9 @@ def main() -> None:
         views, labels = next(batches)
         return [v.contiguous(memory_format=memory_format) for v in views], labels
 
-    piped = timed_steps(loader_batch, step_fn, args.steps)
-    print(f"(c) PIL transforms, DataLoader(2 workers): {batch / piped:7.1f} img/s", flush=True)
+    # the warm-up also drains the batches the workers prefetched while (a) and (b) ran
+    piped = seconds_per_step(loader_batch, step_fn, args.steps, warmup=WARMUP_STEPS + 2 * 2)
+    print(f"(c) PIL transforms, DataLoader(2 workers):  {batch / piped:7.1f} img/s", flush=True)
     print(f"precision {config['precision']}, width {config['width']}, batch {batch}, {args.steps} timed steps each, "
           f"{torch.get_num_threads()} threads", flush=True)
     print(json.dumps({

@@ -249,15 +249,20 @@ def _rotate_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     Grey pixels (C = 0) come back unchanged.
     """
     r, g, b = x.unbind(dim=1)
+    # Buffers are reused in place (`out=`, trailing _): this runs every step, and fresh full-size
+    # temporaries cost page faults on the CPU.
     minimum = torch.minimum(torch.minimum(r, g), b)
-    chroma = torch.maximum(torch.maximum(r, g), b) - minimum
-    excess = (g + b - r - minimum) / chroma.clamp_min(1e-12)  # 0 where C = 0
-    hue = 3 - torch.copysign(2 - excess, g - b) + 6 * shift
-    hue -= 6 * torch.floor(hue / 6)  # back into [0, 6)
+    chroma = torch.maximum(r, g)
+    torch.maximum(chroma, b, out=chroma).sub_(minimum)
+    scratch = torch.clamp_min(chroma, 1e-12)
+    hue = (g + b).sub_(r).sub_(minimum).div_(scratch)  # E, 0 where C = 0
+    torch.sub(g, b, out=scratch)
+    hue.neg_().add_(2).copysign_(scratch).neg_().add_(3 + 6 * shift)  # h = 3 − sign(g − b)·(2 − E), shifted
+    hue.sub_(torch.div(hue, 6, out=scratch).floor_().mul_(6))  # back into [0, 6)
     out = torch.empty_like(x)
     for channel, centre in enumerate((3.0, 5.0, 1.0)):
-        level = (2 - ((hue - centre).abs() - 3).abs()).clamp_(0, 1)  # clip(d − 1, 0, 1)
-        torch.addcmul(minimum, chroma, level, out=out[:, channel])
+        level = torch.sub(hue, centre, out=out[:, channel]).abs_().sub_(3).abs_().neg_().add_(2).clamp_(0, 1)
+        level.mul_(chroma).add_(minimum)  # min + C·clip(d − 1, 0, 1)
     return out
 
 
@@ -285,7 +290,7 @@ def _solarize(x: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
     `_select_`).
     """
     ceiling = 3 - 2 * chosen.to(x.dtype)[:, None, None, None]
-    return torch.minimum(x, ceiling - x)
+    return torch.minimum(x, ceiling - x, out=x)
 
 
 def _standardize_(x: torch.Tensor, mean, std) -> torch.Tensor:

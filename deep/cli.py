@@ -4,6 +4,7 @@ torch is imported inside the handler only, so that `ssldyn` starts fast for the 
 """
 from ssldyn.args import positive_int, writable_dir
 
+from deep.ablate import cli as ablate_cli
 from deep.evaluate import cli as evaluate_cli
 from deep.evaluate.labels import label_fraction
 
@@ -32,6 +33,7 @@ def register(subparsers) -> None:
     train.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     train.set_defaults(func=run_train)
     evaluate_cli.register(subparsers)
+    ablate_cli.register(subparsers)
 
 
 def run_train(args) -> int:

@@ -13,7 +13,7 @@ from deep import presets
 PRECISIONS = ("bf16", "fp32")
 DEVICES = ("cpu", "cuda")
 PROJECTORS = ("mlp", "none")
-PREDICTORS = ("mlp", "linear", "directpred", "directcopy", "none")
+PREDICTORS = ("mlp", "linear", "directpred", "directcopy", "symmetric", "none")
 IDENTITY_KEYS = ("method", "dataset", "data_root", "preset", "device")  # set by the command line, not --set
 
 

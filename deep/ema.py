@@ -27,4 +27,5 @@ def update_momentum(target: nn.Module, online: nn.Module, momentum: float) -> No
     online_params = list(online.parameters())
     if len(target_params) != len(online_params):
         raise ValueError("target and online networks have different parameter lists")
-    torch._foreach_lerp_(target_params, [p.detach() for p in online_params], 1.0 - momentum)
+    if target_params:  # a parameter-free head (projector = none: nn.Identity) has nothing to average
+        torch._foreach_lerp_(target_params, [p.detach() for p in online_params], 1.0 - momentum)

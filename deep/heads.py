@@ -4,8 +4,10 @@
   Linear–BN–ReLU block (3 layers) and uses a wide output; `projector = none` removes it.
 - predictor: `mlp` (Linear–BN–ReLU–Linear, BYOL), `linear` (one bias-free d×d layer, so that its
   weight *is* W_p of the linear theory: y = W_p f), `directpred` / `directcopy` (the same layer, but
-  written analytically from F̂ instead of trained, see `deep.directpred`), `none`.
+  written analytically from F̂ instead of trained, see `deep.directpred`), `symmetric` (one bias-free
+  layer constrained to W_p = W_pᵀ: the paper's symmetric-predictor ablation), `none`.
 """
+import torch
 from torch import nn
 
 from deep.config import PREDICTORS, PROJECTORS
@@ -35,6 +37,23 @@ def projector(kind: str, in_dim: int, hidden_dim: int, out_dim: int, layers: int
     raise ValueError(f"unknown projector {kind!r}; allowed: {', '.join(PROJECTORS)}")
 
 
+class SymmetricLinear(nn.Module):
+    """y = W_p f with W_p = (A + Aᵀ)/2: a bias-free d×d layer whose weight is symmetric at every step
+    (the paper's symmetric-predictor ablation). A is trained; its gradient is the symmetric part of
+    W_p's, so each SGD step moves W_p as "step, then symmetrise" would."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.raw = nn.Parameter(nn.Linear(dim, dim, bias=False).weight.detach().clone())
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return 0.5 * (self.raw + self.raw.T)
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        return nn.functional.linear(f, self.weight)
+
+
 def predictor(kind: str, dim: int, hidden_dim: int) -> nn.Module:
     """The prediction head, mapping the d-dim projection to d dims."""
     if kind == "none":
@@ -46,4 +65,6 @@ def predictor(kind: str, dim: int, hidden_dim: int) -> nn.Module:
         if kind in ANALYTIC_PREDICTORS:
             layer.weight.requires_grad_(False)
         return layer
+    if kind == "symmetric":
+        return SymmetricLinear(dim)
     raise ValueError(f"unknown predictor {kind!r}; allowed: {', '.join(PREDICTORS)}")

@@ -27,9 +27,9 @@ class BasicBlock(nn.Module):
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = torch.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return torch.relu(out + self.shortcut(x))
+        out = nn.functional.relu(self.bn1(self.conv1(x)), inplace=True)  # BN's backward needs its input only
+        out = self.bn2(self.conv2(out)) + self.shortcut(x)
+        return out.relu_()
 
 
 class ResNet18(nn.Module):
@@ -40,7 +40,7 @@ class ResNet18(nn.Module):
         if width < 1 or in_channels < 1:
             raise ValueError(f"width and in_channels must be >= 1, got width={width}, in_channels={in_channels}")
         self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, width, 3, stride=1, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU()
+            nn.Conv2d(in_channels, width, 3, stride=1, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)
         )
         stages, channels = [], width
         for index, blocks in enumerate(STAGE_BLOCKS):

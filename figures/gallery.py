@@ -2,7 +2,9 @@
 
 Add a recipe by adding one entry; keep this a plain dict.
 """
-from figures import analysis, theory
+from functools import partial
+
+from figures import ablations, analysis, theory
 
 RECIPES = {
     "phase_portraits": theory.phase_portraits,
@@ -10,4 +12,11 @@ RECIPES = {
     "eigen_time_courses": theory.eigen_time_courses,
     "matrix_model": theory.matrix_model_curves,
     "linear_predictor": analysis.linear_predictor_panels,
+    # Deep ablations (`ssldyn ablate NAME`), redrawn from the committed figures/ablations/NAME.csv.
+    "ablation_no_predictor": partial(ablations.redraw, "no-predictor"),
+    "ablation_weight_decay": partial(ablations.redraw, "weight-decay"),
+    "ablation_predictor_lr": partial(ablations.redraw, "predictor-lr"),
+    "ablation_projector": partial(ablations.redraw, "projector"),
+    "ablation_ema": partial(ablations.redraw, "ema"),
+    "ablation_methods": partial(ablations.redraw, "methods"),
 }

@@ -60,7 +60,7 @@ def test_bad_set_items_are_refused(item, message):
     ({"batch_size": 0}, "batch_size=0 is not allowed"),
     ({"lr": float("nan")}, "lr=nan is not allowed"),
     ({"ema": 1.5}, r"expected a number in \[0, 1\]"),
-    ({"predictor": "deep"}, "one of mlp, linear, directpred, directcopy, none"),
+    ({"predictor": "deep"}, "one of mlp, linear, directpred, directcopy, symmetric, none"),
     ({"temperature": 0.2}, "not a key of method byol; allowed: "),
     ({"warmup_epochs": 20.0, "epochs": 10}, "must not exceed epochs"),
     ({"snapshots": 1}, "0 .none. or >= 2"),

@@ -1,0 +1,160 @@
+"""Run a sweep's variants into OUT/<variant>/, resumably: finished runs are skipped, interrupted ones
+continue from their checkpoint, and up to `jobs` variants train at once in separate processes.
+
+What each variant's run directory holds decides what happens to it (`plan`):
+- summary.json present      -> "skip"     (finished; its config must match the wanted one)
+- checkpoint.pt present     -> "resume"   (interrupted after an epoch; `deep.train.train(resume=True)`)
+- config.json only          -> "restart"  (interrupted inside its first epoch: nothing to keep)
+- nothing                   -> "train"
+A run whose loss turns non-finite stops with its last good checkpoint (`deep.train.NonFiniteLoss`);
+the sweep records it as diverged and goes on. Re-running the sweep retries it from that checkpoint,
+which, being seeded, diverges again within at most one epoch.
+"""
+import json
+import multiprocessing
+import os
+import shlex
+import shutil
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from deep import rundir
+from deep.ablate.sweeps import set_text
+
+SKIP, RESUME, RESTART, TRAIN = "skip", "resume", "restart", "train"
+FINISHED, DIVERGED = "finished", "diverged"
+
+
+@dataclass(frozen=True)
+class Task:
+    """One variant to bring to completion: its name, resolved config, run directory and action."""
+
+    name: str
+    config: dict
+    run_dir: Path
+    action: str
+
+
+def _config_mismatch(run_dir: Path, config: dict) -> list:
+    """Keys whose stored value (RUN/config.json) differs from `config`, ignoring those a resumed run
+    may change (deep.train.RESUMABLE_CHANGES: device, data_root, compile)."""
+    from deep.train import RESUMABLE_CHANGES
+
+    stored = json.loads((run_dir / rundir.CONFIG).read_text())
+    keys = (stored.keys() | config.keys()) - set(RESUMABLE_CHANGES)
+    return sorted(k for k in keys if stored.get(k) != config.get(k))
+
+
+def plan(variant_configs, out: Path) -> list:
+    """A Task per (variant, config); ValueError if a run directory holds a run of another config."""
+    tasks = []
+    for variant, config in variant_configs:
+        run_dir = Path(out) / variant.name
+        if (run_dir / rundir.SUMMARY).is_file():
+            action = SKIP
+        elif rundir.checkpoint_path(run_dir).is_file():
+            action = RESUME
+        elif (run_dir / rundir.CONFIG).is_file():
+            action = RESTART
+        else:
+            action = TRAIN
+        if action in (SKIP, RESUME):
+            changed = _config_mismatch(run_dir, config)
+            if changed:
+                raise ValueError(f"--out {out}: {run_dir} holds a run with another config (differs in "
+                                 f"{', '.join(changed)}); choose another --out or drop the --set that changed")
+        tasks.append(Task(variant.name, config, run_dir, action))
+    return tasks
+
+
+def _clear_unstarted(run_dir: Path) -> None:
+    """Remove what a run that never finished an epoch wrote, so that it can start again."""
+    for name in (rundir.CONFIG, rundir.METRICS):
+        (run_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(run_dir / rundir.SNAPSHOTS, ignore_errors=True)
+
+
+def run_task(task: Task, dataset=None, threads: int | None = None) -> dict:
+    """Train, resume or restart one variant; {"variant", "action", "status", "message"}.
+
+    dataset: the loaded `deep.data.Dataset` (in-process runs share one), else loaded by `train`.
+    threads: torch intra-op threads for this process (worker processes split the cores)."""
+    import torch
+
+    from deep.train import NonFiniteLoss, train
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    if task.action == RESTART:
+        _clear_unstarted(task.run_dir)
+    try:
+        train(task.config, task.run_dir, resume=task.action == RESUME, dataset=dataset)
+    except NonFiniteLoss as err:
+        return {"variant": task.name, "action": task.action, "status": DIVERGED, "message": str(err)}
+    return {"variant": task.name, "action": task.action, "status": FINISHED, "message": ""}
+
+
+def execute(tasks, jobs: int = 1) -> dict:
+    """Bring every task to completion; {variant: outcome}. Skipped tasks are not touched.
+
+    jobs = 1 trains one variant after another in this process, on one loaded data set. jobs > 1 runs
+    that many worker processes (spawned, each loading the data itself) and gives each
+    cores/jobs torch threads: on a 2-core machine it gains nothing; it pays off with more cores or
+    a GPU with room for several runs."""
+    outcomes = {t.name: {"variant": t.name, "action": SKIP, "status": FINISHED, "message": ""}
+                for t in tasks if t.action == SKIP}
+    pending = [t for t in tasks if t.action != SKIP]
+    if not pending:
+        return outcomes
+    if jobs == 1:
+        dataset = _load_dataset(pending[0].config)
+        for task in pending:
+            outcomes[task.name] = run_task(task, dataset)
+        return outcomes
+    workers = min(jobs, len(pending))
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    _load_dataset(pending[0].config)  # fails here, once, if the data are missing; decodes the cache once
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {task.name: pool.submit(run_task, task, None, threads) for task in pending}
+        for name, future in futures.items():
+            outcomes[name] = future.result()
+    return outcomes
+
+
+def _load_dataset(config: dict):
+    from deep.data import load_dataset
+
+    return load_dataset(config["dataset"], config["data_root"], seed=config["seed"])
+
+
+def ablate_command(name: str, out: Path, *, preset: str, dataset: str, overrides: dict, data_root) -> str:
+    """The `ssldyn ablate` call that (re)makes this sweep."""
+    parts = ["ssldyn ablate", name, f"--preset {preset}", f"--dataset {dataset}"]
+    parts += [f"--data-root {shlex.quote(str(data_root))}"] if data_root else []
+    parts += [f"--set {k}={set_text(v)}" for k, v in overrides.items()]
+    return " ".join(parts + [f"--out {shlex.quote(str(out))}"])
+
+
+def run_ablation(name: str, out, *, preset: str = "cpu", dataset: str = "cifar10", overrides: dict | None = None,
+                 data_root=None, device: str | None = None, jobs: int = 1) -> dict:
+    """Run ablation `name` (deep.ablate.sweeps.ABLATIONS) into `out`, resumably, and report it:
+    OUT/<variant>/ run directories, OUT/NAME.csv, OUT/NAME.png, OUT/summary.md. Returns the summary
+    (deep.ablate.report.report) with each variant's action: skip, resume, restart or train."""
+    from deep.ablate.report import report
+    from deep.ablate.sweeps import ABLATIONS, variant_configs
+    from deep.train import resolve_device
+
+    if name not in ABLATIONS:
+        raise ValueError(f"unknown ablation {name!r}; allowed: {', '.join(ABLATIONS)}")
+    if jobs < 1:
+        raise ValueError(f"--jobs must be a whole number >= 1, got {jobs}")
+    ablation, out, overrides = ABLATIONS[name], Path(out), dict(overrides or {})
+    configs = variant_configs(ablation, dataset, preset=preset, overrides=overrides,
+                              data_root=None if data_root is None else str(data_root),
+                              device=resolve_device(device))
+    tasks = plan(configs, out)
+    out.mkdir(parents=True, exist_ok=True)
+    outcomes = execute(tasks, jobs)
+    command = ablate_command(name, out, preset=preset, dataset=dataset, overrides=overrides, data_root=data_root)
+    return report(ablation, configs, out, outcomes, command)
