@@ -159,6 +159,7 @@ def train(config: dict, out, *, resume: bool = False, dataset=None, download: bo
     device = config["device"]
     resolve_device(device)
     torch.manual_seed(config["seed"])
+    torch.backends.cudnn.benchmark = device == "cuda"  # fixed shapes: let cuDNN pick its fastest kernels
     if dataset is None:
         dataset = load_dataset(config["dataset"], config["data_root"], download=download, seed=config["seed"])
     train_set, test_set = training_images(dataset, config).to(device), dataset.test.to(device)
@@ -215,7 +216,7 @@ def train(config: dict, out, *, resume: bool = False, dataset=None, download: bo
         losses = []
         bar = tqdm(range(steps_per_epoch), desc=f"{config['method']} epoch {epoch}/{config['epochs']}",
                    disable=None if distributed.is_main() else True, leave=False, dynamic_ncols=True)
-        interval_start, interval_images = time.perf_counter(), 0
+        interval_start = time.perf_counter()
         for index in bar:
             views, labels = batch_views(train_set, order[index * batch:(index + 1) * batch], view_configs,
                                         generator, mean, std, memory_format)
@@ -230,13 +231,13 @@ def train(config: dict, out, *, resume: bool = False, dataset=None, download: bo
                 raise NonFiniteLoss(f"{err} (epoch {epoch}); training stopped, {kept}") from None
             step += 1
             losses.append(loss)
-            interval_images += batch
-            if step % config["log_every"] == 0:
-                elapsed = time.perf_counter() - interval_start
-                rate = interval_images / elapsed
-                log.append({"kind": "step", "step": step, "epoch": epoch, "loss": loss, "lr": lr, "img_per_s": rate})
-                bar.set_postfix(loss=f"{loss:.4f}", img_s=f"{rate:.0f}")
-                interval_start, interval_images = time.perf_counter(), 0
+            if step % config["log_every"] == 0:  # loss: mean over the steps since the previous line
+                interval = losses[-min(config["log_every"], len(losses)):]
+                rate = len(interval) * batch / (time.perf_counter() - interval_start)
+                log.append({"kind": "step", "step": step, "epoch": epoch, "loss": float(np.mean(interval)), "lr": lr,
+                            "img_per_s": rate})
+                bar.set_postfix(loss=f"{np.mean(interval):.4f}", img_s=f"{rate:.0f}")
+                interval_start = time.perf_counter()
         bar.close()
         train_seconds = time.perf_counter() - epoch_start
         metrics = evaluate(method, train_set, test_set, mean, std, num_classes, config, autocast, memory_format)

@@ -155,7 +155,7 @@ def test_a_sweep_writes_its_runs_csv_figure_and_summary(sweep):
         assert result["collapse"]["std_last"] == pytest.approx(logged[-1]["std"])
 
     text = (out / "summary.md").read_text()
-    h1 = [x for x in summary["verdicts"]]
+    h1 = summary["verdicts"]
     assert [x["hypothesis"] for x in h1] == ["H1"] and h1[0]["setting"] == "deep: no-predictor"
     assert f"| H1 | {h1[0]['prediction']} | {h1[0]['observation']} | **{h1[0]['outcome']}** |" in text
     assert "![no-predictor](no-predictor.png)" in text and "Thesis Fig. 4.7" in text

@@ -129,10 +129,10 @@ def render_markdown(ablation, summary: dict, has_curves: bool) -> str:
     for r in summary["variants"]:
         c = r["collapse"]
         best = "–" if r["knn_top1_best"] is None else f"{r['knn_top1_best']:.2f}% ({r['best_epoch']})"
-        run = r["status"] if r["status"] != "finished" else _duration(r["seconds"])
+        time = r["status"] if r["status"] != "finished" else _duration(r["seconds"])
         cells = [r["variant"], _overrides_cell(r["overrides"]) if r["overrides"] else f"method `{r['method']}`",
                  str(r["epochs"]), _number(r["knn_top1_last"], ".2f", "%"), best, _number(c["std_last"]),
-                 _number(c["effective_rank_last"]), c["status"], run]
+                 _number(c["effective_rank_last"]), c["status"], time]
         if theory:
             cells.append(_theory_cell(r["theory"]))
         lines.append("| " + " | ".join(cells) + " |")
@@ -143,7 +143,8 @@ def render_markdown(ablation, summary: dict, has_curves: bool) -> str:
     if devices:
         lines += ["", f"Trained on {', '.join(devices)}; time: the epochs' wall time (training and kNN evaluation)."]
     diverged = [r for r in summary["variants"] if r["status"] != "finished"]
-    lines += [f"- `{r['variant']}` {r['status']}: {r['message']}" for r in diverged]
+    if diverged:
+        lines += [""] + [f"- `{r['variant']}` {r['status']}: {r['message']}" for r in diverged]
     if theory:
         eta_star = summary["variants"][0]["theory"]["eta_star"]
         lines += ["", "**On the linear theory** (`analysis.theory.deep_to_linear`): one SGD step with momentum μ "

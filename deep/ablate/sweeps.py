@@ -95,7 +95,7 @@ ABLATIONS = {
         (Variant("with-projector", "with projection head", "moco", {"projector": "mlp"}),
          Variant("no-projector", "no projection head", "moco", {"projector": "none"}))),
     "ema": Ablation(
-        "ema", "BYOL at several EMA rates, 0 = SimSiam-like (paper Sec. 3, H7)",
+        "ema", "BYOL at several EMA rates, 0 = SimSiam-like (H7)",
         "Not run in the thesis. The paper: EMA slows training but widens the region without collapse (H7).",
         ("H7",),
         tuple(Variant(f"ema-{_g(m)}", f"ema {_g(m)}" + (" (SimSiam-like)" if m == 0 else ""), "byol", {"ema": m})
