@@ -28,6 +28,9 @@ def register(subparsers) -> None:
     train.add_argument("--download", action="store_true", help="allow downloading the dataset if it is missing")
     train.add_argument("--max-epochs", type=positive_int, metavar="N",
                        help="stop after N epochs of this call (checkpointed; continue with --resume)")
+    train.add_argument("--threads", type=positive_int, metavar="N",
+                       help="CPU threads for torch (default: torch's choice). On a machine shared with other "
+                            "jobs, 1 avoids threads waiting on each other")
     train.add_argument("--labels", type=label_fraction, metavar="P%",
                        help="supervised only: train on a class-balanced P%% of the labels (Table 4.3; = --set labels)")
     train.add_argument("--json", action="store_true", help="print the summary as one JSON object")
@@ -43,6 +46,10 @@ def run_train(args) -> int:
     from deep import rundir
     from deep.train import resolve_device, train
 
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
     if args.resume is not None:
         given = [flag for flag, value in (("--method", args.method), ("--dataset", args.dataset),
                                           ("--preset", args.preset), ("--set", args.overrides), ("--out", args.out),

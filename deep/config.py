@@ -3,7 +3,8 @@
 Resolution order (later wins): `COMMON` defaults < the method's thesis defaults
 (`deep.methods.<name>.DEFAULTS`) < the preset (`deep.presets`) < `--set key=value` overrides.
 A method accepts only the keys it uses; anything else is refused with the list of allowed keys.
-The resolved dict is what `config.json` holds and what `deep.train.train` takes. No torch here.
+The resolved dict is what `config.json` holds and what `deep.train.train` takes. Importing this
+module does not import torch (the method registry is looked up inside `resolve`).
 """
 import math
 from dataclasses import dataclass
@@ -122,14 +123,9 @@ def parse_value(key: str, text: str):
         if lowered in ("false", "0", "no", "off"):
             return False
         raise ValueError(f"--set {key}={text}: expected {spec.allowed()}")
-    if spec.kind is int:
+    if spec.kind in (int, float):
         try:
-            return int(text)
-        except ValueError:
-            raise ValueError(f"--set {key}={text}: expected {spec.allowed()}") from None
-    if spec.kind is float:
-        try:
-            return float(text)
+            return spec.kind(text)
         except ValueError:
             raise ValueError(f"--set {key}={text}: expected {spec.allowed()}") from None
     return text

@@ -40,7 +40,9 @@ class ResNet18(nn.Module):
         if width < 1 or in_channels < 1:
             raise ValueError(f"width and in_channels must be >= 1, got width={width}, in_channels={in_channels}")
         self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, width, 3, stride=1, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)
+            nn.Conv2d(in_channels, width, 3, stride=1, padding=1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
         )
         stages, channels = [], width
         for index, blocks in enumerate(STAGE_BLOCKS):

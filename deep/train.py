@@ -147,7 +147,8 @@ def train(config: dict, out, *, resume: bool = False, dataset=None, download: bo
           max_epochs: int | None = None) -> dict:
     """Train `config` (from `deep.config.resolve`) into run directory `out`; returns the summary.
 
-    resume: continue the run in `out` from its checkpoint (its config.json is authoritative).
+    resume: continue the run in `out` from its checkpoint (its config.json is authoritative); a run
+        stopped before its first checkpoint starts again from the beginning.
     dataset: an already loaded `deep.data.Dataset` (else loaded from config["dataset"]).
     max_epochs: stop (checkpointed, resumable) after this many epochs of this call; the returned
         summary then has "finished": False and summary.json is not written.
@@ -189,9 +190,9 @@ def train(config: dict, out, *, resume: bool = False, dataset=None, download: bo
     log = MetricsWriter(out)
     progress = {"epoch": 0, "step": 0, "best_top1": -1.0, "best_epoch": 0, "last": None,
                 "seconds": 0.0, "train_seconds": 0.0, "images": 0, "metrics_bytes": 0}
-    if resume:
+    if resume and rundir.checkpoint_path(out).exists():
         progress = _restore(out, config, method, optimizer, generator, log)
-    elif distributed.is_main():
+    elif distributed.is_main():  # a new run, or one stopped before its first checkpoint: start afresh
         log.truncate(0)
         rundir.write_json(out / rundir.CONFIG, config)
     dataset_info = {"in_channels": in_channels, "num_classes": num_classes, "classes": list(dataset.classes),
@@ -212,7 +213,7 @@ def train(config: dict, out, *, resume: bool = False, dataset=None, download: bo
     epochs_this_call = 0
     for epoch in range(progress["epoch"] + 1, config["epochs"] + 1):
         epoch_start = time.perf_counter()
-        order = torch.randperm(len(train_set.images), generator=generator, device=generator.device).to(device)
+        order = torch.randperm(len(train_set.images), generator=generator, device=device)
         losses = []
         bar = tqdm(range(steps_per_epoch), desc=f"{config['method']} epoch {epoch}/{config['epochs']}",
                    disable=None if distributed.is_main() else True, leave=False, dynamic_ncols=True)
@@ -298,7 +299,8 @@ def _summary(config: dict, progress: dict, finished: bool) -> dict:
 def _device_name(device: str) -> str:
     if device == "cuda":
         return f"cuda ({torch.cuda.get_device_name()})"
-    return f"cpu ({torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"cpu ({threads} thread{'s' if threads > 1 else ''})"
 
 
 def _unwrap(method):

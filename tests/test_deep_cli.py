@@ -44,9 +44,11 @@ def half_run(tmp_path_factory):
 
 def test_train_json_prints_one_summary_object(capsys, tmp_path):
     run = tmp_path / "run"
-    assert main(SMOKE + ["--out", str(run), "--set", "epochs=1", "--json"]) == 0
+    torch.set_num_threads(2)
+    assert main(SMOKE + ["--out", str(run), "--set", "epochs=1", "--threads", "1", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["method"] == "byol" and summary["finished"] and summary["epochs"] == 1
+    assert summary["device"] == "cpu (1 thread)" and torch.get_num_threads() == 1
     assert json.loads((run / "summary.json").read_text()) == summary
 
 
@@ -143,3 +145,20 @@ def test_nan_loss_stops_at_its_step_and_keeps_the_last_good_checkpoint(capsys, m
     monkeypatch.setattr(deep.methods.byol, "symmetric_negative_cosine", real)
     assert main(["train", "--resume", str(run), "--json"]) == 0  # the kept checkpoint resumes
     assert json.loads(capsys.readouterr().out)["epochs"] == 2
+
+
+def test_cuda_requested_without_a_gpu_is_refused(capsys, monkeypatch, tmp_path):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    err = _error(capsys, SMOKE + ["--out", str(tmp_path / "run"), "--device", "cuda"])
+    assert "--device cuda: no CUDA device is available; use --device cpu" in err
+
+
+def test_resume_before_the_first_checkpoint_starts_afresh(capsys, half_run, tmp_path):
+    crashed = tmp_path / "crashed"  # config.json written, killed during epoch 1
+    crashed.mkdir()
+    (crashed / "config.json").write_bytes((half_run / "config.json").read_bytes())
+    (crashed / "metrics.jsonl").write_text('{"kind": "step", "step": 1}\n')
+    assert main(["train", "--resume", str(crashed), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["epochs"] == 2
+    lines = [json.loads(line) for line in (crashed / "metrics.jsonl").read_text().splitlines()]
+    assert lines[0]["kind"] == "step" and "loss" in lines[0]  # the stale line is gone

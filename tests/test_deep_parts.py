@@ -13,6 +13,14 @@ from deep.methods import build_method
 from deep.resnet import ResNet18
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # see tests/test_deep_train.py
+    yield
+    torch.set_num_threads(threads)
+
+
 def test_update_momentum_moves_each_parameter_by_one_minus_m():
     online, target = nn.Linear(3, 2), nn.Linear(3, 2)
     t0 = [p.clone() for p in target.parameters()]
@@ -124,3 +132,22 @@ def test_heads_shapes_and_none():
     assert isinstance(heads.predictor("none", 8, 32), nn.Identity)
     with pytest.raises(ValueError, match="allowed"):
         heads.predictor("deep", 8, 32)
+
+
+@pytest.mark.parametrize("method,head_dim", [("byol", 256), ("moco", 128), ("barlowtwins", 2048), ("directpred", 256),
+                                             ("supervised", 512)])
+def test_thesis_networks_have_the_documented_sizes(method, head_dim):
+    config = config_module.resolve(method, "cifar10")  # the thesis preset: width 64
+    if method == "moco":
+        config["bn_splits"] = 2  # this test's batch is 16 images, not 512
+    torch.manual_seed(0)
+    model = build_method(config, in_channels=3, num_classes=10)
+    assert model.backbone.output_dim == 512
+    views = [torch.randn(16, 3, 32, 32), torch.randn(16, 3, 32, 32)]
+    with torch.no_grad():
+        assert model.embed(views[0]).shape == (16, head_dim)
+        assert math.isfinite(model(views, torch.zeros(16, dtype=torch.long), 0).item())
+    if method == "moco":
+        assert model.queue.shape == (4096, 128)
+    if method == "directpred":
+        assert model.predictor.weight.shape == (256, 256)

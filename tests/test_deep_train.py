@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import torch
 
+from deep import augment, distributed
 from deep import config as config_module
 from deep.data import load_dataset
 from deep.methods import METHODS
-from deep.train import cosine_lr, load_method, snapshot_steps, train
+from deep.train import batch_views, cosine_lr, load_method, snapshot_steps, train
 
 EPOCH_KEYS = {"kind", "epoch", "step", "loss", "knn_top1", "knn_top5", "std", "effective_rank", "seconds"}
 STEP_KEYS = {"kind", "step", "epoch", "loss", "lr", "img_per_s"}
@@ -58,6 +59,21 @@ def test_snapshot_steps_are_evenly_spaced_from_zero_to_the_end():
     assert snapshot_steps(100, 0) == []
 
 
+def test_process_shards_of_a_global_batch_are_the_rows_of_the_single_process_batch(monkeypatch, synthetic):
+    def views(rank, world):
+        monkeypatch.setattr(distributed, "world_size", lambda: world)
+        monkeypatch.setattr(distributed, "rank", lambda: rank)
+        generator = torch.Generator().manual_seed(0)
+        return batch_views(synthetic.train, torch.arange(40, 48), augment.BYOL_VIEWS, generator, synthetic.mean,
+                           synthetic.std, torch.contiguous_format)
+
+    (whole, labels), (first, first_labels), (second, second_labels) = views(0, 1), views(0, 2), views(1, 2)
+    assert len(first[0]) == 4 and not torch.equal(whole[0], whole[1])  # two different views
+    for view in range(2):
+        assert torch.equal(torch.cat([first[view], second[view]]), whole[view])
+    assert torch.equal(torch.cat([first_labels, second_labels]), labels)
+
+
 @pytest.mark.parametrize("method", sorted(METHODS))
 def test_every_method_trains_and_writes_the_run_directory(method, synthetic, tmp_path):
     run = tmp_path / method
@@ -78,6 +94,21 @@ def test_every_method_trains_and_writes_the_run_directory(method, synthetic, tmp
     assert summary["knn_top1_best"] == max(r["knn_top1"] for r in epochs)
     backbone_method, info = load_method(run)
     assert info["num_classes"] == 10 and backbone_method.backbone.output_dim == 32
+
+
+def test_one_channel_28_pixel_images_train_like_fashion_mnist(synthetic, tmp_path):
+    from deep.data import Dataset, ImageSet
+
+    def gray(split):
+        return ImageSet(split.images[:, :1, 2:30, 2:30].contiguous(), split.labels)
+
+    small = Dataset("fashion-mnist", gray(synthetic.train), gray(synthetic.test), synthetic.classes,
+                    synthetic.mean[:1], synthetic.std[:1])
+    config = config_module.resolve("simsiam", "fashion-mnist", preset="smoke", overrides={"epochs": 1})
+    summary = train(config, tmp_path / "gray", dataset=small)
+    method, info = load_method(tmp_path / "gray")
+    assert info["in_channels"] == 1 and method.backbone.stem[0].in_channels == 1
+    assert summary["knn_top1_last"] > 10
 
 
 def test_predictor_snapshots_hold_W_p_and_F(synthetic, tmp_path):

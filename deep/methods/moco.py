@@ -46,17 +46,16 @@ class MoCo(Method):
         self.register_buffer("queue", F.normalize(torch.randn(config["queue_size"], dim), dim=1))
         self.register_buffer("queue_pointer", torch.zeros((), dtype=torch.long))
 
-    def _encode(self, x, backbone, projector):
-        return projector(backbone(x))
-
     def _queries(self, x):
-        return torch.cat([self._encode(part, self.backbone, self.projector) for part in x.chunk(self.config["bn_splits"])])
+        """Online projections, each of `bn_splits` groups with its own BatchNorm statistics."""
+        return torch.cat([self.projector(self.backbone(part)) for part in x.chunk(self.config["bn_splits"])])
 
     @torch.no_grad()
     def _keys(self, x):
+        """Key projections of a shuffled batch in `bn_splits` groups, returned in the original order."""
         order = torch.randperm(len(x), device=x.device)
         parts = x[order].chunk(self.config["bn_splits"])
-        keys = torch.cat([self._encode(part, self.key_backbone, self.key_projector) for part in parts])
+        keys = torch.cat([self.key_projector(self.key_backbone(part)) for part in parts])
         return keys[torch.argsort(order)]
 
     def forward(self, views, labels, step):
