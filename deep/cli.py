@@ -1,12 +1,17 @@
 """Subcommands of `ssldyn` provided by the deep package: `ssldyn train`.
 
 torch is imported inside the handler only, so that `ssldyn` starts fast for the theory commands.
+`ssldyn train --nproc N` checks the arguments, then hands them to N processes started by torchrun
+(`python -m torch.distributed.run --standalone --nproc-per-node N -m deep.train_ddp ...`).
 """
+import subprocess
+import sys
+
 from ssldyn.args import positive_int, writable_dir
 
 from deep.ablate import cli as ablate_cli
 from deep.evaluate import cli as evaluate_cli
-from deep.evaluate.labels import label_fraction
+from deep.evaluate.labels import label_fraction, percent_label
 
 
 def register(subparsers) -> None:
@@ -33,6 +38,10 @@ def register(subparsers) -> None:
                             "jobs, 1 avoids threads waiting on each other")
     train.add_argument("--labels", type=label_fraction, metavar="P%",
                        help="supervised only: train on a class-balanced P%% of the labels (Table 4.3; = --set labels)")
+    train.add_argument("--nproc", type=positive_int, metavar="N",
+                       help="train with N processes on this machine (torchrun + DistributedDataParallel; with "
+                            "--device cuda one per GPU); batch_size is the global batch and must divide by N. "
+                            "Several machines: torchrun ... -m deep.train_ddp (README, Scaling out)")
     train.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     train.set_defaults(func=run_train)
     evaluate_cli.register(subparsers)
@@ -43,8 +52,14 @@ def run_train(args) -> int:
     from ssldyn.cli import emit
 
     from deep import config as config_module
-    from deep import rundir
-    from deep.train import resolve_device, train
+    from deep import distributed, rundir
+    from deep.methods import METHODS
+    from deep.train import check_run_directory, resolve_device, train
+
+    if distributed.launched_by_torchrun() and not distributed.is_initialized():
+        raise ValueError("under torchrun, start training with -m deep.train_ddp (or use ssldyn train --nproc N)")
+    if args.nproc is not None and distributed.is_initialized():
+        raise ValueError("--nproc launches torchrun itself; leave it out of the arguments given to deep.train_ddp")
 
     if args.threads is not None:
         import torch
@@ -74,7 +89,13 @@ def run_train(args) -> int:
         config = config_module.resolve(args.method, args.dataset, preset=args.preset or "thesis",
                                        overrides=overrides,
                                        data_root=args.data_root, device=resolve_device(args.device))
+    if args.nproc is not None and args.nproc > 1:
+        METHODS[config["method"]].check_world_size(config, args.nproc)
+        check_run_directory(out, resume=args.resume is not None)
+        return launch(args, config["device"])
     summary = train(config, out, resume=args.resume is not None, download=args.download, max_epochs=args.max_epochs)
+    if not distributed.is_main():
+        return 0
     if summary["finished"]:
         text = (f"{summary['method']}: kNN top-1 {summary['knn_top1_last']:.2f}% after {summary['epochs']} epochs "
                 f"(best {summary['knn_top1_best']:.2f}% at epoch {summary['best_epoch']}); "
@@ -83,3 +104,37 @@ def run_train(args) -> int:
         text = f"stopped after epoch {summary['epochs']}; continue with: ssldyn train --resume {out}"
     emit(summary, args.json, text)
     return 0
+
+
+def launch(args, device: str) -> int:
+    """Run `ssldyn train` with these arguments in args.nproc processes on this machine (torchrun);
+    returns torchrun's exit status."""
+    if device == "cuda":
+        import torch
+
+        if torch.cuda.device_count() < args.nproc:
+            raise ValueError(f"--nproc {args.nproc}: only {torch.cuda.device_count()} GPUs; use at most that many "
+                             "processes (one per GPU)")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={args.nproc}",
+               "-m", "deep.train_ddp", *worker_arguments(args, device)]
+    return subprocess.run(command, check=False).returncode
+
+
+def worker_arguments(args, device: str) -> list[str]:
+    """The `ssldyn train` arguments of one of --nproc processes: all those given, but --nproc, with the
+    device made explicit (every process must train on the same kind of device)."""
+    argv = ["--device", device]
+    for flag, value in (("--method", args.method), ("--dataset", args.dataset), ("--data-root", args.data_root),
+                        ("--preset", args.preset), ("--out", args.out), ("--resume", args.resume),
+                        ("--max-epochs", args.max_epochs), ("--threads", args.threads)):
+        if value is not None:
+            argv += [flag, str(value)]
+    for item in args.overrides:
+        argv += ["--set", item]
+    if args.labels is not None:
+        argv += ["--labels", percent_label(args.labels)]
+    if args.download:
+        argv.append("--download")
+    if args.json:
+        argv.append("--json")
+    return argv

@@ -74,7 +74,7 @@ KEYS = {
     # MoCo
     "temperature": Key(float, "InfoNCE temperature τ", low=0, low_open=True),
     "queue_size": Key(int, "MoCo queue length (negatives)", low=1),
-    "bn_splits": Key(int, "MoCo shuffle-BN groups per process (1 = off)", low=1),
+    "bn_splits": Key(int, "MoCo shuffle-BN groups of the global batch (1 = off)", low=1),
     # Barlow Twins
     "lambda": Key(float, "Barlow Twins off-diagonal weight λ (Eq. 2.5)", low=0),
     # DirectPred / DirectCopy / linear predictor

@@ -14,11 +14,12 @@ import torch
 from torch import nn
 
 from deep import distributed
+from deep.losses import at_least_float32
 
 
 def batch_correlation(f1: torch.Tensor, f2: torch.Tensor) -> torch.Tensor:
-    """E_B[f fᵀ] over both views (uncentred), averaged over every process's shard: (d, d) float32."""
-    f = torch.cat([f1, f2]).detach().float()
+    """E_B[f fᵀ] over both views (uncentred), averaged over every process's shard: (d, d), float32 or 64."""
+    f = at_least_float32(torch.cat([f1, f2]).detach())
     return distributed.all_reduce_mean(f.T @ f / len(f))
 
 

@@ -1,4 +1,5 @@
-"""The training losses, one pure function each; inputs are cast to float32 so bf16 autocast is safe.
+"""The training losses, one pure function each; inputs are promoted to float32 (float64 stays) so
+bf16 autocast is safe.
 
 Every function returns a scalar tensor averaged over the batch (Barlow Twins: summed over the
 cross-correlation matrix, as in its paper). Stop-gradients are the caller's job (`target.detach()`),
@@ -8,9 +9,14 @@ import torch
 import torch.nn.functional as F
 
 
+def at_least_float32(tensor: torch.Tensor) -> torch.Tensor:
+    """`tensor` in float32, or float64 if it is: half-precision activations are promoted, never demoted to."""
+    return tensor if tensor.dtype == torch.float64 else tensor.float()
+
+
 def negative_cosine(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """−mean_i cos(p_i, z_i) (thesis Sec. 2.4.2, D(p, z)); −1 when every pair points the same way."""
-    return -F.cosine_similarity(prediction.float(), target.float(), dim=-1).mean()
+    return -F.cosine_similarity(at_least_float32(prediction), at_least_float32(target), dim=-1).mean()
 
 
 def symmetric_negative_cosine(p1, p2, z1, z2) -> torch.Tensor:
@@ -28,9 +34,9 @@ def info_nce(query: torch.Tensor, key: torch.Tensor, negatives: torch.Tensor, te
     L = −mean_i log[ s(q_i, k_i) / (s(q_i, k_i) + Σ_n s(q_i, n)) ], s(a, b) = exp(cos(a, b)/τ),
     with `key` the positive for each query (N×d) and `negatives` the queue (K×d).
     """
-    q = F.normalize(query.float(), dim=1)
-    k = F.normalize(key.float(), dim=1)
-    n = F.normalize(negatives.float(), dim=1)
+    q = F.normalize(at_least_float32(query), dim=1)
+    k = F.normalize(at_least_float32(key), dim=1)
+    n = F.normalize(at_least_float32(negatives), dim=1)
     positive = (q * k).sum(dim=1, keepdim=True)
     logits = torch.cat([positive, q @ n.T], dim=1) / temperature
     return F.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long, device=q.device))
@@ -38,7 +44,7 @@ def info_nce(query: torch.Tensor, key: torch.Tensor, negatives: torch.Tensor, te
 
 def cross_correlation(z1: torch.Tensor, z2: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """C_ij = Σ_b ẑ1_bi ẑ2_bj / N with ẑ standardised over the batch (Barlow Twins, Zbontar et al. 2021)."""
-    z1, z2 = z1.float(), z2.float()
+    z1, z2 = at_least_float32(z1), at_least_float32(z2)
     if len(z1) < 2:
         raise ValueError("Barlow Twins needs a batch of at least 2 to standardise its embeddings")
     z1 = (z1 - z1.mean(0)) / torch.sqrt(z1.var(0, unbiased=False) + eps)
@@ -57,4 +63,4 @@ def barlow_twins(z1: torch.Tensor, z2: torch.Tensor, lambda_offdiag: float) -> t
 
 def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy of class logits against integer labels (the supervised baseline)."""
-    return F.cross_entropy(logits.float(), labels)
+    return F.cross_entropy(at_least_float32(logits), labels)

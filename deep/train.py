@@ -7,6 +7,10 @@ does not depend on the number of processes. A step is: augment → method forwar
 finite-loss check → backward → SGD (momentum 0.9, cosine lr with linear warm-up, base lr scaled
 by batch/256) → EMA of the target networks. After each epoch: weighted kNN on clean features,
 collapse metrics, one metrics line and an atomic checkpoint (everything needed to resume).
+
+On several processes (torchrun, `deep.train_ddp`) the same loop runs on every rank: BatchNorm is
+synchronised over the global batch, DistributedDataParallel averages the gradients, the lr follows
+the global batch, and only the main process writes the run directory (see `deep.distributed`).
 """
 import contextlib
 import math
@@ -24,7 +28,7 @@ from deep import config as config_module
 from deep.checkpoint import load_checkpoint, save_checkpoint
 from deep.evaluate.labels import label_subset
 from deep.knn import extract_features, knn_accuracy
-from deep.methods import build_method
+from deep.methods import METHODS, build_method
 from deep.resnet import ResNet18
 
 EVAL_CHUNK = 512  # images per forward pass when extracting kNN features
@@ -72,6 +76,18 @@ def autocast_factory(device: str, precision: str):
     return lambda: torch.autocast(device_type=device, dtype=torch.bfloat16)
 
 
+def memory_format_of(config: dict) -> torch.memory_format:
+    return torch.channels_last if config["channels_last"] else torch.contiguous_format
+
+
+def build_training_method(config: dict, in_channels: int, num_classes: int):
+    """The method as `train` runs it: its BatchNorm synchronised across processes (a no-op on one),
+    on config["device"], in the configured memory format. `distributed.data_parallel` wraps it."""
+    method = build_method(config, in_channels, num_classes)
+    method.synchronise_batchnorm(config["device"])
+    return method.to(config["device"], memory_format=memory_format_of(config))
+
+
 def build_optimizer(method, config: dict) -> torch.optim.SGD:
     """SGD with one group per `method.param_groups()`; each group's lr = schedule · lr_mult."""
     groups = [dict(group, lr=peak_lr(config) * group["lr_mult"]) for group in method.param_groups()]
@@ -95,7 +111,8 @@ def batch_views(train_set, indices, view_configs, generator, mean, std, memory_f
 
 
 def train_step(method, optimizer, views, labels, step: int, lr: float, autocast, on_forward=None) -> float:
-    """One optimizer step of any method; returns the loss. Raises NonFiniteLoss before applying it.
+    """One optimizer step of any method; returns the loss of the global batch (the mean over processes
+    of their shards' losses). Raises NonFiniteLoss, on every process alike, before applying it.
 
     `on_forward(method)` runs after the forward pass (W_p and F̂ as this step's loss saw them).
     """
@@ -103,7 +120,7 @@ def train_step(method, optimizer, views, labels, step: int, lr: float, autocast,
         group["lr"] = lr * group["lr_mult"]
     with autocast():
         loss = method(views, labels, step)
-    value = loss.item()
+    value = distributed.all_reduce_mean(loss.detach()).item()
     if not math.isfinite(value):
         raise NonFiniteLoss(f"loss is {value} at step {step}")
     if on_forward is not None:
@@ -143,6 +160,13 @@ def training_images(dataset, config: dict):
     return label_subset(dataset.train, config.get("labels", 1.0), config["seed"])
 
 
+def check_run_directory(out, resume: bool) -> None:
+    """ValueError if a new run would overwrite the run already in `out`."""
+    out = Path(out)
+    if not resume and ((out / rundir.CONFIG).exists() or rundir.checkpoint_path(out).exists()):
+        raise ValueError(f"--out {out} already holds a run; continue it with --resume {out} or choose another --out")
+
+
 def train(config: dict, out, *, resume: bool = False, dataset=None, download: bool = False,
           max_epochs: int | None = None) -> dict:
     """Train `config` (from `deep.config.resolve`) into run directory `out`; returns the summary.
@@ -157,12 +181,14 @@ def train(config: dict, out, *, resume: bool = False, dataset=None, download: bo
 
     out = Path(out)
     config = config_module.validate(config)
+    METHODS[config["method"]].check_world_size(config, distributed.world_size())
     device = config["device"]
     resolve_device(device)
     torch.manual_seed(config["seed"])
     torch.backends.cudnn.benchmark = device == "cuda"  # fixed shapes: let cuDNN pick its fastest kernels
     if dataset is None:
-        dataset = load_dataset(config["dataset"], config["data_root"], download=download, seed=config["seed"])
+        with distributed.main_first():  # one process downloads and caches, the others read the cache
+            dataset = load_dataset(config["dataset"], config["data_root"], download=download, seed=config["seed"])
     train_set, test_set = training_images(dataset, config).to(device), dataset.test.to(device)
     batch = config["batch_size"]
     if batch > len(train_set.images):
@@ -170,9 +196,8 @@ def train(config: dict, out, *, resume: bool = False, dataset=None, download: bo
     in_channels, num_classes = train_set.images.shape[1], len(dataset.classes)
     mean, std = dataset.mean, dataset.std
 
-    method = build_method(config, in_channels, num_classes).to(device)
-    memory_format = torch.channels_last if config["channels_last"] else torch.contiguous_format
-    method = method.to(memory_format=memory_format)
+    method = build_training_method(config, in_channels, num_classes)
+    memory_format = memory_format_of(config)
     optimizer = build_optimizer(method, config)
     generator = torch.Generator(device=device).manual_seed(config["seed"])
     autocast = autocast_factory(device, config["precision"])
@@ -184,8 +209,8 @@ def train(config: dict, out, *, resume: bool = False, dataset=None, download: bo
     has_snapshots = method.predictor_snapshot() is not None
     snapshots = set(snapshot_steps(total_steps, config.get("snapshots", 0))) if has_snapshots else set()
 
-    if not resume and ((out / rundir.CONFIG).exists() or rundir.checkpoint_path(out).exists()):
-        raise ValueError(f"--out {out} already holds a run; continue it with --resume {out} or choose another --out")
+    check_run_directory(out, resume)
+    distributed.barrier()  # every process has checked before the main one writes config.json
     out.mkdir(parents=True, exist_ok=True)
     log = MetricsWriter(out)
     progress = {"epoch": 0, "step": 0, "best_top1": -1.0, "best_epoch": 0, "last": None,
@@ -202,6 +227,7 @@ def train(config: dict, out, *, resume: bool = False, dataset=None, download: bo
         for module in method.modules():
             if isinstance(module, ResNet18):
                 module.compile()
+    method = distributed.data_parallel(method, device)
 
     def snapshot(step: int, epoch: int):
         def write(m):
@@ -242,7 +268,7 @@ def train(config: dict, out, *, resume: bool = False, dataset=None, download: bo
         bar.close()
         train_seconds = time.perf_counter() - epoch_start
         metrics = evaluate(method, train_set, test_set, mean, std, num_classes, config, autocast, memory_format)
-        epoch_loss = float(distributed.all_reduce_mean(torch.tensor(np.mean(losses), device=device)))
+        epoch_loss = float(np.mean(losses))
         seconds = time.perf_counter() - epoch_start
         record = {"kind": "epoch", "epoch": epoch, "step": step, "loss": epoch_loss, **metrics,
                   "seconds": seconds, "img_per_s": steps_per_epoch * batch / train_seconds}
@@ -298,9 +324,12 @@ def _summary(config: dict, progress: dict, finished: bool) -> dict:
 
 def _device_name(device: str) -> str:
     if device == "cuda":
-        return f"cuda ({torch.cuda.get_device_name()})"
-    threads = torch.get_num_threads()
-    return f"cpu ({threads} thread{'s' if threads > 1 else ''})"
+        name = f"cuda ({torch.cuda.get_device_name()})"
+    else:
+        threads = torch.get_num_threads()
+        name = f"cpu ({threads} thread{'s' if threads > 1 else ''})"
+    world = distributed.world_size()
+    return f"{name} × {world} processes" if world > 1 else name
 
 
 def _unwrap(method):

@@ -1,6 +1,7 @@
 """Barlow Twins (Zbontar et al. 2021; thesis Sec. 2.5, 4.6.4): the cross-correlation of the two
 views' embeddings is pushed to the identity (Eq. 2.5). No predictor, no target network. The
-correlation is taken over the global batch (every process's embeddings, gradients kept)."""
+correlation is taken over the global batch (every process's embeddings, gradients kept; every
+process computes the same loss, which needs no rescaling: see `distributed.gather_with_grad`)."""
 from deep import distributed, heads
 from deep.losses import barlow_twins
 from deep.methods.base import Method
@@ -28,7 +29,7 @@ class BarlowTwins(Method):
 
     def forward(self, views, labels, step):
         z1, z2 = (distributed.gather_with_grad(self.projector(self.backbone(x))) for x in views)
-        return barlow_twins(z1, z2, self.config["lambda"])
+        return distributed.world_size() * barlow_twins(z1, z2, self.config["lambda"])
 
     def embed(self, images):
         return self.projector(self.backbone(images))

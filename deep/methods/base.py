@@ -8,6 +8,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from deep import distributed
 from deep.ema import update_momentum
 from deep.resnet import ResNet18
 
@@ -18,6 +19,11 @@ class Method(nn.Module):
     DEFAULTS: ClassVar[dict] = {}
     VIEWS: ClassVar[int] = 2  # augmented views of each image per step
 
+    @classmethod
+    def check_world_size(cls, config: dict, world: int) -> None:
+        """ValueError unless `config` can train on `world` processes (the batch splits into equal shards)."""
+        distributed.check_divisible(config["batch_size"], "batch_size", world)
+
     def __init__(self, config: dict, in_channels: int, num_classes: int):
         super().__init__()
         self.config = dict(config)
@@ -26,6 +32,11 @@ class Method(nn.Module):
     def forward(self, views: list[torch.Tensor], labels: torch.Tensor, step: int) -> torch.Tensor:
         """The loss of one step on `views` (one normalised batch per view) and their class labels."""
         raise NotImplementedError
+
+    def synchronise_batchnorm(self, device: str) -> None:
+        """Make every BatchNorm layer (online and target networks) normalise over the global batch of
+        all processes, so W ranks of B/W samples compute what one process computes on B."""
+        distributed.convert_sync_batchnorm(self, device)
 
     def momentum_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
         """(target, online) module pairs moved by the EMA after every optimizer step."""

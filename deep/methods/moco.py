@@ -2,11 +2,16 @@
 
 query  q = projector(backbone(x)),  key k = the same through the EMA key encoder (Eq. 2.4)
 loss   ½ InfoNCE(q1, k2, queue) + ½ InfoNCE(q2, k1, queue), cosine similarity / τ (Eqs. 2.1–2.2)
-queue  FIFO of the latest `queue_size` keys; each step's keys (from every process) enqueued once,
-       after the loss has used the old queue.
+queue  FIFO of the latest `queue_size` keys; each step's keys of the whole global batch (from every
+       process, in the order one process would have them) enqueued once, after the loss has used the
+       old queue: the queue is the same on every process.
 Shuffle BN (MoCo Sec. 3.3): BatchNorm statistics of a batch would let the query recognise its own
-key among the queued ones. As MoCo does across GPUs, each process runs queries in `bn_splits`
-groups with their own statistics and keys in groups of a random permutation of the batch.
+key among the queued ones. As MoCo does across GPUs, the global batch is split into `bn_splits`
+groups with their own statistics: queries in consecutive groups, keys in groups of a random
+permutation of the global batch. On W processes each holds bn_splits/W of the groups; their inputs
+are gathered for the key permutation, and the BatchNorm running statistics are chained across
+processes (`distributed.rank_ordered_batchnorm`), so a step is the single-process step on the same
+global batch. `bn_splits = 1` (off): one group, the global batch (synchronised BatchNorm).
 """
 import torch
 import torch.nn.functional as F
@@ -46,32 +51,53 @@ class MoCo(Method):
         self.register_buffer("queue", F.normalize(torch.randn(config["queue_size"], dim), dim=1))
         self.register_buffer("queue_pointer", torch.zeros((), dtype=torch.long))
 
-    def _queries(self, x):
-        """Online projections, each of `bn_splits` groups with its own BatchNorm statistics."""
-        return torch.cat([self.projector(self.backbone(part)) for part in x.chunk(self.config["bn_splits"])])
+    @classmethod
+    def check_world_size(cls, config, world):
+        super().check_world_size(config, world)
+        splits = config["bn_splits"]
+        if world > 1 and splits > 1 and (splits % world or config["batch_size"] % splits):
+            raise ValueError(f"bn_splits={splits}: with {world} processes the shuffle-BN groups must be whole "
+                             f"(bn_splits a multiple of {world} dividing batch_size={config['batch_size']}), "
+                             "or --set bn_splits=1")
+
+    def synchronise_batchnorm(self, device):
+        if self.config["bn_splits"] == 1:  # one BatchNorm group: the global batch
+            super().synchronise_batchnorm(device)
+        # else each shuffle-BN group keeps its own statistics: plain BatchNorm on every process
+
+    def _grouped(self, backbone, projector, x):
+        """projector(backbone(·)) of this process's shuffle-BN groups of x, each with its own statistics."""
+        if self.config["bn_splits"] == 1:
+            return projector(backbone(x))
+        groups = self.config["bn_splits"] // distributed.world_size()
+        with distributed.rank_ordered_batchnorm((backbone, projector), groups):
+            return torch.cat([projector(backbone(part)) for part in x.chunk(groups)])
 
     @torch.no_grad()
     def _keys(self, x):
-        """Key projections of a shuffled batch in `bn_splits` groups, returned in the original order."""
-        order = torch.randperm(len(x), device=x.device)
-        parts = x[order].chunk(self.config["bn_splits"])
-        keys = torch.cat([self.key_projector(self.key_backbone(part)) for part in parts])
+        """Keys of the whole global batch (every process's x), in order; the key encoder sees the
+        batch shuffled across the shuffle-BN groups (one permutation, the main process's)."""
+        images = distributed.gather(x)
+        order = distributed.broadcast_from_main(torch.randperm(len(images), device=x.device))
+        mine = images[order][distributed.shard(len(images))]
+        keys = distributed.gather(self._grouped(self.key_backbone, self.key_projector, mine))
         return keys[torch.argsort(order)]
 
     def forward(self, views, labels, step):
-        q1, q2 = (self._queries(x) for x in views)
+        q1, q2 = (self._grouped(self.backbone, self.projector, x) for x in views)
         k1, k2 = (self._keys(x) for x in views)
+        mine = distributed.shard(len(k1))  # the positives of this process's queries
         negatives = self.queue.clone()
-        loss = 0.5 * info_nce(q1, k2, negatives, self.config["temperature"]) \
-            + 0.5 * info_nce(q2, k1, negatives, self.config["temperature"])
-        self.enqueue(distributed.gather(torch.cat([k1, k2])))
+        loss = 0.5 * info_nce(q1, k2[mine], negatives, self.config["temperature"]) \
+            + 0.5 * info_nce(q2, k1[mine], negatives, self.config["temperature"])
+        self.enqueue(torch.cat([k1, k2]))
         return loss
 
     @torch.no_grad()
     def enqueue(self, keys: torch.Tensor) -> None:
         """Write `keys` over the oldest entries (FIFO ring buffer); only the newest queue_size fit."""
         size = len(self.queue)
-        keys = F.normalize(keys.float(), dim=1)[-size:]
+        keys = F.normalize(keys.to(self.queue.dtype), dim=1)[-size:]
         slots = (self.queue_pointer + torch.arange(len(keys), device=keys.device)) % size
         self.queue[slots] = keys
         self.queue_pointer.copy_((self.queue_pointer + len(keys)) % size)
