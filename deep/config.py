@@ -222,6 +222,11 @@ def validate(config: dict) -> dict:
     if checked["batch_size"] % splits or checked["batch_size"] // splits < 2:
         raise ValueError(f"batch_size={checked['batch_size']} must split into bn_splits={splits} groups "
                          "of at least 2 images")
+    if checked["channels_last"] and checked.get("device", "cpu") == "cpu" and checked["batch_size"] % 2:
+        # torch 2.14.1 on the CPU corrupts memory in the backward pass of a channels_last strided 1×1
+        # convolution (the ResNet shortcut) when the batch is odd: refuse instead of crashing.
+        raise ValueError(f"batch_size={checked['batch_size']} is odd: on the CPU use an even batch_size "
+                         "or --set channels_last=false")
     return checked
 
 

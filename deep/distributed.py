@@ -198,16 +198,30 @@ def convert_sync_batchnorm(module: nn.Module, device: str) -> nn.Module:
     return module
 
 
+def chained_statistics(start: torch.Tensor, ends: torch.Tensor, decay: torch.Tensor) -> torch.Tensor:
+    """The end r of one EMA chain run through every rank's groups in rank order, from per-rank chains.
+
+    Each group moves a running statistic by r ← (1 − m) r + m s (s: that group's statistic). Rank w
+    ran its g groups from the common `start` r₀ and ended at `ends[w]` = R_w; a = (1 − m)^g is `decay`.
+    Rank w's groups add R_w − a r₀ to whatever they start from, so one chain through all ranks ends at
+        r = a^W r₀ + Σ_w a^(W−1−w) (R_w − a r₀).
+    """
+    world = len(ends)
+    chained = decay**world * start
+    for w, end in enumerate(ends):
+        chained = chained + decay ** (world - 1 - w) * (end - decay * start)
+    return chained
+
+
 @contextlib.contextmanager
 def rank_ordered_batchnorm(modules, groups_per_rank: int):
     """BatchNorm running statistics as if one process had run every rank's groups, rank after rank.
 
     Shuffle BN (MoCo) runs `groups_per_rank` groups per rank, one after another, through plain
     (per-rank) BatchNorm layers of `modules`; one process would run all W·g groups of the global batch
-    in rank order. Each group moves a running statistic by r ← (1 − m) r + m s (s: that group's
-    statistic), so with a = (1 − m)^g and R_w what rank w ends with from the common start r₀, one
-    process would end with  r = a^W r₀ + Σ_w a^(W−1−w) (R_w − a r₀).  On exit every rank holds that r
-    (one all_gather for all layers); the step counters advance by W·g. The identity on one process.
+    in rank order. On exit every rank holds the running statistics of that one process
+    (`chained_statistics`, one all_gather for all layers); the step counters advance by W·g.
+    The identity on one process.
     """
     world = world_size()
     if world == 1:
@@ -222,15 +236,13 @@ def rank_ordered_batchnorm(modules, groups_per_rank: int):
     end = torch.cat([torch.cat([layer.running_mean, layer.running_var]) for layer in layers])
     decay = torch.cat([torch.full((2 * layer.num_features,), (1 - layer.momentum) ** groups_per_rank,
                                   dtype=end.dtype, device=end.device) for layer in layers])
-    merged = decay**world * start
-    for w, ended in enumerate(gather(end[None])):
-        merged += decay ** (world - 1 - w) * (ended - decay * start)
+    chained = chained_statistics(start, gather(end[None]), decay)
     offset = 0
     for layer in layers:
         # Written through .data: BatchNorm's backward lists the running statistics among its inputs
         # (unused in training mode), and a tracked in-place write would fail autograd's version check.
         for buffer in (layer.running_mean, layer.running_var):
-            buffer.data.copy_(merged[offset:offset + layer.num_features])
+            buffer.data.copy_(chained[offset:offset + layer.num_features])
             offset += layer.num_features
         layer.num_batches_tracked.data.add_(groups_per_rank * (world - 1))
 
@@ -238,9 +250,9 @@ def rank_ordered_batchnorm(modules, groups_per_rank: int):
 def data_parallel(module: nn.Module, device: str) -> nn.Module:
     """`module` wrapped in DistributedDataParallel (gradients averaged over ranks); itself on one process.
 
-    Buffers are copied from rank 0 once, at the start, but not before each forward pass: every one of them (BatchNorm
-    statistics, the MoCo queue, F̂) is kept identical on all ranks by construction, and the
-    distributed test checks that. No parameter is left unused by a step, so DDP need not search.
+    Buffers are copied from rank 0 once, at the start, but not before each forward pass: every one
+    of them (BatchNorm statistics, the MoCo queue, F̂) is kept identical on all ranks by construction,
+    and the distributed test checks that. No parameter is left unused by a step, so DDP need not search.
     """
     if world_size() == 1:
         return module

@@ -54,7 +54,8 @@ def snapshot_steps(total_steps: int, count: int) -> list[int]:
 
 
 def peak_lr(config: dict) -> float:
-    """The base lr scaled by batch/256 (Goyal et al. 2017; the thesis' "base learning rate")."""
+    """The base lr scaled by batch/256 (Goyal et al. 2017; the thesis' "base learning rate"); batch_size
+    is the global batch, all processes together."""
     return config["lr"] * config["batch_size"] / 256
 
 

@@ -62,6 +62,7 @@ def test_train_json_prints_one_summary_object(capsys, tmp_path):
     ({"set": "lr=-0.5"}, "lr=-0.5 is not allowed: expected a number > 0"),
     ({"set": "batch_size=-8"}, "batch_size=-8 is not allowed"),
     ({"set": "batch_size=1000"}, "batch_size=1000 is larger than the training set (500 images)"),
+    ({"set": "batch_size=25"}, "batch_size=25 is odd: on the CPU use an even batch_size"),
 ])
 def test_bad_arguments_exit_2_with_one_line(capsys, tmp_path, changes, message):
     args = {"method": "byol", "dataset": "synthetic", "preset": "smoke", **changes}

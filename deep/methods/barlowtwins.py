@@ -29,7 +29,7 @@ class BarlowTwins(Method):
 
     def forward(self, views, labels, step):
         z1, z2 = (distributed.gather_with_grad(self.projector(self.backbone(x))) for x in views)
-        return distributed.world_size() * barlow_twins(z1, z2, self.config["lambda"])
+        return barlow_twins(z1, z2, self.config["lambda"])
 
     def embed(self, images):
         return self.projector(self.backbone(images))

@@ -54,11 +54,10 @@ class MoCo(Method):
     @classmethod
     def check_world_size(cls, config, world):
         super().check_world_size(config, world)
-        splits = config["bn_splits"]
-        if world > 1 and splits > 1 and (splits % world or config["batch_size"] % splits):
-            raise ValueError(f"bn_splits={splits}: with {world} processes the shuffle-BN groups must be whole "
-                             f"(bn_splits a multiple of {world} dividing batch_size={config['batch_size']}), "
-                             "or --set bn_splits=1")
+        splits = config["bn_splits"]  # groups of the global batch (deep.config checks they divide it)
+        if splits > 1 and splits % world:
+            raise ValueError(f"bn_splits={splits}: with {world} processes each must hold whole shuffle-BN groups; "
+                             f"use a multiple of {world}, or --set bn_splits=1")
 
     def synchronise_batchnorm(self, device):
         if self.config["bn_splits"] == 1:  # one BatchNorm group: the global batch
