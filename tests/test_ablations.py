@@ -27,13 +27,6 @@ from tests.analysis_fakes import write_run
 SMOKE = {"preset": "smoke", "dataset": "synthetic"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # see tests/test_deep_train.py
-    yield
-    torch.set_num_threads(threads)
-
 
 def _lines(run):
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]

@@ -11,13 +11,6 @@ from ssldyn.cli import main
 SMOKE = ["train", "--method", "byol", "--dataset", "synthetic", "--preset", "smoke"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # see tests/test_deep_train.py
-    yield
-    torch.set_num_threads(threads)
-
 
 def _error(capsys, argv) -> str:
     """The one error line of a failed call (progress lines of epochs that finished may precede it)."""

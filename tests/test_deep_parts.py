@@ -13,13 +13,6 @@ from deep.methods import build_method
 from deep.resnet import ResNet18
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # see tests/test_deep_train.py
-    yield
-    torch.set_num_threads(threads)
-
 
 def test_update_momentum_moves_each_parameter_by_one_minus_m():
     online, target = nn.Linear(3, 2), nn.Linear(3, 2)

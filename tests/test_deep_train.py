@@ -19,16 +19,6 @@ SUMMARY_KEYS = {"method", "epochs", "knn_top1_last", "knn_top1_best", "best_epoc
 TIMING_KEYS = {"seconds", "img_per_s"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: these tiny networks gain nothing from two, and on a shared 2-core
-    machine two OpenMP threads spin-waiting on each other make a run up to 10× slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def synthetic():
     return load_dataset("synthetic")
