@@ -52,7 +52,7 @@ def test_collapse_matches_the_closed_form_basin_on_the_parabola(alpha_p, fractio
     p0 = np.array([position * p_minus, p_minus + position * (p_plus - p_minus), p_plus * (1 + position), -position])
     params = EigenParams(alpha_p, eta, sigma2, tau=tau)
     traj = integrate_eigen(p0, p0**2 / alpha_p, params, 20 * np.log(1e6) / eta, n_save=2, rtol=1e-9)
-    assert traj.verdicts == ("collapsed", "non-collapsed", "non-collapsed", "collapsed")
+    assert traj.verdicts == ["collapsed", "non-collapsed", "non-collapsed", "collapsed"]
     np.testing.assert_allclose(traj.p[-1, 1:3], p_plus, rtol=1e-5)
 
 
@@ -68,7 +68,7 @@ def test_ema_ratio_returns_to_one_at_the_non_collapsed_point():
     traj = integrate_eigen([0.1, 0.3], [0.5, 0.4], params, 300.0, tau0=[1.0, 0.5])
     np.testing.assert_allclose(traj.tau[-1], 1.0, atol=1e-6)
     np.testing.assert_allclose(traj.p[-1], p_roots(0.05, 1.0, 0.2)[1], rtol=1e-6)
-    assert traj.verdicts == ("non-collapsed", "non-collapsed")
+    assert traj.verdicts == ["non-collapsed", "non-collapsed"]
 
 
 def test_vectorised_solution_matches_solve_ivp_per_mode():
