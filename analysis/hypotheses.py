@@ -154,8 +154,8 @@ def _monotone(values, tol=0.0) -> tuple[bool, bool]:
 
 
 def _eigen_h6(eta: float) -> v.Verdict:
-    """H6 on the ODE at weight decay η, α_p over ALPHAS. Basin: fraction of the grid that collapses
-    (s(t_end) ≤ 1e-6). Speed: the reference mode's s growth s(T)/s(0).
+    """H6 on the ODE at weight decay η, α_p over ALPHAS. Basin: fraction of the grid whose fate is
+    collapse (integrate_eigen's verdicts). Speed: the reference mode's s growth s(T)/s(0).
     holds if the fraction never rises by > FRACTION_TOL and falls by > FRACTION_TOL overall, and
     the s growth falls strictly with α_p; fails if the fraction rises or the growth does not fall;
     inconclusive otherwise (fractions equal within tolerance)."""

@@ -29,7 +29,7 @@ from linear_dynamics.eigen_ode import integrate_eigen
 from linear_dynamics.fixed_points import eta_critical, fixed_points, p_roots, regime
 from linear_dynamics.params import EigenParams
 
-COLLAPSE, NO_COLLAPSE = "collapse", "no collapse"
+COLLAPSE, NO_COLLAPSE, UNDECIDED = "collapse", "no collapse", "undecided"
 STEADY_TAU = 1.0  # Eq. 13's fixed point: the EMA target catches up with the online network
 
 
@@ -47,19 +47,22 @@ class Prediction:
     p_minus: float | None      # saddle p₋ (None when η > η*)
     p_plus: float | None       # stable non-collapsed p₊ (None when η > η*)
     fixed_points: dict         # linear_dynamics' FixedPointReport.to_dict()
-    verdicts: tuple = ()       # one per initial state: COLLAPSE / NO_COLLAPSE (integrated Eqs. 11–13)
+    verdicts: tuple = ()       # one per initial state: COLLAPSE / NO_COLLAPSE / UNDECIDED (fate under Eqs. 11–13)
     final: dict = field(default_factory=dict)  # p, s, τ at t_end per initial state
     t_end: float | None = None
 
     @property
     def verdict(self) -> str | None:
-        """COLLAPSE if every given mode collapses, NO_COLLAPSE if none does, 'partial collapse'
-        otherwise; without initial states, COLLAPSE when η > η* (certain) and None otherwise."""
+        """COLLAPSE if every given mode collapses, NO_COLLAPSE if none does, 'partial collapse' if
+        some do and some do not, UNDECIDED if an undecided mode leaves it open; without initial
+        states, COLLAPSE when η > η* (certain) and None otherwise."""
         if not self.verdicts:
             return COLLAPSE if self.regime == "too-large" else None
         if all(v == COLLAPSE for v in self.verdicts):
             return COLLAPSE
-        return NO_COLLAPSE if all(v == NO_COLLAPSE for v in self.verdicts) else "partial collapse"
+        if all(v == NO_COLLAPSE for v in self.verdicts):
+            return NO_COLLAPSE
+        return "partial collapse" if {COLLAPSE, NO_COLLAPSE} <= set(self.verdicts) else UNDECIDED
 
     def as_dict(self) -> dict:
         return {"alpha_p": self.alpha_p, "eta": self.eta, "sigma2": self.sigma2, "tau": self.tau,
@@ -78,7 +81,8 @@ def default_horizon(eta: float) -> float:
 def predict(alpha_p: float, eta: float, sigma2: float = 0.0, *, tau: float | None = None,
             beta: float | None = None, p0=None, s0=None, tau0=None, t_end: float | None = None) -> Prediction:
     """Regime, η*, p± (paper Sec. 3.4 via linear_dynamics.fixed_points) and, when initial states
-    (p0, s0[, tau0]) are given, the verdict per state from integrating Eqs. 11–13 to t_end.
+    (p0, s0[, tau0]) are given, the fate per state under Eqs. 11–13 (integrate_eigen's verdicts; the
+    final state is the one at t_end).
 
     Exactly one of tau (fixed ratio; 1 = SimSiam) or beta (EMA rate, τ follows Eq. 13 from tau0,
     default 1) must be given. With EMA the fixed points are those at τ = 1, Eq. 13's fixed point.
@@ -97,7 +101,8 @@ def predict(alpha_p: float, eta: float, sigma2: float = 0.0, *, tau: float | Non
         raise ValueError("p0, s0: give both initial eigenvalues (or neither)")
     horizon = default_horizon(eta) if t_end is None else t_end
     traj = integrate_eigen(p0, s0, params, horizon, tau0=tau0, n_save=2)
-    verdicts = tuple(COLLAPSE if c else NO_COLLAPSE for c in traj.collapsed)
+    words = {"collapsed": COLLAPSE, "non-collapsed": NO_COLLAPSE, "undecided": UNDECIDED}
+    verdicts = tuple(words[v] for v in traj.verdicts)
     final = {k: v.tolist() for k, v in traj.final.items()}
     return Prediction(**base, verdicts=verdicts, final=final, t_end=horizon)
 

@@ -17,18 +17,25 @@ fixed_points  (Eqs. 11–12 at fixed τ)
         .regime .eta_critical .fixed_points (FixedPoint: name, p, s, eigenvalues, stable)
         .fixed_lines (η = 0 only; FixedLine: name, p, s, attracting_where) .to_dict()
     jacobian(p, s, alpha_p, eta, sigma2=0.0, tau=1.0) -> 2×2 array
+    ema_jacobian(p, w, a, alpha_p, eta, sigma2, beta) -> 3×3 array   EMA, coordinates of ema_mode_rhs
     parabola_velocity(p, alpha_p, eta, sigma2=0.0, tau=1.0)       dp/dt on s = p²/α_p
     collapses_closed_form(p0, s0, alpha_p, eta, sigma2=0.0, tau=1.0) -> bool array
         (η = 0 anywhere, η > η*, or on the parabola; ValueError elsewhere)
-    fixed_point_reached(p, s, alpha_p, eta, sigma2=0.0, tau=1.0, tol=1e-3, collapse_tol=1e-6) -> name | None
 eigen_ode  (Eqs. 11–14)
     eigen_rhs(state, params)                                      state rows (p, s[, τ])
+    log_s_rhs(state, params)           fixed τ in the integrator's coordinates (p, ln s)
     ema_mode_rhs(state, params)        the EMA case in regular coordinates (p, w, a): s = w², τ = a/w
     integrate_eigen(p0, s0, params, t_end, tau0=None, n_save=201, rtol=1e-10, atol=1e-12,
                     collapse_tol=1e-6) -> EigenTrajectories
-        .t (T,)  .p .s .tau (T, n)  .collapsed (n,) bool  .verdicts  .final {'p','s','tau'}
-        verdict: 'collapsed' when s(t_end) ≤ collapse_tol; with EMA τ is NaN on collapsed modes
+        .t (T,)  .p .s .tau (T, n)  .final {'p','s','tau'} (state at t_end; with EMA τ is NaN where s ≤ 1e-6)
+        .verdicts  .fixed_point  .t_decided (n,)  .collapsed (n,) bool    each mode's fate (see fate)
     parabola_offset(t, p0, s0, alpha_p, eta)                       c e^{−2ηt} of Eq. 14
+fate  (which attractor each mode converges to)
+    verdicts 'collapsed' | 'non-collapsed' (decided: in a region of a stable fixed point / line that the
+    mode does not leave) | 'undecided' (not there within 100 time scales past t_end and about 10⁴
+    solver steps); t_decided: from when
+    decide_fates(t, states, rhs, params, rtol, atol) -> Fate(.verdicts .fixed_point .t_decided)
+    fate_time_scale(params)   1 / slowest Jacobian decay rate at the stable fixed points
 matrix_model  (Eqs. 2–4, Thms 1–3)
     matrix_rhs(W, W_p, W_a, config) -> (dW, dW_p, dW_a)
     initial_state(config) -> (W, W_p, W_a)
@@ -45,13 +52,14 @@ run
         verdict: 'collapsed' when ‖W(t_end)‖ ≤ COLLAPSE_RATIO (1e-2) × ‖W(0)‖
 phase
     phase_portrait(eta, alpha_p=1.0, sigma2=0.0, tau=1.0, p_range, s_range, n_grid=41, n_basin=81)
-        -> PhasePortrait(.p .s .dp .ds  .basin_p .basin_s .collapses  .horizon .report)
+        -> PhasePortrait(.p .s .dp .ds  .basin_p .basin_s .collapses  .report)   collapses: the fate
 """
 from linear_dynamics.eigen_ode import (COLLAPSE_TOL, EigenTrajectories, eigen_rhs, ema_mode_rhs, integrate_eigen,
-                                       parabola_offset)
+                                       log_s_rhs, parabola_offset)
+from linear_dynamics.fate import Fate, decide_fates, fate_time_scale
 from linear_dynamics.fixed_points import (FixedLine, FixedPoint, FixedPointReport, collapses_closed_form,
-                                          eta_critical, fixed_point_reached, fixed_points, jacobian,
-                                          p_roots, parabola_velocity, regime)
+                                          ema_jacobian, eta_critical, fixed_points, jacobian, p_roots,
+                                          parabola_velocity, regime)
 from linear_dynamics.matrix_model import (alignment_K, balance, initial_state, matrix_rhs, no_stopgrad_hessian,
                                           simulate_flow, symmetric_predictor_fixed_point)
 from linear_dynamics.params import EigenParams, LinearConfig

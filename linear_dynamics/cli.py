@@ -21,7 +21,15 @@ def register(subparsers) -> None:
     fp.add_argument("--json", action="store_true", help="print one JSON object")
     fp.set_defaults(func=fixed_points_command)
 
-    eig = subparsers.add_parser("eigen", help="integrate the eigenvalue ODEs (Eqs. 11-13) for one or many modes")
+    eig = subparsers.add_parser(
+        "eigen", help="integrate the eigenvalue ODEs (Eqs. 11-13) for one or many modes",
+        description="Integrate Eqs. 11-13 to --t-end and report each mode's state there ('final') and its fate. "
+                    "'verdict' is 'collapsed' or 'non-collapsed' once the mode is in a region of a stable fixed "
+                    "point (or, at eta = 0, a fixed line) that it does not leave; modes not there by t_end are "
+                    "integrated further, and are 'undecided' if they are still not there after 100 time scales "
+                    "(e.g. on the saddle's stable manifold, or at eta = eta*). 'fixed_point' names the attractor "
+                    "(as in `ssldyn fixed-points`), 't_decided' the time from which the verdict was certain "
+                    "(may exceed t_end; null when undecided).")
     _add_model_args(eig)
     target = eig.add_mutually_exclusive_group()
     target.add_argument("--tau", type=nonnegative_float, help="fixed target ratio τ >= 0 (default 1 when --beta is absent)")
@@ -73,28 +81,30 @@ def eigen_command(args) -> int:
     import numpy as np
 
     from linear_dynamics.eigen_ode import integrate_eigen
-    from linear_dynamics.fixed_points import fixed_point_reached
     from linear_dynamics.params import EigenParams
 
     if args.tau0 is not None and args.beta is None:
         raise ValueError("argument --tau0: only allowed with --beta (with a fixed --tau the ratio does not move)")
     if len(args.p0) != len(args.s0) and 1 not in (len(args.p0), len(args.s0)):
         raise ValueError(f"argument --s0: give one value or as many as --p0 ({len(args.p0)}), got {len(args.s0)}")
+    if args.beta is not None and 0.0 in args.s0:
+        raise ValueError("argument --s0: must be > 0 with --beta (tau = W_a/W is undefined where W = 0)")
     tau = None if args.beta is not None else (1.0 if args.tau is None else args.tau)
     params = EigenParams(args.alpha_p, args.eta, args.sigma2, tau=tau, beta=args.beta)
-    traj = integrate_eigen(args.p0, args.s0, params, args.t_end, tau0=args.tau0, n_save=2)
-    # With EMA, τ = W_a/W is undefined on a collapsed mode (null in JSON).
+    # 101 saved times: t_decided is resolved to t_end/100 before t_end.
+    traj = integrate_eigen(args.p0, args.s0, params, args.t_end, tau0=args.tau0, n_save=101)
+    # With EMA, τ = W_a/W is undefined on a collapsed mode (null in JSON); t_decided is null when undecided.
     final = {key: [float(v) if np.isfinite(v) else None for v in values] for key, values in traj.final.items()}
-    reached = [fixed_point_reached(p, s, args.alpha_p, args.eta, args.sigma2, tau_end)
-               for p, s, tau_end in zip(final["p"], final["s"], final["tau"])]
+    t_decided = [float(t) if np.isfinite(t) else None for t in traj.t_decided]
+    per_mode = {"verdict": list(traj.verdicts), "fixed_point": list(traj.fixed_point), "t_decided": t_decided}
     one = len(final["p"]) == 1
     result = {"final": {key: values[0] if one else values for key, values in final.items()},
-              "verdict": traj.verdicts[0] if one else traj.verdicts,
-              "fixed_point": reached[0] if one else reached,
+              **{key: values[0] if one else values for key, values in per_mode.items()},
               "t_end": args.t_end}
     text = "\n".join(f"mode {j}: p = {p:.6g}, s = {s:.6g}, tau = {t if t is not None else float('nan'):.6g} -> {v}"
-                     + (f" (at fixed point {fp})" if fp else " (no fixed point reached yet)")
-                     for j, (p, s, t, v, fp) in enumerate(zip(final["p"], final["s"], final["tau"], traj.verdicts, reached)))
+                     + (f" (fixed point {fp}, certain from t = {td:g})" if fp else " (no attractor region reached)")
+                     for j, (p, s, t, v, fp, td) in enumerate(zip(final["p"], final["s"], final["tau"],
+                                                                   traj.verdicts, traj.fixed_point, traj.t_decided)))
     emit(result, args.json, f"t_end = {args.t_end:g}\n{text}")
     return 0
 

@@ -7,7 +7,11 @@ k = 1 + σ²:
     ds/dt = 2 p s (τ − k p) − 2η s                        (Eq. 12)
     dτ/dt = β(1 − τ) − τ (ds/dt)/(2s)                     (Eq. 13)
           = β(1 − τ) − τ [p(τ − k p) − η]                 (the same, without dividing by s)
-With a fixed τ (SimSiam: τ ≡ 1) Eq. 13 is switched off.
+With a fixed τ (SimSiam: τ ≡ 1) Eq. 13 is switched off, and the integrator follows (p, ln s):
+    d ln s/dt = 2 [p(τ − k p) − η]                        (Eq. 12 divided by s)
+so that s keeps its relative accuracy however small it gets. Whether a mode sliding along s ≈ 0
+comes back past the saddle depends on s far below any absolute tolerance. s = 0 is invariant
+(Eq. 12): there p = p(0) e^{−ηt} exactly.
 
 Eq. 14 (appendix sign): s(t) − p(t)²/α_p = c e^{−2ηt}, c = s(0) − p(0)²/α_p, for any τ(t).
 
@@ -17,17 +21,19 @@ own coordinates, w (s = w²) and a = τw (the target's component), where nothing
     dp/dt = α_p w (a − k p w) − η p,  dw/dt = p (a − k p w) − η w,  da/dt = β (w − a)   (Eq. 4),
 which give back Eqs. 11–13 wherever w ≠ 0 (s = w², τ = a/w; reported as NaN on collapsed modes).
 
-Verdict rule: a mode has collapsed when s(t_end) ≤ collapse_tol. Near the origin s shrinks like
-e^{−2ηt} only, so with a small η the horizon must be long enough for a collapsing mode to get there.
+Verdicts report each mode's fate, not a snapshot at t_end: 'collapsed' or 'non-collapsed' once the
+mode is in a region of an attractor that it does not leave (checked at the saved times, then past t_end
+on the undecided modes only), 'undecided' if that has not happened by a generous cap; see `fate`.
 """
 from dataclasses import dataclass
 
 import numpy as np
 
 from linear_dynamics.batched_rk import solve_batched
+from linear_dynamics.fate import COLLAPSED, decide_fates
 from linear_dynamics.params import EigenParams, check_positive
 
-COLLAPSE_TOL = 1e-6
+COLLAPSE_TOL = 1e-6  # with EMA, τ = W_a/W is reported as NaN where s ≤ this (W has all but vanished)
 
 
 def eigen_rhs(state: np.ndarray, params: EigenParams) -> np.ndarray:
@@ -41,6 +47,14 @@ def eigen_rhs(state: np.ndarray, params: EigenParams) -> np.ndarray:
     if not params.ema:
         return np.stack([dp, ds])
     return np.stack([dp, ds, params.beta * (1 - tau) - tau * growth])
+
+
+def log_s_rhs(state: np.ndarray, params: EigenParams) -> np.ndarray:
+    """Eqs. 11–12 at a fixed τ for a (2, n) array of rows (p, ln s)."""
+    k = 1 + params.sigma2
+    p, s = state[0], np.exp(state[1])
+    return np.stack([params.alpha_p * s * (params.tau - k * p) - params.eta * p,
+                     2 * (p * (params.tau - k * p) - params.eta)])
 
 
 def ema_mode_rhs(state: np.ndarray, params: EigenParams) -> np.ndarray:
@@ -58,23 +72,25 @@ def parabola_offset(t, p0, s0, alpha_p: float, eta: float):
 
 @dataclass(frozen=True)
 class EigenTrajectories:
-    """Solutions of Eqs. 11–13: arrays of shape (len(t), n_modes), one column per initial state."""
+    """Solutions of Eqs. 11–13: arrays of shape (len(t), n_modes), one column per initial state, and
+    each mode's fate (`fate.decide_fates`): verdict 'collapsed' | 'non-collapsed' | 'undecided', the
+    name of the fixed point or line it converges to (None if undecided), and the time t_decided from
+    which that was certain (NaN if undecided; may lie beyond t_end)."""
 
     t: np.ndarray
     p: np.ndarray
     s: np.ndarray
     tau: np.ndarray
     params: EigenParams
+    verdicts: tuple[str, ...]
+    fixed_point: tuple[str | None, ...]
+    t_decided: np.ndarray
     collapse_tol: float = COLLAPSE_TOL
 
     @property
     def collapsed(self) -> np.ndarray:
-        """Boolean per mode: s(t_end) ≤ collapse_tol."""
-        return self.s[-1] <= self.collapse_tol
-
-    @property
-    def verdicts(self) -> list[str]:
-        return ["collapsed" if c else "non-collapsed" for c in self.collapsed]
+        """Boolean per mode: the verdict is 'collapsed' (False for 'undecided')."""
+        return np.array([v == COLLAPSED for v in self.verdicts])
 
     @property
     def final(self) -> dict[str, np.ndarray]:
@@ -88,7 +104,8 @@ def integrate_eigen(p0, s0, params: EigenParams, t_end: float, tau0=None, n_save
 
     p0, s0 (and tau0 with EMA, default 1 = W_a(0) = W(0)) are scalars or 1-D arrays, broadcast
     together; s0 ≥ 0 since s is an eigenvalue of the PSD matrix F (> 0 with EMA, where τ = W_a/W
-    needs W ≠ 0). The solution is saved at n_save evenly spaced times from 0 to t_end.
+    needs W ≠ 0). The solution is saved at n_save evenly spaced times from 0 to t_end; the fates are
+    decided at those times and, for modes still undecided at t_end, by integrating them further.
     """
     check_positive("t_end", t_end)
     check_positive("collapse_tol", collapse_tol)
@@ -109,18 +126,34 @@ def integrate_eigen(p0, s0, params: EigenParams, t_end: float, tau0=None, n_save
         raise ValueError("s0 must be >= 0 (an eigenvalue of F = W X Wᵀ)")
     t = np.linspace(0.0, t_end, n_save)
     if not params.ema:
-        y = solve_batched(lambda state: eigen_rhs(state, params), np.stack(initial), t, rtol=rtol, atol=atol)
-        return EigenTrajectories(t=t, p=y[:, 0], s=y[:, 1], tau=np.full_like(y[:, 0], params.tau),
-                                 params=params, collapse_tol=collapse_tol)
+        def rhs(state):
+            return log_s_rhs(state, params)
+
+        p0, s0 = initial
+        alive = s0 > 0
+        y = np.empty((n_save, 2, p0.size))
+        y[:, 0, ~alive] = np.exp(-params.eta * t)[:, None] * p0[~alive]  # s ≡ 0: dp/dt = −ηp
+        y[:, 1, ~alive] = -np.inf
+        y[:, :, alive] = solve_batched(rhs, np.stack([p0[alive], np.log(s0[alive])]), t, rtol=rtol, atol=atol)
+        fate = decide_fates(t, y, rhs, params, rtol=rtol, atol=atol)
+        return EigenTrajectories(t=t, p=y[:, 0], s=np.exp(y[:, 1]), tau=np.full_like(y[:, 0], params.tau),
+                                 params=params, verdicts=fate.verdicts, fixed_point=fate.fixed_point,
+                                 t_decided=fate.t_decided, collapse_tol=collapse_tol)
     p0, s0, tau0 = initial
     if np.any(s0 <= 0):
         raise ValueError("s0 must be > 0 with beta (tau = W_a/W is undefined where W = 0)")
     if np.any(tau0 < 0):
         raise ValueError("tau0 must be >= 0")
     w0 = np.sqrt(s0)
-    y = solve_batched(lambda state: ema_mode_rhs(state, params), np.stack([p0, w0, tau0 * w0]), t, rtol=rtol, atol=atol)
+
+    def rhs(state):
+        return ema_mode_rhs(state, params)
+
+    y = solve_batched(rhs, np.stack([p0, w0, tau0 * w0]), t, rtol=rtol, atol=atol)
+    fate = decide_fates(t, y, rhs, params, rtol=rtol, atol=atol)
     p, w, a = y[:, 0], y[:, 1], y[:, 2]
     # τ = W_a/W means nothing once W has collapsed (a/w would then be a ratio of solver noise):
     # it is NaN wherever s ≤ collapse_tol.
     tau = np.divide(a, w, out=np.full_like(a, np.nan), where=w**2 > collapse_tol)
-    return EigenTrajectories(t=t, p=p, s=w**2, tau=tau, params=params, collapse_tol=collapse_tol)
+    return EigenTrajectories(t=t, p=p, s=w**2, tau=tau, params=params, verdicts=fate.verdicts,
+                             fixed_point=fate.fixed_point, t_decided=fate.t_decided, collapse_tol=collapse_tol)

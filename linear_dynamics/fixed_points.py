@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from linear_dynamics.eigen_ode import COLLAPSE_TOL
 from linear_dynamics.params import EigenParams, check_nonnegative
 
 REGIMES = ("no-weight-decay", "moderate", "too-large")
@@ -56,6 +55,18 @@ def jacobian(p: float, s: float, alpha_p: float, eta: float, sigma2: float = 0.0
     return np.array([
         [-alpha_p * k * s - eta, alpha_p * (tau - k * p)],
         [2 * s * (tau - 2 * k * p), 2 * p * (tau - k * p) - 2 * eta],
+    ])
+
+
+def ema_jacobian(p: float, w: float, a: float, alpha_p: float, eta: float, sigma2: float, beta: float) -> np.ndarray:
+    """∂(dp/dt, dw/dt, da/dt)/∂(p, w, a) of Eqs. 11–13 with EMA in the regular coordinates of
+    `eigen_ode.ema_mode_rhs` (s = w², τ = a/w; W_a's component a follows Eq. 4)."""
+    k = 1 + sigma2
+    drive = a - 2 * k * p * w  # ∂/∂w of w(a − kpw), and ∂/∂p of p(a − kpw)
+    return np.array([
+        [-alpha_p * k * w**2 - eta, alpha_p * drive, alpha_p * w],
+        [drive, -k * p**2 - eta, p],
+        [0.0, beta, -beta],
     ])
 
 
@@ -173,32 +184,3 @@ def collapses_closed_form(p0, s0, alpha_p: float, eta: float, sigma2: float = 0.
     if not np.allclose(c, 0, atol=1e-12 * max(1.0, float(np.max(np.abs(s0), initial=0)))):
         raise ValueError("p0, s0: with 0 < eta <= eta* the basin has a closed form only on the parabola s0 = p0²/alpha_p")
     return p0 < roots[0]
-
-
-
-def fixed_point_reached(p: float, s: float, alpha_p: float, eta: float, sigma2: float = 0.0,
-                        tau: float | None = 1.0, tol: float = 1e-3, collapse_tol: float = COLLAPSE_TOL) -> str | None:
-    """Name of the fixed point (η > 0) or fixed line (η = 0) that (p, s) has reached, else None.
-
-    Collapse (the origin, or the line s = 0) uses the eigen-ODE verdict rule s ≤ collapse_tol, plus
-    |p| ≤ tol for the origin; p± and the line p = τ/k need a distance ≤ tol (relative above 1).
-    None means the state has not settled yet (e.g. a slow collapse with a small η, where p shrinks
-    like e^{−ηt}). tau=None (τ unknown or meaningless, as on a collapsed EMA mode, or negative after
-    the mode passed through 0) recognises only collapse, whose location does not depend on τ.
-    """
-    collapsed = s <= collapse_tol
-    if tau is None or tau < 0:
-        return "collapse" if collapsed and (eta == 0 or abs(p) <= tol) else None
-    report = fixed_points(alpha_p, eta, sigma2, tau)
-    for point in report.fixed_points:
-        if point.name == "collapse":
-            if collapsed and abs(p) <= tol:
-                return point.name
-        elif max(abs(p - point.p), abs(s - point.s)) <= tol * max(1.0, abs(point.p), abs(point.s)):
-            return point.name
-    for line in report.fixed_lines:
-        if line.s is not None and collapsed:
-            return line.name
-        if line.p is not None and abs(p - line.p) <= tol * max(1.0, abs(line.p)):
-            return line.name
-    return None

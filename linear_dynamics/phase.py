@@ -1,14 +1,14 @@
 """Data of a (p, s) phase portrait at fixed τ (paper Sec. 3.4, Fig. 3; thesis Fig. 3.2).
 
 The velocity field of Eqs. 11–12 on a grid, the fixed points with their stability, and the collapse
-basin: every point of a (finer) grid integrated in one vectorised call to a horizon long enough for a
-collapsing mode to get below the collapse threshold, which near the origin takes about ln(1/tol)/(2η).
+basin: the fate (`fate`) of every point of a (finer) grid, all integrated in one vectorised call.
 """
 from dataclasses import dataclass
 
 import numpy as np
 
-from linear_dynamics.eigen_ode import COLLAPSE_TOL, eigen_rhs, integrate_eigen
+from linear_dynamics.eigen_ode import eigen_rhs, integrate_eigen
+from linear_dynamics.fate import fate_time_scale
 from linear_dynamics.fixed_points import FixedPointReport, fixed_points
 from linear_dynamics.params import EigenParams
 
@@ -22,14 +22,8 @@ class PhasePortrait:
     ds: np.ndarray  # (n_grid, n_grid)
     basin_p: np.ndarray  # (n_basin,) basin grid
     basin_s: np.ndarray  # (n_basin,)
-    collapses: np.ndarray  # (n_basin, n_basin) bool: started at (basin_p[j], basin_s[i]), s(horizon) ≤ tol
-    horizon: float  # integration time used for the basin
+    collapses: np.ndarray  # (n_basin, n_basin) bool: started at (basin_p[j], basin_s[i]), the fate is collapse
     report: FixedPointReport
-
-
-def basin_horizon(eta: float, tol: float = COLLAPSE_TOL) -> float:
-    """Time for s to fall from O(1) to `tol` at the slowest rate near the origin, 2η, with a margin of 3."""
-    return 3 * np.log(1 / tol) / (2 * eta) if eta > 0 else 400.0
 
 
 def phase_portrait(eta: float, alpha_p: float = 1.0, sigma2: float = 0.0, tau: float = 1.0,
@@ -44,8 +38,8 @@ def phase_portrait(eta: float, alpha_p: float = 1.0, sigma2: float = 0.0, tau: f
     dp, ds = eigen_rhs(np.stack([P.ravel(), S.ravel()]), params).reshape(2, n_grid, n_grid)
     basin_p, basin_s = np.linspace(*p_range, n_basin), np.linspace(*s_range, n_basin)
     BP, BS = np.meshgrid(basin_p, basin_s)
-    horizon = basin_horizon(eta)
+    # The fates do not depend on the horizon; one time scale settles most points before continuing.
+    horizon = fate_time_scale(params) if eta > 0 else 1.0
     ends = integrate_eigen(BP.ravel(), BS.ravel(), params, horizon, n_save=2, rtol=1e-8, atol=1e-12)
     return PhasePortrait(params=params, p=p, s=s, dp=dp, ds=ds, basin_p=basin_p, basin_s=basin_s,
-                         collapses=ends.collapsed.reshape(n_basin, n_basin), horizon=horizon,
-                         report=fixed_points(alpha_p, eta, sigma2, tau))
+                         collapses=ends.collapsed.reshape(n_basin, n_basin), report=fixed_points(alpha_p, eta, sigma2, tau))

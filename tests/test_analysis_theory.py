@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from analysis.theory import COLLAPSE, NO_COLLAPSE, deep_to_linear, predict
+from analysis.theory import COLLAPSE, NO_COLLAPSE, UNDECIDED, deep_to_linear, predict
 from linear_dynamics.fixed_points import collapses_closed_form
 
 
@@ -41,6 +41,13 @@ def test_integrated_verdicts_match_the_saddle_on_the_parabola(eta_fraction, alph
     expected = collapses_closed_form(p0, s0, alpha_p, eta, sigma2, 1.0)
     assert [v == COLLAPSE for v in pred.verdicts] == list(expected) == [True, True, False, False]
     assert pred.verdict == "partial collapse"
+
+
+def test_an_undecided_mode_leaves_the_overall_verdict_open():
+    """At η = η* a mode creeping towards the merged point p₋ = p₊ is undecided (not stable); beside a
+    collapsing one the overall verdict cannot be 'collapse' or 'partial collapse'."""
+    pred = predict(1.0, 0.25, 0.0, tau=1.0, p0=[0.8, 0.3], s0=[0.64, 0.09], t_end=5.0)
+    assert pred.verdicts == (UNDECIDED, COLLAPSE) and pred.verdict == UNDECIDED
 
 
 def test_no_weight_decay_keeps_modes_above_the_parabola():

@@ -52,8 +52,23 @@ def test_collapse_matches_the_closed_form_basin_on_the_parabola(alpha_p, fractio
     p0 = np.array([position * p_minus, p_minus + position * (p_plus - p_minus), p_plus * (1 + position), -position])
     params = EigenParams(alpha_p, eta, sigma2, tau=tau)
     traj = integrate_eigen(p0, p0**2 / alpha_p, params, 20 * np.log(1e6) / eta, n_save=2, rtol=1e-9)
-    assert traj.verdicts == ["collapsed", "non-collapsed", "non-collapsed", "collapsed"]
+    assert traj.verdicts == ("collapsed", "non-collapsed", "non-collapsed", "collapsed")
     np.testing.assert_allclose(traj.p[-1, 1:3], p_plus, rtol=1e-5)
+
+
+def test_s_keeps_its_relative_accuracy_while_it_slides_along_zero():
+    """c < −(τ/k)²/α_p: s falls to ~4e-10 next to the line s = 0, then comes back up past the saddle.
+    Following ln s (fixed τ) gets s(100) to 1e-8 of DOP853 at rtol 1e-13; RK45 on (p, s) with the same
+    rtol and atol 1e-12 is off by 1e-4 relative, because the absolute tolerance loses s."""
+    params = EigenParams(1.0, 0.01, 0.0, tau=1.0)
+    traj = integrate_eigen(1.7176, 0.8528, params, 100.0, n_save=201)
+    assert traj.s.min() < 1e-9
+    exact = solve_ivp(lambda _, y: eigen_rhs(y, params), (0, 100.0), [1.7176, 0.8528], method="DOP853",
+                      rtol=1e-13, atol=1e-30).y[:, -1]
+    np.testing.assert_allclose([traj.p[-1, 0], traj.s[-1, 0]], exact, rtol=1e-8)
+    coarse = solve_ivp(lambda _, y: eigen_rhs(y, params), (0, 100.0), [1.7176, 0.8528], method="RK45",
+                       rtol=1e-10, atol=1e-12).y[:, -1]
+    assert abs(coarse[1] / exact[1] - 1) > 1e-5
 
 
 def test_too_large_weight_decay_collapses_every_mode():
@@ -68,7 +83,7 @@ def test_ema_ratio_returns_to_one_at_the_non_collapsed_point():
     traj = integrate_eigen([0.1, 0.3], [0.5, 0.4], params, 300.0, tau0=[1.0, 0.5])
     np.testing.assert_allclose(traj.tau[-1], 1.0, atol=1e-6)
     np.testing.assert_allclose(traj.p[-1], p_roots(0.05, 1.0, 0.2)[1], rtol=1e-6)
-    assert traj.verdicts == ["non-collapsed", "non-collapsed"]
+    assert traj.verdicts == ("non-collapsed", "non-collapsed")
 
 
 def test_vectorised_solution_matches_solve_ivp_per_mode():

@@ -5,9 +5,9 @@ import sympy as sp
 from hypothesis import given, settings, strategies as st
 from scipy.optimize import root
 
-from linear_dynamics.eigen_ode import eigen_rhs, integrate_eigen
-from linear_dynamics.fixed_points import (collapses_closed_form, eta_critical, fixed_point_reached, fixed_points,
-                                          jacobian, p_roots, parabola_velocity, regime)
+from linear_dynamics.eigen_ode import eigen_rhs, ema_mode_rhs, integrate_eigen
+from linear_dynamics.fixed_points import (collapses_closed_form, ema_jacobian, eta_critical, fixed_points, jacobian,
+                                          p_roots, parabola_velocity, regime)
 from linear_dynamics.params import EigenParams
 
 alpha_ps = st.floats(0.05, 10.0)
@@ -57,12 +57,12 @@ def test_fixed_points_match_sympy_solve(sympy_solution, alpha_p, fraction, sigma
 @settings(max_examples=30, deadline=None)
 @given(alpha_ps, st.floats(0.02, 3.0), sigma2s, taus)
 def test_fixed_points_match_numerical_root_finding(alpha_p, fraction, sigma2, tau):
-    """Every root scipy finds from a grid of starts is one of ours, and each of ours is found."""
+    """Every root scipy finds from a grid of starts is one of ours, and each of ours is found. Besides
+    the grid, starts on the parabola s = p²/α_p (where s ≠ 0 puts the roots, from ds/dt = dp/dt = 0)
+    keep a saddle between grid nodes from being missed; Newton still has to find p itself."""
     eta = fraction * eta_critical(tau, sigma2)
     ours = fixed_points(alpha_p, eta, sigma2, tau).fixed_points
     scale_p, scale_s = tau / (1 + sigma2), (tau / (1 + sigma2)) ** 2 / alpha_p
-    # Besides the grid, starts on the parabola s = p²/α_p (where the roots with s ≠ 0 lie) keep a
-    # saddle between grid nodes from being missed; Newton still has to find p itself.
     grid_p = np.linspace(-0.5, 1.5, 9) * scale_p
     starts = [(p0, s0) for p0 in grid_p for s0 in np.linspace(0, 1.5, 7) * scale_s]
     starts += [(p0, p0**2 / alpha_p) for p0 in grid_p + scale_p / 8]
@@ -181,13 +181,25 @@ def test_closed_form_basin_refuses_off_parabola_states_in_the_moderate_regime():
     assert collapses_closed_form([0.5, 2.0], [1.0, 0.1], 1.0, 0.3).all()  # η > η*: always
 
 
-def test_fixed_point_reached_names_points_and_lines():
-    assert fixed_point_reached(0.0, 0.0, 1.0, 0.1) == "collapse"
-    p_plus = p_roots(0.1)[1]
-    assert fixed_point_reached(p_plus, p_plus**2, 1.0, 0.1) == "p+"
-    assert fixed_point_reached(0.5, 0.3, 1.0, 0.1) is None
-    assert fixed_point_reached(1.0, 0.7, 1.0, 0.0) == "non-collapsed"
-    assert fixed_point_reached(-0.4, 0.0, 1.0, 0.0) == "collapse"
+@settings(max_examples=30, deadline=None)
+@given(st.floats(-2, 2), st.floats(-2, 2), st.floats(-2, 2), alpha_ps, st.floats(0, 0.5), sigma2s, st.floats(0.05, 5))
+def test_ema_jacobian_matches_central_differences(p, w, a, alpha_p, eta, sigma2, beta):
+    params = EigenParams(alpha_p, eta, sigma2, beta=beta)
+    step = 1e-6
+    numeric = np.column_stack([(ema_mode_rhs(np.array([p, w, a]) + d, params) - ema_mode_rhs(np.array([p, w, a]) - d, params))
+                               / (2 * step) for d in step * np.eye(3)])
+    np.testing.assert_allclose(ema_jacobian(p, w, a, alpha_p, eta, sigma2, beta), numeric, rtol=1e-6, atol=1e-6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(alpha_ps, fractions, sigma2s, st.floats(0.01, 20.0))
+def test_ema_fixed_points_at_tau_one_keep_their_stability(alpha_p, fraction, sigma2, beta):
+    """With EMA (τ = 1 at rest), the origin and p₊ stay stable and p₋ a saddle for every β (Jacobian of (p, w, a))."""
+    eta = fraction * eta_critical(1.0, sigma2)
+    for fp in fixed_points(alpha_p, eta, sigma2, 1.0).fixed_points:
+        w = np.sqrt(fp.s)
+        values = np.linalg.eigvals(ema_jacobian(fp.p, w, w, alpha_p, eta, sigma2, beta)).real
+        assert (values.max() < 0) == (fp.name != "p-")
 
 
 @pytest.mark.parametrize("kwargs, field", [
@@ -198,9 +210,3 @@ def test_fixed_point_reached_names_points_and_lines():
 def test_bad_parameters_name_the_field(kwargs, field):
     with pytest.raises(ValueError, match=field):
         fixed_points(**kwargs)
-
-
-def test_fixed_point_reached_without_a_meaningful_tau_only_recognises_collapse():
-    assert fixed_point_reached(1e-5, 1e-9, 1.0, 0.1, tau=None) == "collapse"
-    assert fixed_point_reached(0.9, 0.8, 1.0, 0.1, tau=None) is None
-    assert fixed_point_reached(0.3, 1e-9, 1.0, 0.0, tau=-2.0) == "collapse"

@@ -4,10 +4,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
+from scipy.integrate import solve_ivp
 
+from linear_dynamics.eigen_ode import integrate_eigen
 from linear_dynamics.matrix_model import (alignment_K, balance, initial_state, matrix_rhs, no_stopgrad_hessian,
                                           simulate_flow, symmetric_predictor_fixed_point)
-from linear_dynamics.params import LinearConfig
+from linear_dynamics.params import EigenParams, LinearConfig
 from linear_dynamics.sgd import simulate_sgd
 
 VARIANTS = {
@@ -17,6 +19,7 @@ VARIANTS = {
     "no-stopgrad": ({"stop_grad": False}, "collapsed"),
     "no-predictor": ({"predictor": False}, "collapsed"),
     "no-predictor-byol": ({"predictor": False, "beta": 0.5}, "collapsed"),
+    "no-predictor-no-stopgrad": ({"predictor": False, "stop_grad": False}, "collapsed"),
     "too-large-eta": ({"eta": 0.3}, "collapsed"),  # η* = 1/(4 · 1.5) = 1/6
 }
 SGD_TOLERANCE = 0.05  # max |‖W‖_sgd − ‖W‖_flow| / ‖W(0)‖ over the run, lr 0.01, batch 128
@@ -40,6 +43,55 @@ def test_sgd_follows_the_flow(flows, name):
     assert sgd.verdict == flow.verdict
     np.testing.assert_allclose(sgd.t, flow.t)
     assert np.max(np.abs(sgd.W_norm - flow.W_norm)) / flow.W_norm[0] < SGD_TOLERANCE
+
+
+def test_sgd_predictor_weight_decay_is_eta_over_alpha_p():
+    """SPEC §2: Eq. 2's −ηW_p is not multiplied by α_p, so with predictor lr α_p·lr SGD's weight_decay
+    must be η/α_p. At α_p = 4 the flow and SGD agree to 1% of ‖W(0)‖; a weight_decay of η there (decay
+    α_p·η per unit time) leaves a gap of about 0.2."""
+    config = LinearConfig(alpha_p=4.0, eta=0.05, t_end=20.0)
+    flow = simulate_flow(config)
+    sgd = simulate_sgd(config, batch=128, lr=0.01)
+    assert np.max(np.abs(sgd.W_norm - flow.W_norm)) / flow.W_norm[0] < 0.02
+    W_p_norm = [np.linalg.norm(run.W_p, axis=(1, 2)) for run in (sgd, flow)]
+    assert np.max(np.abs(W_p_norm[0] - W_p_norm[1])) / W_p_norm[1].max() < 0.03
+
+
+@pytest.mark.parametrize("beta", [None, 0.7])
+def test_aligned_matrix_flow_follows_the_eigenvalue_odes(beta):
+    """W_p symmetric with F's eigenvectors and W_a = W at t = 0 (A1–A3): Eqs. 2–4 keep the modes apart and
+    each follows Eqs. 11–13 (fixed τ = 1 for SimSiam, Eq. 13 with EMA). Checks the factor 2 of Eq. 12,
+    where α_p sits (not on −ηW_p) and the EMA equation against the matrix model itself."""
+    config = LinearConfig(n1=5, n2=3, eta=0.05, alpha_p=2.5, sigma2=0.3, beta=beta)
+    rng = np.random.default_rng(0)
+    U, V = np.linalg.qr(rng.normal(size=(3, 3)))[0], np.linalg.qr(rng.normal(size=(5, 5)))[0][:, :3]
+    w0, p0 = np.array([0.2, 0.7, 1.1]), np.array([0.05, 0.4, -0.3])
+    W, W_p = U @ np.diag(w0) @ V.T, U @ np.diag(p0) @ U.T
+    sizes = (W.size, W_p.size)
+
+    def rhs(_, y):
+        W, W_p, W_a = np.split(y, np.cumsum([sizes[0], sizes[1]]))
+        parts = matrix_rhs(W.reshape(3, 5), W_p.reshape(3, 3), W_a.reshape(3, 5), config)
+        return np.concatenate([d.ravel() for d in parts])
+
+    t = np.linspace(0.0, 20.0, 5)
+    sol = solve_ivp(rhs, (0, 20.0), np.concatenate([W.ravel(), W_p.ravel(), W.ravel()]), t_eval=t,
+                    method="DOP853", rtol=1e-11, atol=1e-13)
+    W_t, W_p_t = sol.y[:15].T.reshape(-1, 3, 5), sol.y[15:24].T.reshape(-1, 3, 3)
+    p_t = np.einsum("ji,tjk,ki->ti", U, W_p_t, U)  # u_jᵀ W_p u_j
+    s_t = np.einsum("ji,tjk,ki->ti", U, W_t @ np.swapaxes(W_t, 1, 2), U)  # u_jᵀ F u_j
+    params = EigenParams(2.5, 0.05, 0.3, tau=1.0) if beta is None else EigenParams(2.5, 0.05, 0.3, beta=beta)
+    traj = integrate_eigen(p0, w0**2, params, 20.0, tau0=None if beta is None else 1.0, n_save=5)
+    np.testing.assert_allclose(p_t, traj.p, atol=1e-8)
+    np.testing.assert_allclose(s_t, traj.s, atol=1e-8)
+
+
+def test_predictor_decay_is_not_scaled_by_alpha_p():
+    """Where W = W_a = 0 only weight decay acts: dW_p/dt = −ηW_p for every α_p (Eq. 2)."""
+    config = LinearConfig(n1=4, n2=3, eta=0.07, alpha_p=5.0, beta=1.0)
+    W_p = np.arange(9.0).reshape(3, 3)
+    _, dW_p, _ = matrix_rhs(np.zeros((3, 4)), W_p, np.zeros((3, 4)), config)
+    np.testing.assert_allclose(dW_p, -0.07 * W_p)
 
 
 def test_sgd_gap_shrinks_with_learning_rate_and_noise():

@@ -47,13 +47,31 @@ def test_fixed_points_too_large(capsys):
 
 def test_eigen_json_fixed_tau_and_ema(capsys):
     result = run_json(["eigen", "--eta", "0.01", "--tau", "1", "--p0", "0.5", "--s0", "0.25", "--t-end", "2000"], capsys)
-    assert set(result) >= {"final", "verdict", "t_end"} and set(result["final"]) == {"p", "s", "tau"}
+    assert set(result) == {"final", "verdict", "fixed_point", "t_decided", "t_end"}
+    assert set(result["final"]) == {"p", "s", "tau"}
     assert result["verdict"] == "non-collapsed" and result["fixed_point"] == "p+"
     result = run_json(["eigen", "--eta", "0.01", "--p0", "0.005", "--s0", "0.000025", "--t-end", "2000"], capsys)
     assert result["verdict"] == "collapsed" and result["fixed_point"] == "collapse"
     result = run_json(["eigen", "--eta", "0.05", "--beta", "0.5", "--tau0", "0.5", "--p0", "0.1", "--s0", "0.5",
                        "--t-end", "400"], capsys)
     assert result["final"]["tau"] == pytest.approx(1.0, abs=1e-6) and result["verdict"] == "non-collapsed"
+
+
+def test_eigen_verdict_is_the_fate_not_a_snapshot(capsys):
+    """Below the parabola with p0 < p₋ ≈ 0.0101: s(100) = 5.6e-6 is not yet small, but the mode is doomed."""
+    argv = ["eigen", "--alpha-p", "1", "--eta", "0.01", "--sigma2", "0", "--tau", "1", "--p0", "0.005",
+            "--s0", "0.00002", "--t-end", "100"]
+    result = run_json(argv, capsys)
+    assert result["final"]["s"] == pytest.approx(5.619e-6, rel=1e-3)
+    assert result["verdict"] == "collapsed" and result["fixed_point"] == "collapse" and result["t_decided"] == 0.0
+
+
+def test_eigen_undecided_mode_and_help(capsys):
+    """At η = η* the merged point is not stable: a mode creeping towards it stays undecided (nulls)."""
+    result = run_json(["eigen", "--eta", "0.25", "--p0", "0.8", "--s0", "0.64", "--t-end", "5"], capsys)
+    assert result["verdict"] == "undecided" and result["fixed_point"] is None and result["t_decided"] is None
+    status, out, _ = run(["eigen", "--help"], capsys)
+    assert status == 0 and "'undecided'" in out and "t_decided" in out
 
 
 def test_eigen_many_modes(capsys):

@@ -1,0 +1,163 @@
+"""Verdicts report each mode's fate (linear_dynamics.fate), whatever t_end is."""
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings, strategies as st
+
+from linear_dynamics.eigen_ode import integrate_eigen
+from linear_dynamics.fate import fate_time_scale
+from linear_dynamics.fixed_points import collapses_closed_form, eta_critical, p_roots
+from linear_dynamics.params import EigenParams
+
+# η as a fraction of η*, in the moderate or the too-large regime but away from η = η*, where the merged
+# point is not stable and modes heading there are rightly undecided (tested on its own below).
+eta_fractions = st.one_of(st.floats(0.05, 0.9), st.floats(1.1, 2.0))
+
+
+def test_slow_collapse_below_the_saddle_is_collapsed_before_s_is_small():
+    """η = 0.01: below the parabola with p0 < p₋ ≈ 0.0101 the mode is doomed from t = 0, although
+    s(100) = 5.6e-6 is still far from 0 (the old snapshot rule said 'non-collapsed')."""
+    traj = integrate_eigen(0.005, 2e-5, EigenParams(1.0, 0.01, 0.0, tau=1.0), 100.0, n_save=2)
+    assert traj.s[-1, 0] > 1e-6
+    assert traj.verdicts == ("collapsed",) and traj.fixed_point == ("collapse",) and traj.t_decided[0] == 0.0
+
+
+def test_just_above_the_saddle_on_the_parabola_is_non_collapsed():
+    """On the parabola c = 0, and p > p₋ holds p above p₋ for good: certain from t = 0."""
+    p_minus, p_plus = p_roots(0.01)
+    p0 = 1.01 * p_minus
+    traj = integrate_eigen(p0, p0**2, EigenParams(1.0, 0.01, 0.0, tau=1.0), 100.0, n_save=2)
+    assert abs(traj.p[-1, 0] - p_plus) > 0.9 * p_plus  # still next to the saddle at t_end
+    assert traj.verdicts == ("non-collapsed",) and traj.fixed_point == ("p+",) and traj.t_decided[0] == 0.0
+
+
+def test_modes_next_to_the_separatrix_are_decided_by_integrating_past_t_end():
+    """Off the parabola near the saddle: undecided at t_end = 100, decided later, and right (t = 5000)."""
+    p_minus = p_roots(0.01)[0]
+    p0, s0 = [1.5 * p_minus, 0.5 * p_minus], [0.3 * (1.5 * p_minus) ** 2, 1.5 * p_minus**2]
+    params = EigenParams(1.0, 0.01, 0.0, tau=1.0)
+    traj = integrate_eigen(p0, s0, params, 100.0, n_save=2)
+    assert traj.verdicts == ("non-collapsed", "collapsed") and np.all(traj.t_decided > 100.0)
+    end = integrate_eigen(p0, s0, params, 5000.0, n_save=2)
+    assert end.p[-1, 0] == pytest.approx(p_roots(0.01)[1]) and end.s[-1, 1] < 1e-12
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.floats(0.1, 5.0), st.floats(0.02, 0.95), st.floats(0.0, 1.5), st.floats(0.3, 2.0),
+       st.floats(-1.0, 3.0), st.floats(0.01, 5.0))
+def test_on_the_parabola_the_verdict_is_the_closed_form_even_with_a_short_horizon(
+        alpha_p, fraction, sigma2, tau, position, t_end):
+    """0 < η < η*, s0 = p0²/α_p: collapsed iff p0 < p₋ (a thin band around p₋ left out)."""
+    eta = fraction * eta_critical(tau, sigma2)
+    p_minus, p_plus = p_roots(eta, tau, sigma2)
+    p0 = position * p_plus
+    assume(abs(p0 - p_minus) > 1e-3 * p_minus)
+    traj = integrate_eigen(p0, p0**2 / alpha_p, EigenParams(alpha_p, eta, sigma2, tau=tau), t_end, n_save=2)
+    expected = collapses_closed_form(p0, p0**2 / alpha_p, alpha_p, eta, sigma2, tau)
+    assert traj.verdicts == ("collapsed" if expected else "non-collapsed",)
+    assert traj.fixed_point == ("collapse" if expected else "p+",)
+
+
+def _far_future(p0, s0, params, tau0=None):
+    """States after 200 time scales: long enough for every decided mode to sit at its attractor."""
+    return integrate_eigen(p0, s0, params, 200 * fate_time_scale(params), tau0=tau0, n_save=2, rtol=1e-9)
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.floats(0.3, 3.0), eta_fractions, st.floats(0.0, 1.0), st.floats(0.5, 1.5), st.integers(0, 2**31 - 1))
+def test_fates_are_where_the_modes_end_up_fixed_tau(alpha_p, fraction, sigma2, tau, seed):
+    """Random states, short horizon: every mode's verdict and fixed point match where it really goes,
+    and neither depends on t_end (nor on how many times were saved)."""
+    eta = fraction * eta_critical(tau, sigma2)
+    params = EigenParams(alpha_p, eta, sigma2, tau=tau)
+    rng = np.random.default_rng(seed)
+    p0, s0 = rng.uniform(-1, 2, 60) * tau, rng.uniform(0, 2, 60) * tau**2 / alpha_p
+    short = integrate_eigen(p0, s0, params, 1.0, n_save=2)
+    assert short.verdicts == integrate_eigen(p0, s0, params, 30.0, n_save=31).verdicts
+    assert "undecided" not in short.verdicts
+    end = _far_future(p0, s0, params)
+    np.testing.assert_array_equal(short.collapsed, end.s[-1] < 1e-8)
+    for name, p in zip(short.fixed_point, end.p[-1]):
+        assert p == pytest.approx(0.0 if name == "collapse" else p_roots(eta, tau, sigma2)[1], abs=1e-4)
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.floats(0.3, 3.0), eta_fractions, st.floats(0.0, 1.0), st.floats(0.1, 5.0), st.integers(0, 2**31 - 1))
+def test_fates_are_where_the_modes_end_up_with_ema(alpha_p, fraction, sigma2, beta, seed):
+    """The same with an EMA target (τ from τ0 by Eq. 13; fixed points at τ = 1)."""
+    eta = fraction * eta_critical(1.0, sigma2)
+    params = EigenParams(alpha_p, eta, sigma2, beta=beta)
+    rng = np.random.default_rng(seed)
+    p0, s0, tau0 = rng.uniform(-1, 2, 40), rng.uniform(0.01, 2, 40) / alpha_p, rng.uniform(0, 2, 40)
+    short = integrate_eigen(p0, s0, params, 1.0, tau0=tau0, n_save=2)
+    end = _far_future(p0, s0, params, tau0)
+    decided = np.array([v != "undecided" for v in short.verdicts])
+    assert decided.mean() > 0.9
+    np.testing.assert_array_equal(short.collapsed[decided], end.s[-1, decided] < 1e-8)
+    for name, p, tau in zip(np.array(short.fixed_point)[decided], end.p[-1, decided], end.tau[-1, decided]):
+        if name == "p+":
+            assert p == pytest.approx(p_roots(eta, 1.0, sigma2)[1], abs=1e-4) and tau == pytest.approx(1.0, abs=1e-4)
+        else:
+            assert name == "collapse" and abs(p) < 1e-4
+
+
+def test_ema_without_weight_decay():
+    """η = 0 with EMA: c = s − p²/α_p is conserved for any τ(t). c > 0: non-collapsed at once; c < 0 with
+    p < 0, or with √(−α_p c) ≥ 1/k: collapsed at once; otherwise the mode is integrated until it is next
+    to the line p = 1/k, τ = 1 (here from τ0 = 0.2, which first drags p down towards √(−α_p c))."""
+    params = EigenParams(1.0, 0.0, 0.25, beta=0.5)  # 1/k = 0.8
+    p0, s0, tau0 = [0.3, -0.9, 1.2, 0.7], [0.2, 0.5, 0.1, 0.4], [1.0, 1.0, 1.0, 0.2]
+    traj = integrate_eigen(p0, s0, params, 1.0, tau0=tau0, n_save=2)
+    assert traj.verdicts == ("non-collapsed", "collapsed", "collapsed", "non-collapsed")
+    assert traj.fixed_point == ("non-collapsed", "collapse", "collapse", "non-collapsed")
+    assert list(traj.t_decided[:3]) == [0, 0, 0] and traj.t_decided[3] > 1.0
+    end = integrate_eigen(p0, s0, params, 3000.0, tau0=tau0, n_save=2)
+    np.testing.assert_allclose(end.p[-1, [0, 3]], 0.8, atol=1e-6)
+    np.testing.assert_allclose(end.tau[-1, [0, 3]], 1.0, atol=1e-6)
+    assert np.all(end.s[-1, 1:3] < 1e-12)
+
+
+def test_without_weight_decay_the_conserved_offset_decides_at_once():
+    """η = 0, fixed τ: the closed form (Eq. 14's c) is the verdict from t = 0. s0 = 1e-8 at p0 = 0.5 sits
+    on the repelling part of the line s = 0 and is a slow start, not a collapse."""
+    rng = np.random.default_rng(2)
+    p0, s0 = np.append(rng.uniform(-1.5, 2.5, 300), 0.5), np.append(rng.uniform(0, 2, 300), 1e-8)
+    traj = integrate_eigen(p0, s0, EigenParams(0.8, 0.0, 0.25, tau=1.0), 2.0, n_save=2)
+    np.testing.assert_array_equal(traj.collapsed, collapses_closed_form(p0, s0, 0.8, 0.0, 0.25, 1.0))
+    assert traj.verdicts[-1] == "non-collapsed" and traj.s[-1, -1] < 1e-6
+    assert set(traj.fixed_point) == {"collapse", "non-collapsed"} and np.all(traj.t_decided == 0)
+
+
+def test_a_mode_heading_for_the_merged_point_at_eta_star_is_undecided():
+    """At η = η* p₋ = p₊ is a saddle-node (a zero Jacobian eigenvalue, not stable): a mode above it creeps
+    towards it like 1/t and is never inside a stable point's region; one below collapses."""
+    traj = integrate_eigen([0.8, 0.3], [0.64, 0.09], EigenParams(1.0, 0.25, 0.0, tau=1.0), 5.0, n_save=2)
+    assert traj.verdicts == ("undecided", "collapsed") and traj.fixed_point == (None, "collapse")
+    assert np.isnan(traj.t_decided[0]) and traj.t_decided[1] >= 0
+
+
+def test_t_decided_is_when_the_mode_entered_its_region():
+    """Saved times resolve t_decided: a longer t_end finds the same times, a coarser save grid times no
+    earlier and at most one save interval later, and a restart from the state at t_decided is decided
+    at once, with the same verdict."""
+    params = EigenParams(1.0, 0.05, 0.0, tau=1.0)
+    p_minus = p_roots(0.05)[0]
+    p0 = np.array([1.5, 0.5, 0.2]) * p_minus
+    s0 = np.array([0.3 * 1.5**2, 1.5, 2.5]) * p_minus**2
+    fine = integrate_eigen(p0, s0, params, 400.0, n_save=401)
+    assert fine.verdicts == ("non-collapsed", "collapsed", "non-collapsed")
+    assert np.all((fine.t_decided > 0) & (fine.t_decided < 400))
+    longer = integrate_eigen(p0, s0, params, 800.0, n_save=801)
+    np.testing.assert_allclose(longer.t_decided, fine.t_decided)
+    coarse = integrate_eigen(p0, s0, params, 400.0, n_save=5)
+    assert np.all(coarse.t_decided >= fine.t_decided) and np.all(coarse.t_decided - fine.t_decided <= 100)
+    at = np.searchsorted(fine.t, fine.t_decided)
+    restart = integrate_eigen(fine.p[at, [0, 1, 2]], fine.s[at, [0, 1, 2]], params, 1.0, n_save=2)
+    assert restart.verdicts == fine.verdicts and np.all(restart.t_decided == 0)
+
+
+def test_time_scale_is_the_slowest_stable_rate():
+    assert fate_time_scale(EigenParams(1.0, 0.01, 0.0, tau=1.0)) == pytest.approx(100.0)  # the origin's −η
+    assert fate_time_scale(EigenParams(1.0, 0.01, 0.0, beta=100.0)) == pytest.approx(100.0)
+    assert fate_time_scale(EigenParams(1.0, 0.01, 0.0, beta=0.001)) > 1000.0  # a slow EMA is slower than 1/β at p₊
+    with pytest.raises(ValueError, match="eta"):
+        fate_time_scale(EigenParams(1.0, 0.0, 0.0, tau=1.0))
