@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import shlex
 import shutil
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +89,7 @@ def run_task(task: Task, dataset=None, threads: int | None = None) -> dict:
         torch.set_num_threads(threads)
     if task.action == RESTART:
         _clear_unstarted(task.run_dir)
+    print(f"{task.name}: {task.action} in {task.run_dir}", file=sys.stderr, flush=True)
     try:
         train(task.config, task.run_dir, resume=task.action == RESUME, dataset=dataset)
     except NonFiniteLoss as err:

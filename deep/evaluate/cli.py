@@ -31,27 +31,21 @@ def register(subparsers) -> None:
                       help="learning rate per 256 images (default 0.3, the thesis')")
     rate.add_argument("--sweep", metavar="LRS",
                       help="several learning rates, e.g. 0.05,0.1,0.2 or 0.05,0.1,...,0.35: a Table 4.1-style table")
-    linear.add_argument("--epochs", type=positive_int, default=10, help="epochs (default 10, the thesis')")
-    linear.add_argument("--batch-size", type=positive_int, default=256, help="minibatch (default 256)")
-    linear.add_argument("--weight-decay", type=nonnegative_float, default=0.0, help="SGD weight decay (default 0)")
+    _sgd_arguments(linear, epochs=(10, "10, the thesis'"), weight_decay=(0.0, "0"),
+                   seed_sets="minibatch order and views")
     linear.add_argument("--augment", action="store_true",
                         help="train on random resized crops + flips (recomputed each epoch) instead of clean features")
-    linear.add_argument("--seed", type=nonnegative_int, default=None,
-                        help="minibatch order and views (default: the run's seed)")
     linear.set_defaults(func=run_linear)
 
     finetune = _protocol(protocols, "finetune", "fine-tune the whole network (backbone + new linear head, training "
                                                 "augmentation) on a class-balanced label subset (thesis Table 4.3)")
     finetune.add_argument("--labels", type=label_fraction, required=True, metavar="P%",
                           help="fraction of the training labels, e.g. 10%% or 100%%")
-    finetune.add_argument("--epochs", type=positive_int, default=70, help="epochs (default 70, the thesis')")
     finetune.add_argument("--lr", type=positive_float, default=0.005,
                           help="learning rate per 256 images (default 0.005, the thesis')")
-    finetune.add_argument("--batch-size", type=positive_int, default=256, help="minibatch (default 256)")
-    finetune.add_argument("--weight-decay", type=nonnegative_float, default=5e-4,  # not given in the thesis
-                          help="SGD weight decay (default 5e-4, the supervised baseline's)")
-    finetune.add_argument("--seed", type=nonnegative_int, default=None,
-                          help="label subset, head init, order and views (default: the run's seed)")
+    _sgd_arguments(finetune, epochs=(70, "70, the thesis'"),  # the weight decay is not given in the thesis
+                   weight_decay=(5e-4, "5e-4, the supervised baseline's"),
+                   seed_sets="label subset, head init, order and views")
     finetune.set_defaults(func=run_finetune)
 
     classifier = _protocol(protocols, "classifier", "test accuracy of a supervised run's own classifier "
@@ -65,6 +59,19 @@ def register(subparsers) -> None:
     table.add_argument("runs", nargs="+", type=Path, metavar="RUN", help="run directories")
     table.add_argument("--json", action="store_true", help="print the rows as one JSON object")
     table.set_defaults(func=run_table)
+
+
+def _sgd_arguments(parser, *, epochs: tuple, weight_decay: tuple, seed_sets: str) -> None:
+    """--epochs, --batch-size, --weight-decay and --seed of a protocol that trains with SGD.
+
+    epochs, weight_decay: (default, how the help text states it); seed_sets: what --seed draws."""
+    parser.add_argument("--epochs", type=positive_int, default=epochs[0],
+                        help=f"epochs (default {epochs[1]})")
+    parser.add_argument("--batch-size", type=positive_int, default=256, help="minibatch (default 256)")
+    parser.add_argument("--weight-decay", type=nonnegative_float, default=weight_decay[0],
+                        help=f"SGD weight decay (default {weight_decay[1]})")
+    parser.add_argument("--seed", type=nonnegative_int, default=None,
+                        help=f"{seed_sets} (default: the run's seed)")
 
 
 def nonnegative_int(text: str) -> int:
