@@ -29,6 +29,17 @@ def test_cpu_preset_is_width_16_batch_256_ten_epochs():
     assert (config["width"], config["batch_size"], config["epochs"]) == (16, 256, 10)
 
 
+def test_cpu_preset_adjusts_what_a_ten_epoch_schedule_needs_and_nothing_else():
+    """deep.presets: larger lr for the BYOL family, ρ = 0.3 for the F̂-written predictors; thesis values elsewhere."""
+    changed = {"byol": {"lr": 0.2}, "directpred": {"lr": 0.2, "rho": 0.3}, "directcopy": {"lr": 0.2, "rho": 0.3},
+               "simsiam": {"lr": 0.13}, "moco": {}, "barlowtwins": {}, "supervised": {}}
+    generic = {"width", "batch_size", "epochs", "warmup_epochs", "log_every", "preset"}
+    for method, values in changed.items():
+        thesis, cpu = resolve(method, "cifar10"), resolve(method, "cifar10", preset="cpu")
+        differing = {k: cpu[k] for k in cpu if cpu[k] != thesis[k] and k not in generic}
+        assert differing == values, method
+
+
 def test_presets_apply_only_the_keys_a_method_has():
     config = resolve("byol", "synthetic", preset="smoke")
     assert "queue_size" not in config and config["width"] == 4
