@@ -30,13 +30,16 @@ def main() -> None:
     parser.add_argument("--data-root", default=None, help="CIFAR-10 location (default: the dataset's own)")
     args = parser.parse_args()
 
-    configs = [(Variant(m, m, m), config_module.resolve(m, "cifar10", preset="cpu", data_root=args.data_root,
-                                                        device="cpu"))
-               for m in args.methods]
-    out = Path(args.out)
-    tasks = plan(configs, out)
-    out.mkdir(parents=True, exist_ok=True)
-    outcomes = execute(tasks)
+    try:
+        configs = [(Variant(m, m, m), config_module.resolve(m, "cifar10", preset="cpu", data_root=args.data_root,
+                                                            device="cpu"))
+                   for m in args.methods]
+        out = Path(args.out)
+        tasks = plan(configs, out)  # refuses a run directory that holds another config
+        out.mkdir(parents=True, exist_ok=True)
+        outcomes = execute(tasks)
+    except (ValueError, OSError) as err:  # missing data, a foreign run in --out: one line, exit 2
+        parser.error(str(err))
     results = {}
     for task in tasks:
         finished = outcomes[task.name]["status"] == "finished"
