@@ -46,7 +46,8 @@ def _stamps(out):
 EXPECTED = {
     "no-predictor": [("with-predictor", "simsiam", {"predictor": "mlp"}),
                      ("no-predictor", "simsiam", {"predictor": "none"})],
-    "weight-decay": [("wd-0.0005", "byol", {"weight_decay": 5e-4}), ("wd-0.05", "byol", {"weight_decay": 0.05}),
+    "weight-decay": [("wd-0.0005", "byol", {"weight_decay": 5e-4}), ("wd-0.005", "byol", {"weight_decay": 5e-3}),
+                     ("wd-0.05", "byol", {"weight_decay": 0.05}),
                      ("wd-0.125", "byol", {"weight_decay": 0.125}), ("wd-0.5", "byol", {"weight_decay": 0.5})],
     "predictor-lr": [(f"alpha-{a}", "byol", {"predictor_lr_mult": float(a)}) for a in ("0.1", "0.3", "1", "3", "10")]
                     + [("symmetric-no-ema", "byol", {"predictor_lr_mult": 1.0, "predictor": "symmetric", "ema": 0.0})],
@@ -84,7 +85,7 @@ def test_weight_decays_straddle_eta_star_on_the_theorys_mapping():
     mapped = [deep_to_linear(config) for _, config in configs]
     assert ETA_STAR == 0.25 and all(m.eta_star == ETA_STAR for m in mapped)
     assert [m.eta for m in mapped] == [c["weight_decay"] for _, c in configs]  # η = weight_decay, unconverted
-    assert [m.predicted for m in mapped] == [NO_COLLAPSE, NO_COLLAPSE, NO_COLLAPSE, COLLAPSE]
+    assert [m.predicted for m in mapped] == [NO_COLLAPSE] * 4 + [COLLAPSE]
 
 
 def test_the_swept_knob_cannot_be_overridden_but_other_keys_can():

@@ -54,7 +54,8 @@ def _g(value: float) -> str:
 
 
 def _weight_decay_variants() -> tuple:
-    labels = {SUGGESTED_WEIGHT_DECAY: "suggested", 100 * SUGGESTED_WEIGHT_DECAY: "100× suggested",
+    labels = {SUGGESTED_WEIGHT_DECAY: "suggested", 10 * SUGGESTED_WEIGHT_DECAY: "10× suggested",
+              100 * SUGGESTED_WEIGHT_DECAY: "100× suggested",
               ETA_STAR / 2: "η*/2", 2 * ETA_STAR: "2η*, past η*"}
     return tuple(Variant(f"wd-{_g(wd)}", f"weight decay {_g(wd)} ({text})", "byol", {"weight_decay": wd})
                  for wd, text in labels.items())
