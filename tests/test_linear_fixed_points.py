@@ -58,14 +58,17 @@ def test_fixed_points_match_sympy_solve(sympy_solution, alpha_p, fraction, sigma
 @given(alpha_ps, st.floats(0.02, 3.0), sigma2s, taus)
 def test_fixed_points_match_numerical_root_finding(alpha_p, fraction, sigma2, tau):
     """Every root scipy finds from a grid of starts is one of ours, and each of ours is found. Besides
-    the grid, starts on the parabola s = p²/α_p (where s ≠ 0 puts the roots, from ds/dt = dp/dt = 0)
-    keep a saddle between grid nodes from being missed; Newton still has to find p itself."""
+    the grid, starts on the parabola s = p²/α_p (where s ≠ 0 puts the roots, from ds/dt = dp/dt = 0),
+    evenly and geometrically spaced, keep a saddle between grid nodes or next to the origin from being
+    missed; Newton still has to find p itself."""
     eta = fraction * eta_critical(tau, sigma2)
     ours = fixed_points(alpha_p, eta, sigma2, tau).fixed_points
     scale_p, scale_s = tau / (1 + sigma2), (tau / (1 + sigma2)) ** 2 / alpha_p
     grid_p = np.linspace(-0.5, 1.5, 9) * scale_p
     starts = [(p0, s0) for p0 in grid_p for s0 in np.linspace(0, 1.5, 7) * scale_s]
     starts += [(p0, p0**2 / alpha_p) for p0 in grid_p + scale_p / 8]
+    # p₋ → 0 as η → 0 (it sits ~η-close to the collapse point): geometric starts on the parabola reach it
+    starts += [(p0, p0**2 / alpha_p) for p0 in scale_p * np.logspace(-6, -1, 11)]
     found = []
     for start in starts:
         sol = root(_rhs, start, args=(alpha_p, eta, sigma2, tau), jac=lambda y, *a: jacobian(*y, *a), tol=1e-14)
