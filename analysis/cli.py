@@ -61,7 +61,9 @@ def _analyze(args) -> int:
 
 
 def _hypotheses(args) -> int:
-    from analysis.hypotheses import deep_verdicts, linear_verdicts, summarize
+    from analysis.deep_hypotheses import deep_verdicts
+    from analysis.hypotheses import summarize
+    from analysis.linear_hypotheses import linear_verdicts
     from analysis.rundir import load_run
 
     runs = [load_run(path, need_snapshots=False) for path in args.runs]  # bad input fails before the slow part

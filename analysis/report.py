@@ -10,7 +10,7 @@ import numpy as np
 
 from analysis import plots
 from analysis import verdicts as v
-from analysis.hypotheses import deep_predictor_verdicts, run_collapse
+from analysis.deep_hypotheses import deep_predictor_verdicts, run_collapse
 from analysis.rundir import load_run
 from analysis.theory import deep_to_linear
 from analysis.trajectory import snapshot_trajectory

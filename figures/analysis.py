@@ -2,7 +2,7 @@
 them for a deep run (analysis.plots.predictor_panels), from the matrix gradient flow (Eqs. 2–4)."""
 from pathlib import Path
 
-from analysis.hypotheses import BASE
+from analysis.linear_hypotheses import BASE
 from analysis.plots import predictor_panels
 from analysis.trajectory import predictor_trajectory
 from linear_dynamics.matrix_model import simulate_flow

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.hypotheses import deep_verdicts, run_collapse
+from analysis.deep_hypotheses import deep_verdicts, run_collapse
 from analysis.rundir import load_run
 from analysis.theory import deep_to_linear
 from analysis.verdicts import last_finite

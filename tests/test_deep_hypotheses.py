@@ -1,0 +1,88 @@
+"""`ssldyn hypotheses`, deep side: runs are matched to each hypothesis by their config."""
+import numpy as np
+import pytest
+
+from analysis import deep_hypotheses as hyp
+from analysis import verdicts as v
+from analysis.rundir import load_run
+from analysis_fakes import aligning_predictors, static_predictors, write_run
+
+
+def _outcomes(rows, hypothesis):
+    return {x.setting: x.outcome for x in rows if x.hypothesis == hypothesis}
+
+
+def _run(tmp_path, name, **kw):
+    return load_run(write_run(tmp_path / name, None, predictor=kw.pop("predictor", "mlp"), **kw), need_snapshots=False)
+
+
+def test_h1_on_runs_without_predictor(tmp_path):
+    collapsed = _run(tmp_path, "a", predictor="none", std=np.linspace(0.8, 0.01, 8))
+    healthy = _run(tmp_path, "b", predictor="none")
+    with_predictor = _run(tmp_path, "c")
+    rows = hyp.deep_h1([collapsed, healthy, with_predictor])
+    assert [(x.setting, x.outcome) for x in rows] == [("deep: a", v.HOLDS), ("deep: b", v.FAILS)]
+
+
+def test_h3_h4_on_deep_snapshots(tmp_path):
+    runs = [load_run(write_run(tmp_path / "good", aligning_predictors(4))),
+            load_run(write_run(tmp_path / "bad", static_predictors(4)))]
+    rows = hyp.deep_verdicts(runs)
+    assert _outcomes(rows, "H3") == {"deep: good": v.HOLDS, "deep: bad": v.FAILS}
+    assert _outcomes(rows, "H4") == {"deep: good": v.HOLDS, "deep: bad": v.FAILS}
+
+
+@pytest.mark.parametrize("large_decay_std, expected", [
+    (np.linspace(0.8, 0.01, 8), v.HOLDS),   # wd 0.5 > η* = 1/4 collapsed, wd 5e-4 did not
+    (None, v.FAILS),                         # wd 0.5 did not collapse
+])
+def test_h5_weight_decay_against_eta_star(tmp_path, large_decay_std, expected):
+    small = _run(tmp_path, "small")
+    large = _run(tmp_path, "large", std=large_decay_std, config_overrides={"weight_decay": 0.5})
+    (row,) = hyp.deep_h5([small, large], sigma2=0.0)
+    assert row.outcome == expected and row.evidence["eta_star"] == 0.25
+
+
+def test_h5_with_every_run_below_eta_star_is_inconclusive(tmp_path):
+    runs = [_run(tmp_path, "a"), _run(tmp_path, "b", config_overrides={"weight_decay": 0.05})]
+    (row,) = hyp.deep_h5(runs, sigma2=0.0)
+    assert row.outcome == v.INCONCLUSIVE and "one side" in row.observation
+
+
+@pytest.mark.parametrize("collapsing_alpha, expected", [(1.0, v.HOLDS), (10.0, v.FAILS), (None, v.INCONCLUSIVE)])
+def test_h6_collapse_ordered_by_predictor_lr(tmp_path, collapsing_alpha, expected):
+    runs = []
+    for alpha in (1.0, 10.0):
+        std = np.linspace(0.8, 0.01, 8) if alpha == collapsing_alpha else None
+        runs.append(_run(tmp_path, f"alpha{alpha:g}", std=std, config_overrides={"predictor_lr_mult": alpha}))
+    (row,) = hyp.deep_h6(runs)
+    assert row.outcome == expected
+
+
+def test_runs_differing_in_another_key_are_not_compared(tmp_path):
+    a = _run(tmp_path, "a", config_overrides={"predictor_lr_mult": 1.0})
+    b = _run(tmp_path, "b", config_overrides={"predictor_lr_mult": 10.0, "lr": 0.1})
+    c = _run(tmp_path, "c", config_overrides={"predictor_lr_mult": 10.0, "seed": 3})  # seed is bookkeeping
+    groups = hyp.knob_groups([a, b, c], "predictor_lr_mult")
+    assert [[r.name for r in g] for g in groups] == [["a", "c"]]
+
+
+@pytest.mark.parametrize("strong_ema_knn, expected", [
+    (np.linspace(10, 40, 8), v.HOLDS),        # behind the weaker EMA at epoch 2 by > 1 point
+    (np.linspace(30, 40, 8), v.FAILS),        # ahead of it
+    (np.linspace(20.5, 40, 8), v.INCONCLUSIVE),
+])
+def test_h7_speed_and_collapse_ordered_by_ema(tmp_path, strong_ema_knn, expected):
+    weak = _run(tmp_path, "weak", knn=np.linspace(20, 40, 8), config_overrides={"ema": 0.0})
+    strong = _run(tmp_path, "strong", knn=strong_ema_knn, config_overrides={"ema": 0.99})
+    (row,) = hyp.deep_h7([strong, weak])
+    assert row.outcome == expected and row.evidence["early_epoch"] == 2
+
+
+def test_h7_fails_when_a_stronger_ema_collapses_alone(tmp_path):
+    weak = _run(tmp_path, "weak", knn=np.linspace(20, 40, 8), config_overrides={"ema": 0.0})
+    strong = _run(tmp_path, "strong", knn=np.linspace(10, 40, 8), std=np.full(8, 0.01), config_overrides={"ema": 0.99})
+    (row,) = hyp.deep_h7([weak, strong])
+    assert row.outcome == v.FAILS
+
+
