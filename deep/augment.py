@@ -89,6 +89,12 @@ class AugmentConfig:
     gray_p: float = 0.2
     solarize_p: float = 0.0
 
+    def sample(self, n: int, generator: torch.Generator, device) -> "Draw":
+        return sample_augmentation(n, self, generator, device)
+
+    def apply(self, images: torch.Tensor, draw: "Draw", mean, std) -> torch.Tensor:
+        return apply_augmentation(images, draw, self, mean, std)
+
     def __post_init__(self):
         validated = {
             "crop_scale": _pair("crop_scale", self.crop_scale, 1.0),
@@ -346,3 +352,64 @@ def augment(images: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator
     """One random view of each image: `sample_augmentation` then `apply_augmentation` on images.device."""
     draw = sample_augmentation(images.shape[0], cfg, generator, images.device)
     return apply_augmentation(images, draw, cfg, mean, std, out_size)
+
+
+# ------------------------------------------------------------------------- supervised augmentation
+
+@dataclass(frozen=True)
+class CropFlipDraw:
+    """Random numbers of `CropFlip` for n images: offset (n, 2) int64 top-left corner of the crop in
+    the padded image (row, column), each in [0, 2·pad]; flip (n,) bool."""
+
+    offset: torch.Tensor
+    flip: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.flip.shape[0]
+
+    def slice(self, start: int, stop: int) -> "CropFlipDraw":
+        return CropFlipDraw(self.offset[start:stop], self.flip[start:stop])
+
+
+@dataclass(frozen=True)
+class CropFlip:
+    """The standard supervised CIFAR augmentation (He et al. 2016, Sec. 4.2): zero-pad `pad` pixels on
+    every side, take a random crop of the original size, flip horizontally with probability `flip_p`
+    (torchvision: RandomCrop(size, padding=pad), RandomHorizontalFlip()), then normalize. Padding is
+    zero in pixel values, i.e. black before normalization, as torchvision pads the PIL image."""
+
+    pad: int = 4
+    flip_p: float = 0.5
+
+    def __post_init__(self):
+        if not isinstance(self.pad, int) or self.pad < 0:
+            raise ValueError(f"CropFlip.pad must be a whole number >= 0, got {self.pad!r}")
+        object.__setattr__(self, "flip_p", _probability("flip_p", self.flip_p))
+
+    def sample(self, n: int, generator: torch.Generator, device) -> CropFlipDraw:
+        offset = torch.randint(0, 2 * self.pad + 1, (n, 2), generator=generator, device=device)
+        flip = torch.rand(n, generator=generator, device=device) < self.flip_p
+        return CropFlipDraw(offset, flip)
+
+    def apply(self, images: torch.Tensor, draw: CropFlipDraw, mean, std) -> torch.Tensor:
+        _check_images(images)
+        batch, _, height, width = images.shape
+        if len(draw) != batch:
+            raise ValueError(f"draw has {len(draw)} rows for a batch of {batch} images")
+        padded = F.pad(images, (self.pad,) * 4)
+        rows = draw.offset[:, :1] + torch.arange(height, device=images.device)           # (B, H)
+        columns = torch.arange(width, device=images.device).expand(batch, width)
+        columns = torch.where(draw.flip[:, None], columns.flip(1), columns) + draw.offset[:, 1:]  # (B, W)
+        picked = padded[torch.arange(batch, device=images.device)[:, None, None], :, rows[:, :, None],
+                        columns[:, None, :]]                                              # (B, H, W, C)
+        return _standardize_(picked.permute(0, 3, 1, 2).float().div_(255).contiguous(), mean, std)
+
+
+def training_views(augmentation: str, count: int) -> tuple:
+    """The view configurations of one training step: `count` views of BYOL's pair (`ssl`), or the
+    supervised `crop_flip` view."""
+    if augmentation == "crop_flip":
+        return (CropFlip(),) * count
+    if augmentation == "ssl":
+        return BYOL_VIEWS[:count]
+    raise ValueError(f"unknown augmentation {augmentation!r}; allowed: crop_flip, ssl")

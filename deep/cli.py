@@ -34,8 +34,8 @@ def register(subparsers) -> None:
     train.add_argument("--max-epochs", type=positive_int, metavar="N",
                        help="stop after N epochs of this call (checkpointed; continue with --resume)")
     train.add_argument("--threads", type=positive_int, metavar="N",
-                       help="CPU threads for torch (default: torch's choice). On a machine shared with other "
-                            "jobs, 1 avoids threads waiting on each other")
+                       help="CPU threads for torch, fixed (default: all cores while the machine is otherwise "
+                            "idle, fewer while other processes are busy; deep.threads)")
     train.add_argument("--labels", type=label_fraction, metavar="P%",
                        help="supervised only: train on a class-balanced P%% of the labels (Table 4.3; = --set labels)")
     train.add_argument("--nproc", type=positive_int, metavar="N",
@@ -61,10 +61,6 @@ def run_train(args) -> int:
     if args.nproc is not None and distributed.is_initialized():
         raise ValueError("--nproc launches torchrun itself; leave it out of the arguments given to deep.train_ddp")
 
-    if args.threads is not None:
-        import torch
-
-        torch.set_num_threads(args.threads)
     if args.resume is not None:
         given = [flag for flag, value in (("--method", args.method), ("--dataset", args.dataset),
                                           ("--preset", args.preset), ("--set", args.overrides), ("--out", args.out),
@@ -93,7 +89,8 @@ def run_train(args) -> int:
         METHODS[config["method"]].check_world_size(config, args.nproc)
         check_run_directory(out, resume=args.resume is not None)
         return launch(args, config["device"])
-    summary = train(config, out, resume=args.resume is not None, download=args.download, max_epochs=args.max_epochs)
+    summary = train(config, out, resume=args.resume is not None, download=args.download, max_epochs=args.max_epochs,
+                    threads=args.threads)
     if not distributed.is_main():
         return 0
     if summary["finished"]:

@@ -15,6 +15,9 @@ PRECISIONS = ("bf16", "fp32")
 DEVICES = ("cpu", "cuda")
 PROJECTORS = ("mlp", "none")
 PREDICTORS = ("mlp", "linear", "directpred", "directcopy", "symmetric", "none")
+LR_SCALINGS = ("none", "linear")
+LR_SCHEDULES = ("cosine_epoch", "cosine_step")
+AUGMENTATIONS = ("crop_flip", "ssl")
 IDENTITY_KEYS = ("method", "dataset", "data_root", "preset", "device")  # set by the command line, not --set
 
 
@@ -50,7 +53,11 @@ KEYS = {
     "epochs": Key(int, "length of the schedule in epochs", low=1),
     "batch_size": Key(int, "global batch (images, each giving two views) per optimizer step", low=2),
     "width": Key(int, "ResNet-18 first-stage channels (64 = thesis; output dim 8·width)", low=1),
-    "lr": Key(float, "base learning rate; the optimizer uses lr·batch_size/256", low=0, low_open=True),
+    "lr": Key(float, "base learning rate (see lr_scaling)", low=0, low_open=True),
+    "lr_scaling": Key(str, "none: the optimizer's lr is `lr` (the thesis' reference code); linear: lr·batch_size/256",
+                      choices=LR_SCALINGS),
+    "lr_schedule": Key(str, "cosine_epoch: cosine over the epochs, stepped once per epoch (CosineAnnealingLR, the "
+                            "thesis' reference code); cosine_step: cosine stepped every step", choices=LR_SCHEDULES),
     "weight_decay": Key(float, "SGD weight decay on every trained parameter", low=0),
     "momentum": Key(float, "SGD momentum", low=0, high=1, high_open=True),
     "warmup_epochs": Key(float, "linear warm-up from 0 before the cosine decay", low=0),
@@ -60,7 +67,9 @@ KEYS = {
     "log_every": Key(int, "steps between per-step lines in metrics.jsonl", low=1),
     "knn_k": Key(int, "neighbours of the weighted kNN monitor", low=1),
     "knn_temperature": Key(float, "temperature τ of the kNN vote weights exp(cos/τ)", low=0, low_open=True),
-    "eval_batch": Key(int, "clean test images whose projections give the collapse metrics", low=2),
+    "eval_batch": Key(int, "clean monitor images whose projections give the collapse metrics", low=2),
+    "val_split": Key(int, "training images held out (class-balanced, drawn from seed) as the per-epoch monitor's "
+                          "validation set; 0: the monitor uses the test set, as the thesis' Fig. 4.6 did", low=0),
     # self-supervised heads
     "projector": Key(str, "projection head (none removes it)", choices=PROJECTORS),
     "proj_layers": Key(int, "projector depth (2 = thesis, 3 = Barlow Twins)", low=1),
@@ -83,21 +92,27 @@ KEYS = {
     "freq": Key(int, "steps between analytic predictor updates", low=1),
     "snapshots": Key(int, "W_p/F̂ snapshots over training (0 = none, else >= 2)", low=0),
     # supervised baseline (Table 4.3)
+    "augmentation": Key(str, "crop_flip: pad 4, random crop, flip (the standard supervised CIFAR recipe); "
+                             "ssl: the self-supervised view", choices=AUGMENTATIONS),
     "labels": Key(float, "fraction of the labelled training images, class-balanced, drawn from seed "
                          "(deep.evaluate.labels)", low=0, low_open=True, high=1),
 }
 
-# Thesis-scale defaults shared by every method (SPEC §3: batch 512, SGD momentum 0.9, cosine lr,
-# 400 epochs). The thesis does not give the warm-up; 10 epochs is SimCLR/BYOL's usual choice.
+# Thesis-scale defaults shared by every method: the thesis' reference code (its refs [4], [5]:
+# IgorSusmelj/barlowtwins and simsiam-cifar10 main.py; ../shared/REFERENCES.md): batch 512,
+# SGD(lr 0.06, momentum 0.9, weight decay 5e-4) with no batch scaling, CosineAnnealingLR over all
+# epochs stepped per epoch, no warm-up; 400 epochs (thesis Sec. 4.6); ResNet-18 at width 64.
 COMMON = {
     "seed": 0,
     "epochs": 400,
     "batch_size": 512,
     "width": 64,
     "lr": 0.06,
+    "lr_scaling": "none",
+    "lr_schedule": "cosine_epoch",
     "weight_decay": 5e-4,
     "momentum": 0.9,
-    "warmup_epochs": 10.0,
+    "warmup_epochs": 0.0,
     "precision": "bf16",
     "channels_last": True,
     "compile": False,
@@ -105,6 +120,7 @@ COMMON = {
     "knn_k": 200,
     "knn_temperature": 0.1,
     "eval_batch": 512,
+    "val_split": 0,
 }
 
 

@@ -16,6 +16,7 @@ import contextlib
 import math
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,22 +27,31 @@ from analysis.metrics import effective_rank, std_of_l2_normalized
 from deep import augment, distributed, rundir
 from deep import config as config_module
 from deep.checkpoint import load_checkpoint, save_checkpoint
-from deep.evaluate.labels import label_subset
+from deep.data import ImageSet, load_dataset
+from deep.evaluate.labels import holdout, label_subset
 from deep.knn import extract_features, knn_accuracy
 from deep.methods import METHODS, build_method
 from deep.resnet import ResNet18
+from deep.threads import ThreadGovernor, describe
 
 EVAL_CHUNK = 512  # images per forward pass when extracting kNN features
+PROGRESS_SECONDS = 20.0  # least time between two progress lines in a log file
 
 
 class NonFiniteLoss(FloatingPointError):
     """The loss became NaN or inf; training stopped before the step was applied."""
 
 
-def cosine_lr(step: int, total_steps: int, warmup_steps: int, peak: float) -> float:
-    """Linear warm-up from 0 to `peak` over `warmup_steps`, then cosine decay to 0 at `total_steps`."""
+def cosine_lr(step: int, total_steps: int, warmup_steps: int, peak: float, steps_per_epoch: int = 1) -> float:
+    """Linear warm-up from 0 to `peak` over `warmup_steps`, then cosine decay to 0 at `total_steps`.
+
+    steps_per_epoch > 1 holds the lr for a whole epoch at its value at the epoch's first step: with no
+    warm-up that is PyTorch's CosineAnnealingLR(T_max = epochs) stepped once per epoch,
+    peak·½(1 + cos(π·e/E)) in epoch e (the thesis' reference code; config lr_schedule=cosine_epoch).
+    """
     if step < warmup_steps:
         return peak * (step + 1) / warmup_steps
+    step = max(warmup_steps, step - step % steps_per_epoch)
     progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
     return peak * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
@@ -54,9 +64,19 @@ def snapshot_steps(total_steps: int, count: int) -> list[int]:
 
 
 def peak_lr(config: dict) -> float:
-    """The base lr scaled by batch/256 (Goyal et al. 2017; the thesis' "base learning rate"); batch_size
-    is the global batch, all processes together."""
-    return config["lr"] * config["batch_size"] / 256
+    """The optimizer's peak lr: `lr` as given (lr_scaling=none, the thesis' reference code: lr 0.06 at
+    batch 512), or scaled by batch/256 (lr_scaling=linear; Goyal et al. 2017). batch_size is the
+    global batch, all processes together."""
+    scale = config["batch_size"] / 256 if config.get("lr_scaling", "linear") == "linear" else 1.0
+    return config["lr"] * scale
+
+
+def lr_at(step: int, config: dict, steps_per_epoch: int) -> float:
+    """The lr of `step` under the config's schedule (warm-up, then cosine per step or per epoch)."""
+    total_steps = steps_per_epoch * config["epochs"]
+    warmup_steps = round(config["warmup_epochs"] * steps_per_epoch)
+    per_epoch = steps_per_epoch if config.get("lr_schedule", "cosine_step") == "cosine_epoch" else 1
+    return cosine_lr(step, total_steps, warmup_steps, peak_lr(config), per_epoch)
 
 
 def resolve_device(name: str | None) -> str:
@@ -103,10 +123,10 @@ def batch_views(train_set, indices, view_configs, generator, mean, std, memory_f
     the generator identically, then sliced to this process's shard (`Draw.slice`).
     """
     local = distributed.shard(len(indices))
-    draws = [augment.sample_augmentation(len(indices), cfg, generator, train_set.images.device)
-             .slice(local.start, local.stop) for cfg in view_configs]
+    draws = [cfg.sample(len(indices), generator, train_set.images.device).slice(local.start, local.stop)
+             for cfg in view_configs]
     images = train_set.images[indices[local]]
-    views = [augment.apply_augmentation(images, draw, cfg, mean, std).contiguous(memory_format=memory_format)
+    views = [cfg.apply(images, draw, mean, std).contiguous(memory_format=memory_format)
              for draw, cfg in zip(draws, view_configs)]
     return views, train_set.labels[indices[local]]
 
@@ -134,31 +154,57 @@ def train_step(method, optimizer, views, labels, step: int, lr: float, autocast,
 
 
 @torch.no_grad()
-def evaluate(method, train_set, test_set, mean, std, num_classes: int, config: dict, autocast, memory_format) -> dict:
-    """Weighted kNN (clean train bank → test set) and the collapse metrics of the projector outputs."""
+def evaluate(method, bank: ImageSet, queries: ImageSet, mean, std, num_classes: int, config: dict, autocast,
+             memory_format) -> dict:
+    """Weighted kNN of `queries` against the clean `bank`, and the collapse metrics of the projector
+    outputs of the first `eval_batch` query images."""
     method = _unwrap(method)
 
     def normalize(images):
         return augment.normalize(images, mean, std)
 
-    bank = extract_features(method.backbone, train_set.images, normalize, EVAL_CHUNK, autocast, memory_format)
-    features = extract_features(method.backbone, test_set.images, normalize, EVAL_CHUNK, autocast, memory_format)
-    top1, top5 = knn_accuracy(features, test_set.labels, bank, train_set.labels, num_classes,
+    bank_features = extract_features(method.backbone, bank.images, normalize, EVAL_CHUNK, autocast, memory_format)
+    features = extract_features(method.backbone, queries.images, normalize, EVAL_CHUNK, autocast, memory_format)
+    top1, top5 = knn_accuracy(features, queries.labels, bank_features, bank.labels, num_classes,
                               k=config["knn_k"], temperature=config["knn_temperature"])
     was_training = method.training
     method.eval()
     with autocast():
-        images = normalize(test_set.images[:config["eval_batch"]]).contiguous(memory_format=memory_format)
+        images = normalize(queries.images[:config["eval_batch"]]).contiguous(memory_format=memory_format)
         embeddings = method.embed(images).float()
     method.train(was_training)
     return {"knn_top1": top1, "knn_top5": top5, "std": std_of_l2_normalized(embeddings),
             "effective_rank": effective_rank(embeddings)}
 
 
-def training_images(dataset, config: dict):
-    """The images (and labels) the method trains on: the whole training split, or for the supervised
-    baseline its class-balanced fraction `labels` drawn from `seed` (Table 4.3)."""
-    return label_subset(dataset.train, config.get("labels", 1.0), config["seed"])
+@dataclass(frozen=True)
+class Splits:
+    """What a run trains on, what its per-epoch monitor measures, and the kNN bank of both.
+
+    train: the images the method trains on (for the supervised baseline its labelled fraction);
+    bank: the clean images the kNN monitor votes with (the training images, all labels);
+    monitor: the per-epoch kNN and collapse metrics' images, `monitor_name` "validation" (held out
+        of the training set, `val_split` > 0) or "test";
+    test: the test set, measured once after the last epoch when the monitor is the validation set.
+    """
+
+    train: ImageSet
+    bank: ImageSet
+    monitor: ImageSet
+    monitor_name: str
+    test: ImageSet
+
+
+def training_splits(dataset, config: dict) -> Splits:
+    """Hold out `val_split` class-balanced training images (drawn from the seed) as the monitor's
+    validation set; the rest is the kNN bank and, for the supervised baseline, the pool its label
+    fraction `labels` is drawn from (Table 4.3)."""
+    train, test = dataset.train, dataset.test
+    monitor, monitor_name = test, "test"
+    if config["val_split"]:
+        train, monitor = holdout(train, config["val_split"], config["seed"])
+        monitor_name = "validation"
+    return Splits(label_subset(train, config.get("labels", 1.0), config["seed"]), train, monitor, monitor_name, test)
 
 
 def check_run_directory(out, resume: bool) -> None:
@@ -168,8 +214,52 @@ def check_run_directory(out, resume: bool) -> None:
         raise ValueError(f"--out {out} already holds a run; continue it with --resume {out} or choose another --out")
 
 
+def _governor(config: dict, threads: int | None) -> ThreadGovernor | None:
+    """CPU threads of this run: `threads` fixed, or (None, one CPU process) following the load."""
+    if config["device"] != "cpu":
+        return None
+    if threads is not None:
+        torch.set_num_threads(threads)
+        return None
+    return ThreadGovernor() if distributed.world_size() == 1 else None
+
+
+class Progress:
+    """Where training is, for people: a tqdm bar on a terminal; elsewhere (a log file under nohup or a
+    cluster job) one line on stderr at each metrics line, at most every `PROGRESS_SECONDS`."""
+
+    def __init__(self, config: dict, steps_per_epoch: int):
+        self.config, self.steps_per_epoch = config, steps_per_epoch
+        self.enabled = distributed.is_main()
+        self.terminal = self.enabled and sys.stderr.isatty()
+        self.bar = None
+        self.printed = -math.inf
+
+    def epoch(self, epoch: int):
+        total = self.config["epochs"]
+        self.bar = tqdm(total=self.steps_per_epoch, desc=f"{self.config['method']} epoch {epoch}/{total}",
+                        disable=not self.terminal, leave=False, dynamic_ncols=True)
+
+    def step(self, record: dict, threads: int | None):
+        if self.terminal:
+            self.bar.set_postfix(loss=f"{record['loss']:.4f}", img_s=f"{record['img_per_s']:.0f}")
+        elif self.enabled and time.monotonic() - self.printed >= PROGRESS_SECONDS:
+            total = self.steps_per_epoch * self.config["epochs"]
+            where = f"threads {threads}" if threads else self.config["device"]
+            print(f"{self.config['method']} epoch {record['epoch']}/{self.config['epochs']} step {record['step']}/"
+                  f"{total}: loss {record['loss']:.4f}  lr {record['lr']:.4g}  {record['img_per_s']:.0f} img/s  "
+                  f"{where}", file=sys.stderr, flush=True)
+            self.printed = time.monotonic()
+
+    def advance(self):
+        self.bar.update()
+
+    def close(self):
+        self.bar.close()
+
+
 def train(config: dict, out, *, resume: bool = False, dataset=None, download: bool = False,
-          max_epochs: int | None = None) -> dict:
+          max_epochs: int | None = None, threads: int | None = None) -> dict:
     """Train `config` (from `deep.config.resolve`) into run directory `out`; returns the summary.
 
     resume: continue the run in `out` from its checkpoint (its config.json is authoritative); a run
@@ -177,9 +267,9 @@ def train(config: dict, out, *, resume: bool = False, dataset=None, download: bo
     dataset: an already loaded `deep.data.Dataset` (else loaded from config["dataset"]).
     max_epochs: stop (checkpointed, resumable) after this many epochs of this call; the returned
         summary then has "finished": False and summary.json is not written.
+    threads: CPU only: torch intra-op threads, fixed; None (one process) follows the load of other
+        processes between 1 and torch's current thread count (`deep.threads`).
     """
-    from deep.data import load_dataset
-
     out = Path(out)
     config = config_module.validate(config)
     METHODS[config["method"]].check_world_size(config, distributed.world_size())
@@ -190,7 +280,8 @@ def train(config: dict, out, *, resume: bool = False, dataset=None, download: bo
     if dataset is None:
         with distributed.main_first():  # one process downloads and caches, the others read the cache
             dataset = load_dataset(config["dataset"], config["data_root"], download=download, seed=config["seed"])
-    train_set, test_set = training_images(dataset, config).to(device), dataset.test.to(device)
+    splits = training_splits(dataset, config)
+    train_set, bank, monitor = splits.train.to(device), splits.bank.to(device), splits.monitor.to(device)
     batch = config["batch_size"]
     if batch > len(train_set.images):
         raise ValueError(f"batch_size={batch} is larger than the training set ({len(train_set.images)} images)")
@@ -202,11 +293,11 @@ def train(config: dict, out, *, resume: bool = False, dataset=None, download: bo
     optimizer = build_optimizer(method, config)
     generator = torch.Generator(device=device).manual_seed(config["seed"])
     autocast = autocast_factory(device, config["precision"])
+    governor = _governor(config, threads)
 
     steps_per_epoch = len(train_set.images) // batch  # the last incomplete batch is dropped
     total_steps = steps_per_epoch * config["epochs"]
-    warmup_steps = round(config["warmup_epochs"] * steps_per_epoch)
-    view_configs = augment.BYOL_VIEWS[:method.VIEWS]
+    view_configs = augment.training_views(config.get("augmentation", "ssl"), method.VIEWS)
     has_snapshots = method.predictor_snapshot() is not None
     snapshots = set(snapshot_steps(total_steps, config.get("snapshots", 0))) if has_snapshots else set()
 
@@ -214,7 +305,7 @@ def train(config: dict, out, *, resume: bool = False, dataset=None, download: bo
     distributed.barrier()  # every process has checked before the main one writes config.json
     out.mkdir(parents=True, exist_ok=True)
     log = MetricsWriter(out)
-    progress = {"epoch": 0, "step": 0, "best_top1": -1.0, "best_epoch": 0, "last": None,
+    progress = {"epoch": 0, "step": 0, "best_top1": -1.0, "best_epoch": 0, "last": None, "test": None,
                 "seconds": 0.0, "train_seconds": 0.0, "images": 0, "metrics_bytes": 0}
     if resume and rundir.checkpoint_path(out).exists():
         progress = _restore(out, config, method, optimizer, generator, log)
@@ -238,41 +329,51 @@ def train(config: dict, out, *, resume: bool = False, dataset=None, download: bo
 
     step = progress["step"]
     epochs_this_call = 0
+    shown = Progress(config, steps_per_epoch)
     for epoch in range(progress["epoch"] + 1, config["epochs"] + 1):
         epoch_start = time.perf_counter()
         order = torch.randperm(len(train_set.images), generator=generator, device=device)
         losses = []
-        bar = tqdm(range(steps_per_epoch), desc=f"{config['method']} epoch {epoch}/{config['epochs']}",
-                   disable=None if distributed.is_main() else True, leave=False, dynamic_ncols=True)
+        shown.epoch(epoch)
         interval_start = time.perf_counter()
-        for index in bar:
+        for index in range(steps_per_epoch):
+            used_threads = governor.adapt() if governor else None
             views, labels = batch_views(train_set, order[index * batch:(index + 1) * batch], view_configs,
                                         generator, mean, std, memory_format)
-            lr = cosine_lr(step, total_steps, warmup_steps, peak_lr(config))
+            lr = lr_at(step, config, steps_per_epoch)
             try:
                 loss = train_step(method, optimizer, views, labels, step, lr, autocast,
                                   on_forward=snapshot(step, epoch - 1))
             except NonFiniteLoss as err:
-                bar.close()
+                shown.close()
                 kept = (f"the last good checkpoint (epoch {progress['epoch']}) is kept in {out / 'checkpoint.pt'}"
                         if progress["epoch"] else "no epoch had finished, so no checkpoint was written")
                 raise NonFiniteLoss(f"{err} (epoch {epoch}); training stopped, {kept}") from None
             step += 1
             losses.append(loss)
+            shown.advance()
             if step % config["log_every"] == 0:  # loss: mean over the steps since the previous line
                 interval = losses[-min(config["log_every"], len(losses)):]
                 rate = len(interval) * batch / (time.perf_counter() - interval_start)
-                log.append({"kind": "step", "step": step, "epoch": epoch, "loss": float(np.mean(interval)), "lr": lr,
-                            "img_per_s": rate})
-                bar.set_postfix(loss=f"{np.mean(interval):.4f}", img_s=f"{rate:.0f}")
+                record = {"kind": "step", "step": step, "epoch": epoch, "loss": float(np.mean(interval)), "lr": lr,
+                          "img_per_s": rate}
+                log.append(record)
+                shown.step(record, used_threads)
                 interval_start = time.perf_counter()
-        bar.close()
+        shown.close()
         train_seconds = time.perf_counter() - epoch_start
-        metrics = evaluate(method, train_set, test_set, mean, std, num_classes, config, autocast, memory_format)
-        epoch_loss = float(np.mean(losses))
+        if governor:
+            governor.adapt()
+        metrics = evaluate(method, bank, monitor, mean, std, num_classes, config, autocast, memory_format)
+        record = {"kind": "epoch", "epoch": epoch, "step": step, "loss": float(np.mean(losses)),
+                  "monitor": splits.monitor_name, **metrics}
+        if epoch == config["epochs"] and splits.monitor_name != "test":  # the test set, once, at the end
+            test = evaluate(method, bank, splits.test.to(device), mean, std, num_classes, config, autocast,
+                            memory_format)
+            record.update({f"test_{key}": value for key, value in test.items()})
+            progress["test"] = test
         seconds = time.perf_counter() - epoch_start
-        record = {"kind": "epoch", "epoch": epoch, "step": step, "loss": epoch_loss, **metrics,
-                  "seconds": seconds, "img_per_s": steps_per_epoch * batch / train_seconds}
+        record.update(seconds=seconds, img_per_s=steps_per_epoch * batch / train_seconds)
         log.append(record)
         if metrics["knn_top1"] > progress["best_top1"]:
             progress["best_top1"], progress["best_epoch"] = metrics["knn_top1"], epoch
@@ -280,18 +381,20 @@ def train(config: dict, out, *, resume: bool = False, dataset=None, download: bo
                         train_seconds=progress["train_seconds"] + train_seconds,
                         images=progress["images"] + steps_per_epoch * batch, metrics_bytes=log.size)
         if distributed.is_main():
-            tqdm.write(f"epoch {epoch}/{config['epochs']}: loss {epoch_loss:.4f}  kNN top-1 {metrics['knn_top1']:.2f}% "
-                       f"top-5 {metrics['knn_top5']:.2f}%  std {metrics['std']:.3f}  "
-                       f"rank {metrics['effective_rank']:.1f}  {seconds:.0f}s", file=sys.stderr)
+            tested = (f"  test kNN top-1 {record['test_knn_top1']:.2f}% (once, at the end)"
+                      if "test_knn_top1" in record else "")
+            print(f"epoch {epoch}/{config['epochs']}: loss {record['loss']:.4f}  {splits.monitor_name} kNN top-1 "
+                  f"{metrics['knn_top1']:.2f}% top-5 {metrics['knn_top5']:.2f}%  std {metrics['std']:.3f}  "
+                  f"rank {metrics['effective_rank']:.1f}  {seconds:.0f}s{tested}", file=sys.stderr, flush=True)
             save_checkpoint(_checkpoint_state(method, optimizer, generator, config, progress, dataset_info),
                             rundir.checkpoint_path(out))
         epochs_this_call += 1
         if max_epochs is not None and epochs_this_call >= max_epochs and epoch < config["epochs"]:
-            return _summary(config, progress, finished=False)
+            return _summary(config, progress, splits, governor, finished=False)
 
     if step in snapshots and distributed.is_main():  # the last snapshot: the state training ends in
         snapshot(step, config["epochs"])(method)
-    summary = _summary(config, progress, finished=True)
+    summary = _summary(config, progress, splits, governor, finished=True)
     if distributed.is_main():
         rundir.write_json(out / rundir.SUMMARY, summary)
     return summary
@@ -305,27 +408,39 @@ class MetricsWriter(rundir.MetricsLog):
             super().append(record)
 
 
-def _summary(config: dict, progress: dict, finished: bool) -> dict:
+def _summary(config: dict, progress: dict, splits: Splits, governor, finished: bool) -> dict:
+    """summary.json: the monitor's last and best kNN, and the test kNN (measured once, at the end; the
+    last monitor value when the monitor is the test set)."""
     last = progress["last"] or {}
+    test = progress.get("test") if splits.monitor_name != "test" else last
     return {
         "method": config["method"],
         "dataset": config["dataset"],
+        "seed": config["seed"],
         "epochs": progress["epoch"],
         "finished": finished,
+        "monitor": splits.monitor_name,
+        "monitor_images": len(splits.monitor),
         "knn_top1_last": last.get("knn_top1"),
         "knn_top5_last": last.get("knn_top5"),
         "knn_top1_best": progress["best_top1"] if progress["best_epoch"] else None,
         "best_epoch": progress["best_epoch"],
+        "test_knn_top1": (test or {}).get("knn_top1") if finished else None,
+        "test_knn_top5": (test or {}).get("knn_top5") if finished else None,
+        "std_last": last.get("std"),
+        "effective_rank_last": last.get("effective_rank"),
         "seconds": progress["seconds"],
         "img_per_s": progress["images"] / progress["train_seconds"] if progress["train_seconds"] else None,
-        "device": _device_name(config["device"]),
+        "device": _device_name(config["device"], governor),
         "precision": config["precision"],
     }
 
 
-def _device_name(device: str) -> str:
+def _device_name(device: str, governor=None) -> str:
     if device == "cuda":
         name = f"cuda ({torch.cuda.get_device_name()})"
+    elif governor is not None:
+        name = f"cpu ({describe(governor.steps_at)}, following the load)"
     else:
         threads = torch.get_num_threads()
         name = f"cpu ({threads} thread{'s' if threads > 1 else ''})"

@@ -1,4 +1,5 @@
-"""Dormand–Prince 5(4) with one adaptive step size per trajectory, vectorised over trajectories.
+"""Dormand–Prince 5(4) with one adaptive step size per trajectory, vectorised over trajectories, and a
+hand-over to an implicit method (Radau IIA) for trajectories that turn stiff.
 
 `scipy.integrate.solve_ivp` on a stacked system would force one step size on every trajectory and
 measure the error over all of them at once; here each column of the state keeps its own time, step
@@ -6,8 +7,16 @@ size and error test, and every numpy operation still runs on all unfinished colu
 right-hand side must be autonomous (true of Eqs. 2–4 and 11–13). The Butcher tableau is Dormand &
 Prince (1980); the step-size controller and the starting step follow Hairer, Nørsett & Wanner,
 Solving ODEs I, Sec. II.4.
+
+Stiffness (e.g. α_p s ≫ η in Eqs. 11–12: p relaxes in 1/(α_p s) while s moves in 1/η) caps an explicit
+step at about 3.3/|λ| for the Jacobian's largest eigenvalue λ, whatever the accuracy asks for. The test
+of Hairer's DOPRI5 code (Hairer & Wanner, Solving ODEs II, Sec. IV.2) detects it: stages 6 and 7 are
+both taken at t + h, so h‖k₇ − k₆‖/‖y₇ − y₆‖ estimates h|λ|; after STIFF_STEPS accepted steps in a row
+with h|λ| > 3.25 the column is finished by `scipy.integrate.solve_ivp(method="Radau")` (an implicit
+5th-order method, stable for any step), with the analytic Jacobian when one is given.
 """
 import numpy as np
+from scipy.integrate import solve_ivp
 
 # Nodes are not needed (autonomous right-hand side); rows of A and the two weight vectors.
 _A = (
@@ -23,6 +32,8 @@ _B4 = (5179 / 57600, 0.0, 7571 / 16695, 393 / 640, -92097 / 339200, 187 / 2100, 
 _E = tuple(b5 - b4 for b5, b4 in zip(_B5 + (0.0,), _B4))  # y5 − y4 = h Σ E_i k_i
 
 _SAFETY, _MIN_FACTOR, _MAX_FACTOR = 0.9, 0.2, 10.0
+STABILITY_LIMIT = 3.25  # h|λ| on the boundary of DOPRI5's stability region along the negative axis
+STIFF_STEPS, CALM_STEPS = 15, 6  # DOPRI5's counters: 15 stiff steps in a row hand over; 6 calm ones reset
 
 
 def _rms(x: np.ndarray) -> np.ndarray:
@@ -40,13 +51,26 @@ def _initial_step(rhs, y, f, rtol, atol):
     return np.minimum(100 * h0, h1)
 
 
+def _finish_implicitly(rhs, jacobian, t0: float, y0: np.ndarray, t_eval: np.ndarray, rtol: float, atol: float):
+    """One column from (t0, y0) through the save times t_eval with Radau IIA; (len(t_eval), d)."""
+    def fun(_, y):
+        return rhs(y[:, None])[:, 0]
+
+    jac = None if jacobian is None else (lambda _, y: jacobian(y[:, None])[:, :, 0])
+    sol = solve_ivp(fun, (t0, float(t_eval[-1])), y0, method="Radau", t_eval=t_eval, rtol=rtol, atol=atol, jac=jac)
+    if not sol.success or sol.y.shape[1] != t_eval.size:
+        raise FloatingPointError(f"the implicit solver (Radau) failed on a stiff trajectory: {sol.message}")
+    return sol.y.T
+
+
 def solve_batched(rhs, y0: np.ndarray, t_save: np.ndarray, rtol: float = 1e-10, atol: float = 1e-12,
-                  max_iterations: int = 1_000_000) -> np.ndarray:
+                  max_iterations: int = 1_000_000, jacobian=None) -> np.ndarray:
     """Integrate dy/dt = rhs(y) from t = 0 for every column of y0 (shape (d, n)).
 
-    rhs maps a (d, m) array to a (d, m) array, column by column. Returns y at each time of t_save
-    (non-decreasing, ≥ 0): shape (len(t_save), d, n). Steps are shortened to land on the save times
-    exactly, so no interpolation error is added.
+    rhs maps a (d, m) array to a (d, m) array, column by column; jacobian (optional) maps it to the
+    (d, d, m) array of ∂rhs_i/∂y_j, used only on columns handed to Radau. Returns y at each time of
+    t_save (non-decreasing, ≥ 0): shape (len(t_save), d, n). Explicit steps are shortened to land on
+    the save times exactly, so no interpolation error is added. max_iterations caps the explicit steps.
     """
     y = np.array(y0, dtype=float)
     t_save = np.asarray(t_save, dtype=float)
@@ -62,6 +86,7 @@ def solve_batched(rhs, y0: np.ndarray, t_save: np.ndarray, rtol: float = 1e-10, 
         return out
     next_save = np.full(n, n_at_start)
     t = np.zeros(n)
+    stiff_run, calm_run = np.zeros(n, dtype=int), np.zeros(n, dtype=int)
     k1 = rhs(y)
     h = _initial_step(rhs, y, k1, rtol, atol)
     for _ in range(max_iterations):
@@ -74,13 +99,16 @@ def solve_batched(rhs, y0: np.ndarray, t_save: np.ndarray, rtol: float = 1e-10, 
         step = np.where(hits, target - ti, h[idx])
         # A step too long for the dynamics may overflow; its error norm is then not finite and it is
         # rejected below, so the floating-point warnings say nothing.
-        with np.errstate(over="ignore", invalid="ignore"):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             for row in _A[1:]:
-                k.append(rhs(yi + step * sum(a * kj for a, kj in zip(row, k) if a)))
+                stage = yi + step * sum(a * kj for a, kj in zip(row, k) if a)
+                k.append(rhs(stage))
             y5 = yi + step * sum(b * kj for b, kj in zip(_B5, k) if b)
             k.append(rhs(y5))
             err = step * sum(e * kj for e, kj in zip(_E, k) if e)
             err_norm = _rms(err / (atol + rtol * np.maximum(np.abs(yi), np.abs(y5))))
+            # `stage` is the argument of stage 6; y5 that of stage 7 (both at t + h).
+            h_lambda = step * np.sqrt(np.sum((k[6] - k[5]) ** 2, axis=0) / np.sum((y5 - stage) ** 2, axis=0))
         if not np.all(np.isfinite(y5[:, err_norm <= 1])):
             raise FloatingPointError("the solution left the finite numbers (blow-up)")
         accept = err_norm <= 1
@@ -89,8 +117,6 @@ def solve_batched(rhs, y0: np.ndarray, t_save: np.ndarray, rtol: float = 1e-10, 
         factor = np.where(np.isfinite(err_norm), factor, _MIN_FACTOR)
         # A step shortened to hit a save time says nothing against the longer proposal: keep it.
         h[idx] = np.where(accept & hits, np.maximum(h[idx], step * factor), step * factor)
-        if np.any(h[idx] < 1e-14 * np.maximum(1.0, ti)):
-            raise FloatingPointError("step size underflow: the problem is too stiff for an explicit solver")
         done = idx[accept]
         t[done] = np.where(hits, target, ti + step)[accept]
         y[:, done] = y5[:, accept]
@@ -98,4 +124,13 @@ def solve_batched(rhs, y0: np.ndarray, t_save: np.ndarray, rtol: float = 1e-10, 
         saved = done[hits[accept]]
         out[next_save[saved], :, saved] = y[:, saved].T
         next_save[saved] += 1
+        stiff = h_lambda[accept] > STABILITY_LIMIT
+        stiff_run[done] = np.where(stiff, stiff_run[done] + 1, stiff_run[done])
+        calm_run[done] = np.where(stiff, 0, calm_run[done] + 1)
+        stiff_run[done[calm_run[done] >= CALM_STEPS]] = 0
+        for j in done[(stiff_run[done] >= STIFF_STEPS) & (next_save[done] < t_save.size)]:
+            out[next_save[j]:, :, j] = _finish_implicitly(rhs, jacobian, t[j], y[:, j], t_save[next_save[j]:], rtol, atol)
+            next_save[j] = t_save.size
+        if np.any(h[idx] < 1e-14 * np.maximum(1.0, ti)):
+            raise FloatingPointError("step size underflow: the explicit solver cannot follow this trajectory")
     raise RuntimeError(f"solve_batched did not reach the end in {max_iterations} iterations")

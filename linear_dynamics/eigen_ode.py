@@ -24,6 +24,7 @@ which give back Eqs. 11–13 wherever w ≠ 0 (s = w², τ = a/w; reported as Na
 Verdicts report each mode's fate, not a snapshot at t_end: 'collapsed' or 'non-collapsed' once the
 mode is in a region of an attractor that it does not leave (checked at the saved times, then past t_end
 on the undecided modes only), 'undecided' if that has not happened by a generous cap; see `fate`.
+Stiff modes (α_p s ≫ η, say) are handed to an implicit solver with the Jacobians below (`batched_rk`).
 """
 from dataclasses import dataclass
 
@@ -65,6 +66,26 @@ def ema_mode_rhs(state: np.ndarray, params: EigenParams) -> np.ndarray:
     return np.stack([params.alpha_p * w * drive - params.eta * p, p * drive - params.eta * w, params.beta * (w - a)])
 
 
+def log_s_jacobian(state: np.ndarray, params: EigenParams) -> np.ndarray:
+    """∂(`log_s_rhs`)/∂(p, ln s): shape (2, 2, n), for the implicit solver on stiff modes."""
+    k = 1 + params.sigma2
+    p, s = state[0], np.exp(state[1])
+    zero = np.zeros_like(p)
+    return np.array([[-params.alpha_p * k * s - params.eta, params.alpha_p * s * (params.tau - k * p)],
+                     [2 * (params.tau - 2 * k * p), zero]])
+
+
+def ema_mode_jacobian(state: np.ndarray, params: EigenParams) -> np.ndarray:
+    """∂(`ema_mode_rhs`)/∂(p, w, a): shape (3, 3, n); `fixed_points.ema_jacobian` column by column."""
+    k, alpha_p, eta, beta = 1 + params.sigma2, params.alpha_p, params.eta, params.beta
+    p, w, a = state
+    drive = a - 2 * k * p * w
+    zero = np.zeros_like(p)
+    return np.array([[-alpha_p * k * w**2 - eta, alpha_p * drive, alpha_p * w],
+                     [drive, -k * p**2 - eta, p],
+                     [zero, zero + beta, zero - beta]])
+
+
 def parabola_offset(t, p0, s0, alpha_p: float, eta: float):
     """c e^{−2ηt}, the predicted s(t) − p(t)²/α_p (Eq. 14 with the appendix's sign)."""
     return (np.asarray(s0) - np.asarray(p0) ** 2 / alpha_p) * np.exp(-2 * eta * np.asarray(t))
@@ -74,8 +95,9 @@ def parabola_offset(t, p0, s0, alpha_p: float, eta: float):
 class EigenTrajectories:
     """Solutions of Eqs. 11–13: arrays of shape (len(t), n_modes), one column per initial state, and
     each mode's fate (`fate.decide_fates`): verdict 'collapsed' | 'non-collapsed' | 'undecided', the
-    name of the fixed point or line it converges to (None if undecided), and the time t_decided from
-    which that was certain (NaN if undecided; may lie beyond t_end)."""
+    name of the fixed point or line it converges to (None if undecided), the time t_decided from
+    which that was certain (NaN if undecided; may lie beyond t_end), and the basis of the verdict,
+    'theorem' (an exact trapping region) or 'numerical' (a tolerance; EMA near p₊), None if undecided."""
 
     t: np.ndarray
     p: np.ndarray
@@ -85,6 +107,7 @@ class EigenTrajectories:
     verdicts: tuple[str, ...]
     fixed_point: tuple[str | None, ...]
     t_decided: np.ndarray
+    basis: tuple[str | None, ...]
     collapse_tol: float = COLLAPSE_TOL
 
     @property
@@ -129,16 +152,20 @@ def integrate_eigen(p0, s0, params: EigenParams, t_end: float, tau0=None, n_save
         def rhs(state):
             return log_s_rhs(state, params)
 
+        def jacobian(state):
+            return log_s_jacobian(state, params)
+
         p0, s0 = initial
         alive = s0 > 0
         y = np.empty((n_save, 2, p0.size))
         y[:, 0, ~alive] = np.exp(-params.eta * t)[:, None] * p0[~alive]  # s ≡ 0: dp/dt = −ηp
         y[:, 1, ~alive] = -np.inf
-        y[:, :, alive] = solve_batched(rhs, np.stack([p0[alive], np.log(s0[alive])]), t, rtol=rtol, atol=atol)
-        fate = decide_fates(t, y, rhs, params, rtol=rtol, atol=atol)
+        y[:, :, alive] = solve_batched(rhs, np.stack([p0[alive], np.log(s0[alive])]), t, rtol=rtol, atol=atol,
+                                       jacobian=jacobian)
+        fate = decide_fates(t, y, rhs, params, rtol=rtol, atol=atol, jacobian=jacobian)
         return EigenTrajectories(t=t, p=y[:, 0], s=np.exp(y[:, 1]), tau=np.full_like(y[:, 0], params.tau),
                                  params=params, verdicts=fate.verdicts, fixed_point=fate.fixed_point,
-                                 t_decided=fate.t_decided, collapse_tol=collapse_tol)
+                                 t_decided=fate.t_decided, basis=fate.basis, collapse_tol=collapse_tol)
     p0, s0, tau0 = initial
     if np.any(s0 <= 0):
         raise ValueError("s0 must be > 0 with beta (tau = W_a/W is undefined where W = 0)")
@@ -149,11 +176,15 @@ def integrate_eigen(p0, s0, params: EigenParams, t_end: float, tau0=None, n_save
     def rhs(state):
         return ema_mode_rhs(state, params)
 
-    y = solve_batched(rhs, np.stack([p0, w0, tau0 * w0]), t, rtol=rtol, atol=atol)
-    fate = decide_fates(t, y, rhs, params, rtol=rtol, atol=atol)
+    def jacobian(state):
+        return ema_mode_jacobian(state, params)
+
+    y = solve_batched(rhs, np.stack([p0, w0, tau0 * w0]), t, rtol=rtol, atol=atol, jacobian=jacobian)
+    fate = decide_fates(t, y, rhs, params, rtol=rtol, atol=atol, jacobian=jacobian)
     p, w, a = y[:, 0], y[:, 1], y[:, 2]
     # τ = W_a/W means nothing once W has collapsed (a/w would then be a ratio of solver noise):
     # it is NaN wherever s ≤ collapse_tol.
     tau = np.divide(a, w, out=np.full_like(a, np.nan), where=w**2 > collapse_tol)
     return EigenTrajectories(t=t, p=p, s=w**2, tau=tau, params=params, verdicts=fate.verdicts,
-                             fixed_point=fate.fixed_point, t_decided=fate.t_decided, collapse_tol=collapse_tol)
+                             fixed_point=fate.fixed_point, t_decided=fate.t_decided, basis=fate.basis,
+                             collapse_tol=collapse_tol)

@@ -292,3 +292,38 @@ def test_bad_inputs_are_refused():
         normalize(x, (0.5,), STD)
     with pytest.raises(ValueError, match="out_size"):
         augment(x, AugmentConfig(), torch.Generator(), MEAN, STD, out_size=0)
+
+
+# ------------------------------------------------------------------ the supervised crop-and-flip view
+
+def test_crop_flip_is_torchvisions_padded_random_crop_and_flip():
+    """CropFlip with its drawn parameters equals torchvision's pad(4) → crop(32×32 at the offset) → hflip."""
+    from deep.augment import CropFlip
+
+    x, view = images(n=48, size=32), CropFlip()
+    draw = view.sample(len(x), torch.Generator().manual_seed(3), "cpu")
+    out = view.apply(x, draw, MEAN, STD)
+    for i in range(len(x)):
+        top, left = draw.offset[i].tolist()
+        expected = TF.crop(TF.pad(x[i], [4, 4, 4, 4], fill=0), top, left, 32, 32)
+        if draw.flip[i]:
+            expected = TF.horizontal_flip(expected)
+        torch.testing.assert_close(out[i], normalize(expected[None], MEAN, STD)[0])
+
+
+def test_crop_flip_draws_every_offset_and_flips_half():
+    from deep.augment import CropFlip
+
+    draw = CropFlip().sample(20000, torch.Generator().manual_seed(0), "cpu")
+    counts = torch.bincount(draw.offset.flatten(), minlength=9)
+    assert len(counts) == 9 and all(within_binomial(int(c), 40000, 1 / 9) for c in counts)
+    assert within_binomial(int(draw.flip.sum()), 20000, 0.5)
+
+
+def test_training_views_pick_the_supervised_or_the_self_supervised_pipeline():
+    from deep.augment import CropFlip, training_views
+
+    assert training_views("crop_flip", 1) == (CropFlip(),)
+    assert training_views("ssl", 2) == BYOL_VIEWS and training_views("ssl", 1) == BYOL_VIEWS[:1]
+    with pytest.raises(ValueError, match="unknown augmentation"):
+        training_views("autoaugment", 1)

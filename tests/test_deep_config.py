@@ -27,13 +27,44 @@ def test_thesis_defaults_per_method():
 def test_cpu_preset_is_width_16_batch_256_ten_epochs():
     config = resolve("byol", "cifar10", preset="cpu")
     assert (config["width"], config["batch_size"], config["epochs"]) == (16, 256, 10)
+    assert config["val_split"] == 5000  # tuning never sees the test set
+
+
+@pytest.mark.parametrize("method, lr", [("byol", 0.06), ("simsiam", 0.04), ("directpred", 0.06)])
+def test_thesis_preset_is_the_reference_recipe(method, lr):
+    """Thesis Sec. 4.6 and its refs [4]/[5] (main.py): SGD(lr, momentum 0.9, weight decay 5e-4) with no
+    batch scaling at batch 512, CosineAnnealingLR(T_max = epochs) stepped per epoch, no warm-up."""
+    import torch
+
+    from deep.train import lr_at, peak_lr
+
+    config = resolve(method, "cifar10")
+    assert (config["batch_size"], config["momentum"], config["weight_decay"]) == (512, 0.9, 5e-4)
+    assert peak_lr(config) == lr  # the thesis' effective lr, not lr·512/256
+    steps_per_epoch = 3
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([parameter], lr=lr, momentum=0.9)
+    reference = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config["epochs"])
+    for epoch in range(config["epochs"]):
+        expected = optimizer.param_groups[0]["lr"]
+        for index in range(steps_per_epoch):
+            assert lr_at(epoch * steps_per_epoch + index, config, steps_per_epoch) == pytest.approx(expected, abs=1e-12)
+        optimizer.step()
+        reference.step()
+
+
+def test_linear_lr_scaling_is_per_256_images():
+    from deep.train import peak_lr
+
+    config = resolve("byol", "cifar10", overrides={"lr_scaling": "linear"})
+    assert peak_lr(config) == pytest.approx(0.06 * 512 / 256)
 
 
 def test_cpu_preset_adjusts_what_a_ten_epoch_schedule_needs_and_nothing_else():
     """deep.presets: larger lr for the BYOL family, ρ = 0.3 for the F̂-written predictors; thesis values elsewhere."""
     changed = {"byol": {"lr": 0.2}, "directpred": {"lr": 0.2, "rho": 0.3}, "directcopy": {"lr": 0.2, "rho": 0.3},
                "simsiam": {"lr": 0.13}, "moco": {}, "barlowtwins": {}, "supervised": {}}
-    generic = {"width", "batch_size", "epochs", "warmup_epochs", "log_every", "preset"}
+    generic = {"width", "batch_size", "epochs", "warmup_epochs", "lr_schedule", "log_every", "val_split", "preset"}
     for method, values in changed.items():
         thesis, cpu = resolve(method, "cifar10"), resolve(method, "cifar10", preset="cpu")
         differing = {k: cpu[k] for k in cpu if cpu[k] != thesis[k] and k not in generic}
@@ -54,7 +85,7 @@ def test_set_overrides_are_typed_and_win_over_the_preset():
 
 
 @pytest.mark.parametrize("item,message", [
-    ("nokey=1", "unknown key; allowed: batch_size"),
+    ("nokey=1", "unknown key; allowed: augmentation, batch_size"),
     ("lr", "expects key=value"),
     ("epochs=2.5", "expected a whole number"),
     ("lr=fast", "expected a number"),

@@ -132,3 +132,82 @@ def test_resumed_run_ends_with_the_same_metrics(method, synthetic, tmp_path):
     a = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=True)["method"]
     b = torch.load(tmp_path / "split" / "checkpoint.pt", weights_only=True)["method"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+# ------------------------------------------------------------------ validation monitor, test once
+
+def test_holdout_is_class_balanced_disjoint_and_seeded(synthetic):
+    from deep.evaluate.labels import holdout
+
+    rest, held = holdout(synthetic.train, 100, seed=0)
+    assert torch.bincount(held.labels).tolist() == [10] * 10  # 50 per class in the synthetic train split
+    assert len(rest) == len(synthetic.train) - 100
+    rows = {tuple(x.flatten().tolist()) for x in synthetic.train.images}
+    rest_rows = {tuple(x.flatten().tolist()) for x in rest.images}
+    held_rows = {tuple(x.flatten().tolist()) for x in held.images}
+    assert not rest_rows & held_rows and rest_rows | held_rows == rows
+    assert torch.equal(holdout(synthetic.train, 100, seed=0)[1].images, held.images)
+    assert not torch.equal(holdout(synthetic.train, 100, seed=1)[1].images, held.images)
+    with pytest.raises(ValueError, match="leaves some class without a validation image"):
+        holdout(synthetic.train, 5, seed=0)
+
+
+def test_val_split_monitors_validation_and_measures_the_test_set_once_at_the_end(synthetic, tmp_path):
+    """With val_split the per-epoch kNN runs on held-out training images; the test set is measured
+    once, after the last epoch, with the remaining training images as the bank (checked here against
+    a kNN computed directly from the trained backbone)."""
+    from deep.evaluate.labels import holdout
+    from deep.knn import knn_accuracy
+
+    config = _config("byol", val_split=100, precision="fp32")
+    summary = train(config, tmp_path / "run", dataset=synthetic)
+    epochs = [line for line in _lines(tmp_path / "run") if line["kind"] == "epoch"]
+    assert [line["monitor"] for line in epochs] == ["validation"] * config["epochs"]
+    assert ["test_knn_top1" in line for line in epochs] == [False] * (config["epochs"] - 1) + [True]
+    assert summary["monitor"] == "validation" and summary["monitor_images"] == 100
+    assert summary["test_knn_top1"] == epochs[-1]["test_knn_top1"]
+
+    method, info = load_method(tmp_path / "run")
+    bank_images, _ = holdout(synthetic.train, 100, seed=config["seed"])
+
+    def features(x):
+        with torch.no_grad():
+            return method.backbone(augment.normalize(x, info["mean"], info["std"]))
+
+    top1, _ = knn_accuracy(features(synthetic.test.images), synthetic.test.labels, features(bank_images.images),
+                           bank_images.labels, 10, k=config["knn_k"], temperature=config["knn_temperature"])
+    assert summary["test_knn_top1"] == pytest.approx(top1)
+
+
+def test_without_val_split_the_monitor_is_the_test_set(synthetic, tmp_path):
+    summary = train(_config("byol"), tmp_path / "run", dataset=synthetic)
+    assert summary["monitor"] == "test" and summary["test_knn_top1"] == summary["knn_top1_last"]
+
+
+def test_supervised_trains_on_the_crop_flip_view(synthetic, tmp_path, monkeypatch):
+    from deep.augment import AugmentConfig, CropFlip
+
+    calls = {"crop_flip": 0, "ssl": 0}
+    for cls, name in ((CropFlip, "crop_flip"), (AugmentConfig, "ssl")):
+        original = cls.apply
+
+        def counted(self, *args, _original=original, _name=name):
+            calls[_name] += 1
+            return _original(self, *args)
+        monkeypatch.setattr(cls, "apply", counted)
+    train(_config("supervised", epochs=1), tmp_path / "sup", dataset=synthetic)
+    assert calls["crop_flip"] > 0 and calls["ssl"] == 0
+    calls.update(crop_flip=0, ssl=0)
+    train(_config("supervised", epochs=1, augmentation="ssl"), tmp_path / "sup-ssl", dataset=synthetic)
+    assert calls["ssl"] > 0 and calls["crop_flip"] == 0
+
+
+def test_progress_reaches_a_log_file(synthetic, tmp_path, capsys, monkeypatch):
+    """Not a terminal (nohup, a cluster job): readable lines with loss and images/s, not a tqdm bar."""
+    import deep.train
+
+    monkeypatch.setattr(deep.train, "PROGRESS_SECONDS", 0.0)
+    train(_config("byol", epochs=1, log_every=5), tmp_path / "run", dataset=synthetic)
+    lines = [line for line in capsys.readouterr().err.splitlines() if " step " in line]
+    assert len(lines) == (500 // 32) // 5
+    assert all("loss" in line and "img/s" in line and "byol epoch 1/1" in line for line in lines)

@@ -81,17 +81,13 @@ def run_task(task: Task, dataset=None, threads: int | None = None) -> dict:
 
     dataset: the loaded `deep.data.Dataset` (in-process runs share one), else loaded by `train`.
     threads: torch intra-op threads for this process (worker processes split the cores)."""
-    import torch
-
     from deep.train import NonFiniteLoss, train
 
-    if threads is not None:
-        torch.set_num_threads(threads)
     if task.action == RESTART:
         _clear_unstarted(task.run_dir)
     print(f"{task.name}: {task.action} in {task.run_dir}", file=sys.stderr, flush=True)
     try:
-        train(task.config, task.run_dir, resume=task.action == RESUME, dataset=dataset)
+        train(task.config, task.run_dir, resume=task.action == RESUME, dataset=dataset, threads=threads)
     except NonFiniteLoss as err:
         return {"variant": task.name, "action": task.action, "status": DIVERGED, "message": str(err)}
     return {"variant": task.name, "action": task.action, "status": FINISHED, "message": ""}

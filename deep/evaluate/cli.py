@@ -41,6 +41,9 @@ def register(subparsers) -> None:
                                                 "augmentation) on a class-balanced label subset (thesis Table 4.3)")
     finetune.add_argument("--labels", type=label_fraction, required=True, metavar="P%",
                           help="fraction of the training labels, e.g. 10%% or 100%%")
+    finetune.add_argument("--augmentation", choices=("crop_flip", "ssl"), default="crop_flip",
+                          help="crop_flip: pad 4, random crop, flip (default, the supervised recipe); ssl: the "
+                               "self-supervised view")
     finetune.add_argument("--lr", type=positive_float, default=0.005,
                           help="learning rate per 256 images (default 0.005, the thesis')")
     _sgd_arguments(finetune, epochs=(70, "70, the thesis'"),  # the weight decay is not given in the thesis
@@ -153,7 +156,7 @@ def run_finetune(args) -> int:
     seed = trained.config["seed"] if args.seed is None else args.seed
     result = finetune_result(trained, data, labels=args.labels, epochs=args.epochs, lr=args.lr,
                              batch_size=args.batch_size, weight_decay=args.weight_decay, seed=seed,
-                             data_root=args.data_root)
+                             data_root=args.data_root, augmentation=args.augmentation)
     text = (f"fine-tuned the {_about(result)} on {result['labels']} of the labels ({result['train_images']} images), "
             f"{args.epochs} epochs, lr {args.lr:g}: test top-1 {result['top1']:.2f}%, top-5 {result['top5']:.2f}% "
             "after the FINAL epoch (not the best epoch)")

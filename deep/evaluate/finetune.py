@@ -1,7 +1,8 @@
 """Fine-tuning (thesis Sec. 4.6.6, Table 4.3): the whole network trained on a fraction of the labels.
 
 The network is the supervised baseline's (`deep.methods.supervised`: the ResNet-18 and a new linear
-classifier, cross-entropy on one view with the training augmentation), its backbone initialised
+classifier, cross-entropy on one view with the supervised crop-and-flip augmentation unless the
+self-supervised view is asked for), its backbone initialised
 from the run's and trained by the engine's own step (`deep.train.train_step`): SGD momentum 0.9,
 cosine decay without warm-up, lr per 256 images scaled by batch/256, the last incomplete batch
 dropped, on a class-balanced seeded label subset (`deep.evaluate.labels`). So fine-tuning and
@@ -36,11 +37,14 @@ class FinetuneResult:
 
 
 def finetune_config(run_config: dict, *, labels: float, epochs: int, lr: float, batch_size: int,
-                    weight_decay: float, seed: int, device: str) -> dict:
-    """The supervised config of a fine-tuning: the run's width and precision, the given schedule."""
+                    weight_decay: float, seed: int, device: str, augmentation: str = "crop_flip") -> dict:
+    """The supervised config of a fine-tuning: the run's width and precision, the given schedule (lr
+    per 256 images, cosine per step, no warm-up) and augmentation (default: the supervised crop_flip)."""
     overrides = {"width": run_config["width"], "precision": run_config["precision"],
                  "channels_last": run_config["channels_last"], "labels": labels, "epochs": epochs, "lr": lr,
-                 "batch_size": batch_size, "weight_decay": weight_decay, "warmup_epochs": 0.0, "seed": seed}
+                 "lr_scaling": "linear", "lr_schedule": "cosine_step", "batch_size": batch_size,
+                 "weight_decay": weight_decay, "warmup_epochs": 0.0, "seed": seed, "augmentation": augmentation,
+                 "val_split": 0}
     return config_module.resolve("supervised", run_config["dataset"], preset=run_config["preset"],
                                  overrides=overrides, data_root=run_config["data_root"], device=device)
 
@@ -67,7 +71,7 @@ def finetune(trained, data, config: dict, progress: bool = True) -> FinetuneResu
     steps_per_epoch = len(subset) // batch
     total_steps = steps_per_epoch * config["epochs"]
     mean, std = info["mean"], info["std"]
-    views = augment.BYOL_VIEWS[:method.VIEWS]  # the supervised baseline's training view(s)
+    views = augment.training_views(config["augmentation"], method.VIEWS)
 
     step, epoch_losses = 0, []
     for _ in tqdm(range(config["epochs"]), desc="fine-tune", disable=not progress, leave=False):
@@ -76,8 +80,8 @@ def finetune(trained, data, config: dict, progress: bool = True) -> FinetuneResu
         for index in range(steps_per_epoch):
             chosen = order[index * batch:(index + 1) * batch]
             images = subset.images[chosen]
-            inputs = [augment.augment(images, view, generator, mean, std).contiguous(memory_format=memory_format)
-                      for view in views]
+            inputs = [view.apply(images, view.sample(len(images), generator, device), mean, std)
+                      .contiguous(memory_format=memory_format) for view in views]
             lr = cosine_lr(step, total_steps, 0, peak_lr(config))
             losses.append(train_step(method, optimizer, inputs, subset.labels[chosen], step, lr, trained.autocast))
             step += 1

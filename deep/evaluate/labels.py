@@ -61,6 +61,11 @@ def class_quotas(class_sizes, fraction: float) -> np.ndarray:
     return base
 
 
+# The validation draw uses its own stream, so that it does not repeat the label-subset draw of the
+# same seed (which would make the validation set and a 10% labelled subset overlap by design).
+HOLDOUT_SEED_OFFSET = 7919
+
+
 def balanced_indices(labels, fraction: float, seed: int) -> np.ndarray:
     """Sorted indices of a class-balanced `fraction` of `labels` (ints 0..C−1), drawn from `seed`.
 
@@ -86,3 +91,22 @@ def label_subset(split, fraction: float, seed: int):
         return split
     index = balanced_indices(split.labels.cpu().numpy(), fraction, seed)
     return dataclasses.replace(split, images=split.images[index].contiguous(), labels=split.labels[index])
+
+
+def holdout(split, count: int, seed: int):
+    """(rest, held): `count` images of an `ImageSet` held out class-balanced (each class within one
+    image of its share; `class_quotas`), drawn from `seed`, and the rest, both in their original order.
+    The validation set of `--set val_split=N`."""
+    labels = split.labels.cpu().numpy()
+    if not 0 < count < len(labels):
+        raise ValueError(f"val_split={count} must be between 1 and the training set's size minus one "
+                         f"({len(labels) - 1})")
+    try:
+        held = balanced_indices(labels, count / len(labels), seed + HOLDOUT_SEED_OFFSET)
+    except ValueError:  # a class would get no validation image
+        raise ValueError(f"val_split={count} leaves some class without a validation image; hold out more "
+                         "images or none (val_split=0)") from None
+    keep = np.setdiff1d(np.arange(len(labels)), held)
+    pick = lambda index: dataclasses.replace(split, images=split.images[index].contiguous(),  # noqa: E731
+                                             labels=split.labels[index])
+    return pick(keep), pick(held)

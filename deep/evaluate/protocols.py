@@ -71,18 +71,23 @@ def linear_result(trained, data, *, lrs, epochs: int, batch_size: int, weight_de
             "seconds": time.perf_counter() - start}
 
 
+AUGMENTATION_TEXT = {"crop_flip": "pad 4, random crop, horizontal flip (the supervised CIFAR recipe)",
+                     "ssl": "the self-supervised view (one view)"}
+
+
 def finetune_result(trained, data, *, labels: float, epochs: int, lr: float, batch_size: int,
-                    weight_decay: float, seed: int, data_root: str | None = None, progress: bool = True) -> dict:
+                    weight_decay: float, seed: int, data_root: str | None = None, progress: bool = True,
+                    augmentation: str = "crop_flip") -> dict:
     """Fine-tuning of the whole network on a `labels` fraction of the training labels (Table 4.3)."""
     start = time.perf_counter()
     config = finetune_config(trained.config, labels=labels, epochs=epochs, lr=lr, batch_size=batch_size,
-                             weight_decay=weight_decay, seed=seed, device=trained.device)
+                             weight_decay=weight_decay, seed=seed, device=trained.device, augmentation=augmentation)
     result = finetune(trained, data, config, progress=progress)
     return {"protocol": "finetune", **provenance(trained, data_root), "labels": percent_label(labels),
             "labels_fraction": labels, "train_images": result.train_images, "epochs": epochs, "lr": lr,
             "batch_size": batch_size, "weight_decay": weight_decay, "seed": seed,
             "optimizer": "SGD momentum 0.9, cosine decay to 0 without warm-up, lr per 256 images",
-            "augmentation": "the training augmentation (one view)", "reported": FINAL_EPOCH,
+            "augmentation": AUGMENTATION_TEXT[augmentation], "reported": FINAL_EPOCH,
             "top1": result.top1, "top5": result.top5, "epoch_losses": list(result.epoch_losses),
             "supervised_config": result.config, "seconds": time.perf_counter() - start}
 

@@ -1,5 +1,7 @@
-"""The supervised baseline (thesis Tables 4.2–4.3): the same ResNet-18 and augmentation, a linear
-classifier on the backbone features, cross-entropy on one augmented view of each labelled image."""
+"""The supervised baseline (thesis Tables 4.2–4.3): the same ResNet-18, a linear classifier on the
+backbone features, cross-entropy on one augmented view of each labelled image. The view is the
+standard supervised CIFAR augmentation (pad 4, random crop, horizontal flip; He et al. 2016), not
+the self-supervised one (`augmentation=ssl` asks for that)."""
 from torch import nn
 
 from deep.losses import cross_entropy
@@ -7,7 +9,7 @@ from deep.methods.base import Method
 
 # The usual CIFAR ResNet-18 recipe: lr 0.1 per 256 images, weight decay 5e-4.
 # labels: the fraction of the training labels used (Table 4.3: 10% and 100%).
-DEFAULTS = {"lr": 0.1, "weight_decay": 5e-4, "labels": 1.0}
+DEFAULTS = {"lr": 0.1, "weight_decay": 5e-4, "labels": 1.0, "augmentation": "crop_flip"}
 
 
 class Supervised(Method):

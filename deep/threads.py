@@ -1,0 +1,158 @@
+"""CPU threads that follow the cores other processes leave free (issue 13, item 1).
+
+Two OpenMP threads on two cores are fast only while nothing else runs: every parallel op waits for
+its slowest thread, and a thread the scheduler has set aside stalls the whole op while the other
+spin-waits. Measured on the 2-core machine of this project (BYOL, cpu preset): about 650 img/s with
+2 threads alone, 15.8 img/s with 2 threads beside one busy process, about 360 img/s with 1 thread
+beside it. So before each training step `ThreadGovernor.adapt` reads the load of the *other*
+processes from Linux's /proc and sets torch's intra-op threads to the cores they leave free:
+
+- drop at once: when other processes have runnable threads right now, use the cores they leave, at
+  least 1. Runnable strangers are counted from `procs_running` of /proc/stat minus this process's
+  running threads (the smallest of three readings, so that a thread changing state between two
+  reads is not taken for a stranger), then confirmed by a scan of /proc that keeps only threads
+  niced no more than `NICE_SLACK` below this one: the scheduler gives a thread at nice +5 a third
+  of a core's share or less when it competes, too little to stall a thread team;
+- raise slowly: back to the full count only after a window of `window` seconds in which the other
+  processes used less than half a core (their CPU time: all busy time but niced time, minus this
+  process's; niced time counts too when this process is niced itself).
+
+Where /proc is missing (not Linux) the thread count stays as it is.
+"""
+import math
+import os
+import time
+from pathlib import Path
+
+import torch
+
+PROC_STAT = Path("/proc/stat")
+PROC_SELF = Path("/proc/self")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+QUIET_OTHERS = 0.5  # cores used by other processes below which a window counts as quiet
+NICE_SLACK = 5  # strangers niced this much more than this process are not competitors
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity), e.g. 2 here."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _stat_fields(text: str) -> list[str]:
+    """The fields of a /proc/<pid>/stat line after the command name (which may hold spaces)."""
+    return text[text.rindex(")") + 2:].split()
+
+
+def _stranger_estimate() -> int:
+    """procs_running minus this process's running threads (may count a thread that just changed state)."""
+    running = next(int(line.split()[1]) for line in PROC_STAT.read_text().splitlines()
+                   if line.startswith("procs_running"))
+    return max(0, running - sum(state == "R" for state, _ in _thread_states(PROC_SELF)))
+
+
+def _thread_states(process: Path):
+    """(state, nice) of every thread of one /proc/<pid> process."""
+    for task in (process / "task").iterdir():
+        try:
+            fields = _stat_fields((task / "stat").read_text())
+        except (FileNotFoundError, ProcessLookupError):  # a thread that just ended
+            continue
+        yield fields[0], int(fields[16])  # fields 3 (state) and 19 (nice) of proc(5)
+
+
+def others_running() -> int | None:
+    """Runnable threads of other processes right now that compete with this one for a core (see the
+    module docstring), or None without /proc."""
+    try:
+        if min(_stranger_estimate() for _ in range(3)) == 0:
+            return 0
+        own_nice = os.getpriority(os.PRIO_PROCESS, 0)
+        count = 0
+        for process in Path("/proc").iterdir():
+            if not process.name.isdigit() or int(process.name) == os.getpid():
+                continue
+            try:
+                count += sum(state == "R" and nice < own_nice + NICE_SLACK
+                             for state, nice in _thread_states(process))
+            except (FileNotFoundError, ProcessLookupError, PermissionError):  # a process that just ended
+                continue
+        return count
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
+
+
+def cpu_seconds() -> tuple[float, float] | None:
+    """(busy CPU seconds of the machine that compete with this process, CPU seconds of this process)
+    so far, or None without /proc. Busy is user + system + irq + softirq + steal (steal is time a
+    hypervisor gave to someone else, which stalls a thread team just like another process does),
+    plus niced time when this process is niced itself."""
+    try:
+        cpu = PROC_STAT.read_text().splitlines()[0].split()
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in cpu[1:9])
+        fields = _stat_fields((PROC_SELF / "stat").read_text())
+        own = int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
+        niced = nice if int(fields[16]) > 0 else 0
+    except (OSError, ValueError, IndexError):
+        return None
+    return (user + niced + system + irq + softirq + steal) / CLOCK_TICKS, own / CLOCK_TICKS
+
+
+class ThreadGovernor:
+    """Sets torch's intra-op threads between 1 and `max_threads` from the other processes' load.
+
+    Call `adapt()` before each step; it costs a few small file reads. `steps_at` counts the steps
+    taken at each thread count, which the run's summary reports.
+    """
+
+    def __init__(self, max_threads: int | None = None, window: float = 1.0):
+        self.cores = available_cores()
+        self.max_threads = max(1, min(max_threads or torch.get_num_threads(), self.cores))
+        self.window = window
+        self.steps_at: dict[int, int] = {}
+        self._mark = (time.monotonic(), cpu_seconds())
+        self._set(self.max_threads)
+
+    def _set(self, threads: int) -> None:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+        self.threads = threads
+
+    def adapt(self) -> int:
+        """Choose the thread count for the next step; returns it."""
+        if self.max_threads > 1:
+            now_others = others_running()
+            if now_others:  # strangers are running now: leave them their cores
+                self._set(min(self.threads, max(1, self.cores - now_others)))
+            elif now_others == 0 and self.threads < self.max_threads and self._quiet_window():
+                self._set(self.max_threads)
+        self.steps_at[self.threads] = self.steps_at.get(self.threads, 0) + 1
+        return self.threads
+
+    def _quiet_window(self) -> bool:
+        """Whether the other processes used less than QUIET_OTHERS cores since the window began;
+        starts a new window once `window` seconds have passed."""
+        start, start_cpu = self._mark
+        elapsed = time.monotonic() - start
+        if elapsed < self.window:
+            return False
+        cpu = cpu_seconds()
+        self._mark = (time.monotonic(), cpu)
+        if cpu is None or start_cpu is None:
+            return False
+        others = (cpu[0] - start_cpu[0]) - (cpu[1] - start_cpu[1])
+        return others / elapsed < QUIET_OTHERS
+
+
+def describe(steps_at: dict[int, int]) -> str:
+    """'2 threads' or '1–2 threads (2: 90% of steps)' for a summary."""
+    counts = sorted(steps_at)
+    if not counts:
+        return f"{torch.get_num_threads()} threads"
+    if len(counts) == 1:
+        return f"{counts[0]} thread{'s' if counts[0] > 1 else ''}"
+    total = sum(steps_at.values())
+    top = max(counts)
+    return f"{counts[0]}–{top} threads ({top}: {math.floor(100 * steps_at[top] / total)}% of steps)"
