@@ -51,8 +51,9 @@ def deep_h1(runs) -> list:
 
 def deep_predictor_verdicts(run: Run, traj=None) -> list:
     """H3 and H4 of one run with a one-matrix predictor. A gradient-trained `linear` predictor is
-    judged by verdicts.symmetry_outcome / alignment_outcome; `directpred` / `directcopy` build W_p
-    from F̂ (symmetric, aligned by construction), so their numbers are shown but inconclusive."""
+    judged by verdicts.symmetry_outcome (asymmetry) and verdicts.alignment_outcome (alignment of F's
+    signal directions and the relative commutator, both required); `directpred` / `directcopy` build
+    W_p from F̂ (symmetric, aligned by construction), so their numbers are shown but inconclusive."""
     if traj is None:
         traj = snapshot_trajectory(read_snapshots(run.path, run.predictor))
     by_construction = run.predictor in ("directpred", "directcopy")
@@ -60,17 +61,16 @@ def deep_predictor_verdicts(run: Run, traj=None) -> list:
     out = []
     outcome, evidence = v.symmetry_outcome(traj.asymmetry)
     out.append(v.Verdict(
-        "H3", f"deep: {run.name}", "W_p becomes symmetric: asymmetry → 0",
+        "H3", f"deep: {run.name}", "W_p becomes symmetric: asymmetry → 0 (by 10×, to ≤ 0.2)",
         f"asymmetry {evidence['asymmetry_first']:.3g} (step {traj.step[0]}) → {evidence['asymmetry_last']:.3g} "
         f"(step {traj.step[-1]}), {len(traj)} snapshots{note}",
         v.INCONCLUSIVE if by_construction else outcome, evidence))
-    outcome, evidence = v.alignment_outcome(traj.mean_alignment)
-    evidence.update(commutator_first=float(traj.relative_commutator[0]),
-                    commutator_last=float(traj.relative_commutator[-1]))
+    outcome, evidence = v.alignment_outcome(traj.signal_alignment, traj.relative_commutator)
     out.append(v.Verdict(
-        "H4", f"deep: {run.name}", "eigenspaces of W_p and F align: mean alignment → 1",
-        f"F-weighted mean alignment {evidence['mean_alignment_first']:.3g} → {evidence['mean_alignment_last']:.3g}; "
-        f"relative commutator {evidence['commutator_first']:.3g} → {evidence['commutator_last']:.3g}{note}",
+        "H4", f"deep: {run.name}", "eigenspaces of W_p and F align: signal directions aligned and ‖[F,W_p]‖ → 0",
+        f"alignment of the directions with s_j ≥ 1% of s_1 {evidence['signal_alignment_first']:.3g} → "
+        f"{evidence['signal_alignment_last']:.3g}; relative commutator {evidence['commutator_first']:.3g} → "
+        f"{evidence['commutator_last']:.3g}{note}",
         v.INCONCLUSIVE if by_construction else outcome, evidence))
     return out
 

@@ -42,6 +42,10 @@ def register(subparsers) -> None:
                        help="train with N processes on this machine (torchrun + DistributedDataParallel; with "
                             "--device cuda one per GPU); batch_size is the global batch and must divide by N. "
                             "Several machines: torchrun ... -m deep.train_ddp (README, Scaling out)")
+    train.add_argument("--seeds", type=positive_int, default=1, metavar="K",
+                       help="train K runs, seeds s..s+K-1 (s: --set seed, default 0), into OUT/seed-<s>/, and write "
+                            "OUT/summary.json with every seed's numbers and their mean ± std; run the same command "
+                            "again to continue an interrupted one (default 1: OUT is the run)")
     train.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     train.set_defaults(func=run_train)
     evaluate_cli.register(subparsers)
@@ -85,6 +89,11 @@ def run_train(args) -> int:
         config = config_module.resolve(args.method, args.dataset, preset=args.preset or "thesis",
                                        overrides=overrides,
                                        data_root=args.data_root, device=resolve_device(args.device))
+    if args.seeds > 1:
+        if args.resume is not None or (args.nproc or 1) > 1:
+            raise ValueError("--seeds K: run the same command again to continue it (not --resume), on one process "
+                             "(not --nproc)")
+        return train_seeds(args, config, out)
     if args.nproc is not None and args.nproc > 1:
         METHODS[config["method"]].check_world_size(config, args.nproc)
         check_run_directory(out, resume=args.resume is not None)
@@ -99,6 +108,40 @@ def run_train(args) -> int:
                 f"{summary['img_per_s']:.0f} img/s on {summary['device']}; run in {out}")
     else:
         text = f"stopped after epoch {summary['epochs']}; continue with: ssldyn train --resume {out}"
+    emit(summary, args.json, text)
+    return 0
+
+
+def train_seeds(args, config: dict, out) -> int:
+    """`ssldyn train --seeds K`: K runs into OUT/seed-<s>/ (resumable like a sweep: finished seeds are
+    skipped, interrupted ones resumed) and OUT/summary.json with their spread (deep.seeds)."""
+    import json
+    from pathlib import Path
+
+    from ssldyn.cli import emit
+
+    from deep import rundir
+    from deep.ablate.runner import FINISHED, execute, task_for
+    from deep.seeds import mean_pm_std, seed_dir, seed_values, seeds_summary
+
+    out = Path(out)
+    if (out / rundir.CONFIG).exists():
+        raise ValueError(f"--out {out} holds a single run; --seeds K needs a directory of its own for OUT/seed-<s>/")
+    tasks = [task_for(f"seed-{seed}", config["method"], {**config, "seed": seed}, seed_dir(out, seed, args.seeds), out)
+             for seed in seed_values(config["seed"], args.seeds)]
+    out.mkdir(parents=True, exist_ok=True)
+    outcomes = execute(tasks, threads=args.threads)
+    failed = [f"{name}: {o['message']}" for name, o in outcomes.items() if o["status"] != FINISHED]
+    if failed:
+        raise ValueError("; ".join(failed))
+    summaries = [json.loads((t.run_dir / rundir.SUMMARY).read_text()) for t in tasks]
+    summary = seeds_summary(summaries, [t.run_dir for t in tasks])
+    rundir.write_json(out / rundir.SUMMARY, summary)
+    monitor = (f"{summary['monitor']} kNN top-1 {mean_pm_std(summary['knn_top1_last'], unit='%')}, "
+               if summary["monitor"] != "test" else "")
+    text = (f"{summary['method']}, seeds {', '.join(map(str, summary['seeds']))}: {monitor}test kNN top-1 "
+            f"{mean_pm_std(summary['test_knn_top1'], unit='%')} (each seed: "
+            f"{', '.join(f'{v:.2f}%' for v in summary['test_knn_top1']['values'] if v is not None)}); runs in {out}")
     emit(summary, args.json, text)
     return 0
 

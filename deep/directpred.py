@@ -14,15 +14,18 @@ import torch
 from torch import nn
 
 from deep import distributed
-from deep.losses import at_least_float32
+from deep.losses import full_precision
 
 
+@full_precision
 def batch_correlation(f1: torch.Tensor, f2: torch.Tensor) -> torch.Tensor:
-    """E_B[f fᵀ] over both views (uncentred), averaged over every process's shard: (d, d), float32 or 64."""
-    f = at_least_float32(torch.cat([f1, f2]).detach())
+    """E_B[f fᵀ] over both views (uncentred), averaged over every process's shard: (d, d), float32 or 64,
+    also under bf16 autocast."""
+    f = torch.cat([f1, f2]).detach()
     return distributed.all_reduce_mean(f.T @ f / len(f))
 
 
+@full_precision
 def directpred_matrix(F_hat: torch.Tensor, eps: float) -> torch.Tensor:
     """W_p = U diag(√(max(s, 0)/max(s)) + ε) Uᵀ from F̂ = U diag(s) Uᵀ (paper Eq. 19).
 
@@ -35,6 +38,7 @@ def directpred_matrix(F_hat: torch.Tensor, eps: float) -> torch.Tensor:
     return ((U * p) @ U.T).to(F_hat.dtype)
 
 
+@full_precision
 def directcopy_matrix(F_hat: torch.Tensor, eps: float) -> torch.Tensor:
     """W_p = F̂ / ‖F̂‖_F + ε I (DirectCopy; Frobenius normalisation, see module docstring)."""
     norm = torch.linalg.matrix_norm(F_hat)

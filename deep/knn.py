@@ -8,18 +8,21 @@ import torch
 import torch.nn.functional as F
 
 from deep import distributed
+from deep.losses import full_precision
 
 
+@full_precision
 def knn_scores(features: torch.Tensor, bank: torch.Tensor, bank_labels: torch.Tensor, num_classes: int,
                k: int = 200, temperature: float = 0.1) -> torch.Tensor:
     """Class scores (N, num_classes) for N query features against a bank (M, d) with labels (M,).
 
     Features need not be normalised (cosine similarity is used). k is capped at the bank size.
+    Computed in float32 (float64 stays) with autocast off, so bf16 features lose no vote precision.
     """
     if len(bank) == 0:
         raise ValueError("the kNN bank is empty")
-    query = F.normalize(features.float(), dim=1)
-    bank = F.normalize(bank.float(), dim=1)
+    query = F.normalize(features, dim=1)
+    bank = F.normalize(bank, dim=1)
     similarity, index = (query @ bank.T).topk(k=min(k, len(bank)), dim=1)
     weights = (similarity / temperature).exp()
     votes = F.one_hot(bank_labels[index], num_classes).to(weights.dtype)

@@ -7,15 +7,16 @@ spin-waits. Measured on the 2-core machine of this project (BYOL, cpu preset): a
 beside it. So before each training step `ThreadGovernor.adapt` reads the load of the *other*
 processes from Linux's /proc and sets torch's intra-op threads to the cores they leave free:
 
-- drop at once: when other processes have runnable threads right now, use the cores they leave, at
-  least 1. Runnable strangers are counted from `procs_running` of /proc/stat minus this process's
-  running threads (the smallest of three readings, so that a thread changing state between two
-  reads is not taken for a stranger), then confirmed by a scan of /proc that keeps only threads
-  niced no more than `NICE_SLACK` below this one: the scheduler gives a thread at nice +5 a third
-  of a core's share or less when it competes, too little to stall a thread team;
+- drop at once: when other processes have runnable threads right now (`procs_running` of /proc/stat
+  minus this process's running threads, the smallest of three readings, so that a thread changing
+  state between two reads is not taken for a stranger), use the cores they leave, at least 1;
 - raise slowly: back to the full count only after a window of `window` seconds in which the other
-  processes used less than half a core (their CPU time: all busy time but niced time, minus this
-  process's; niced time counts too when this process is niced itself).
+  processes used less than half a core (their CPU time: all busy time minus this process's).
+
+A niced stranger counts like any other: with the kernel's session autogroups (on by default, and on
+this machine) nice only ranks processes within one session, so a niced job started elsewhere still
+takes its full share of a core (measured here: a `nice -n 10` training beside a 2-thread one took 94%
+of a core and slowed it to 66 img/s).
 
 Where /proc is missing (not Linux) the thread count stays as it is.
 """
@@ -30,7 +31,6 @@ PROC_STAT = Path("/proc/stat")
 PROC_SELF = Path("/proc/self")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 QUIET_OTHERS = 0.5  # cores used by other processes below which a window counts as quiet
-NICE_SLACK = 5  # strangers niced this much more than this process are not competitors
 
 
 def available_cores() -> int:
@@ -50,54 +50,35 @@ def _stranger_estimate() -> int:
     """procs_running minus this process's running threads (may count a thread that just changed state)."""
     running = next(int(line.split()[1]) for line in PROC_STAT.read_text().splitlines()
                    if line.startswith("procs_running"))
-    return max(0, running - sum(state == "R" for state, _ in _thread_states(PROC_SELF)))
-
-
-def _thread_states(process: Path):
-    """(state, nice) of every thread of one /proc/<pid> process."""
-    for task in (process / "task").iterdir():
+    own = 0
+    for task in (PROC_SELF / "task").iterdir():
         try:
-            fields = _stat_fields((task / "stat").read_text())
+            own += _stat_fields((task / "stat").read_text())[0] == "R"
         except (FileNotFoundError, ProcessLookupError):  # a thread that just ended
-            continue
-        yield fields[0], int(fields[16])  # fields 3 (state) and 19 (nice) of proc(5)
+            pass
+    return max(0, running - own)
 
 
 def others_running() -> int | None:
-    """Runnable threads of other processes right now that compete with this one for a core (see the
-    module docstring), or None without /proc."""
+    """Runnable threads of other processes right now, or None without /proc."""
     try:
-        if min(_stranger_estimate() for _ in range(3)) == 0:
-            return 0
-        own_nice = os.getpriority(os.PRIO_PROCESS, 0)
-        count = 0
-        for process in Path("/proc").iterdir():
-            if not process.name.isdigit() or int(process.name) == os.getpid():
-                continue
-            try:
-                count += sum(state == "R" and nice < own_nice + NICE_SLACK
-                             for state, nice in _thread_states(process))
-            except (FileNotFoundError, ProcessLookupError, PermissionError):  # a process that just ended
-                continue
-        return count
+        return min(_stranger_estimate() for _ in range(3))
     except (OSError, StopIteration, ValueError, IndexError):
         return None
 
 
 def cpu_seconds() -> tuple[float, float] | None:
-    """(busy CPU seconds of the machine that compete with this process, CPU seconds of this process)
-    so far, or None without /proc. Busy is user + system + irq + softirq + steal (steal is time a
-    hypervisor gave to someone else, which stalls a thread team just like another process does),
-    plus niced time when this process is niced itself."""
+    """(busy CPU seconds of the whole machine, CPU seconds of this process) so far, or None without
+    /proc. Busy is user + nice + system + irq + softirq + steal: steal is time a hypervisor gave
+    to someone else, which stalls a thread team just like another process does."""
     try:
         cpu = PROC_STAT.read_text().splitlines()[0].split()
         user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in cpu[1:9])
         fields = _stat_fields((PROC_SELF / "stat").read_text())
         own = int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
-        niced = nice if int(fields[16]) > 0 else 0
     except (OSError, ValueError, IndexError):
         return None
-    return (user + niced + system + irq + softirq + steal) / CLOCK_TICKS, own / CLOCK_TICKS
+    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS, own / CLOCK_TICKS
 
 
 class ThreadGovernor:

@@ -1,7 +1,8 @@
 """Figures of the ablation sweeps (`ssldyn ablate NAME`), drawn from their per-epoch CSV alone.
 
-A sweep writes OUT/NAME.csv (one row per variant and epoch) and draws OUT/NAME.png from it with
-`draw`. The committed copies live in figures/ablations/NAME.csv, and `ssldyn figures` redraws
+A sweep writes OUT/NAME.csv (one row per variant, seed and epoch) and draws OUT/NAME.png from it
+with `draw`: one line per variant, the mean over its seeds, in a band from the lowest to the
+highest seed when there are several. The committed copies live in figures/ablations/NAME.csv, and `ssldyn figures` redraws
 figures/ablations/NAME.png from them (`redraw`) without retraining; an ablation whose CSV has not
 been committed yet is skipped with a message saying how to make it.
 """
@@ -12,6 +13,7 @@ import sys
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
@@ -22,7 +24,7 @@ from analysis.verdicts import COLLAPSED_RANK, COLLAPSED_STD  # noqa: E402
 from deep.ablate.sweeps import ABLATIONS  # noqa: E402
 
 DATA_DIR = Path(__file__).resolve().parent / "ablations"  # the committed CSVs
-COLUMNS = ("variant", "label", "method", "preset", "dataset", "epoch",
+COLUMNS = ("variant", "label", "method", "seed", "preset", "dataset", "epoch",
            "loss", "knn_top1", "knn_top5", "std", "effective_rank")
 MEASURED = COLUMNS[COLUMNS.index("loss"):]
 PANEL_LABELS = dict(COLLAPSE_PANELS)
@@ -58,28 +60,36 @@ def read_curves(path: Path) -> list:
         rows = []
         for lineno, row in enumerate(reader, start=2):
             try:
-                rows.append({**row, "epoch": int(row["epoch"]), **{c: float(row[c]) for c in MEASURED}})
+                rows.append({**row, "seed": int(row["seed"]), "epoch": int(row["epoch"]),
+                             **{c: float(row[c]) for c in MEASURED}})
             except ValueError as err:
                 raise ValueError(f"{path} line {lineno}: {err}") from None
     return rows
 
 
 def _series(rows) -> dict:
-    """{variant: (label, epochs, {column: values})} in the order the variants first appear."""
-    out = {}
+    """{variant: (label, epochs, {column: seeds × epochs array}, seeds)} in the order the variants
+    first appear; epochs are those every seed of the variant logged."""
+    grouped = {}
     for row in rows:
-        label, epochs, values = out.setdefault(row["variant"], (row["label"], [], {c: [] for c in MEASURED}))
-        epochs.append(row["epoch"])
-        for c in MEASURED:
-            values[c].append(row[c])
+        label, by_seed = grouped.setdefault(row["variant"], (row["label"], {}))
+        by_seed.setdefault(row["seed"], {})[row["epoch"]] = row
+    out = {}
+    for variant, (label, by_seed) in grouped.items():
+        epochs = sorted(set.intersection(*(set(e) for e in by_seed.values())))
+        values = {c: np.array([[by_seed[s][e][c] for e in epochs] for s in sorted(by_seed)]) for c in MEASURED}
+        out[variant] = (label, epochs, values, sorted(by_seed))
     return out
 
 
-def _legend_label(label: str, knn: list) -> str:
-    finite = [x for x in knn if math.isfinite(x)]
-    if not finite:
+def _legend_label(label: str, knn) -> str:
+    """The label with the last and best kNN of the seeds' mean curve (± the seeds' std at the last epoch)."""
+    mean = np.nanmean(knn, axis=0) if np.isfinite(knn).any() else np.full(knn.shape[1], np.nan)
+    finite = mean[np.isfinite(mean)]
+    if not finite.size:
         return f"{label} (no kNN)"
-    return f"{label} (kNN last {finite[-1]:.1f}%, best {max(finite):.1f}%)"
+    spread = f" ± {np.nanstd(knn[:, -1], ddof=1):.1f}, {len(knn)} seeds" if len(knn) > 1 else ""
+    return f"{label} (kNN last {finite[-1]:.1f}%{spread}, best {finite.max():.1f}%)"
 
 
 def draw(name: str, rows, png: Path) -> Path:
@@ -93,11 +103,15 @@ def draw(name: str, rows, png: Path) -> Path:
     panels = PANELS[name]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.8), squeeze=False)
     colours = plt.cm.tab10.colors
-    for index, (label, epochs, values) in enumerate(series.values()):
+    for index, (label, epochs, values, seeds) in enumerate(series.values()):
         marker = "o" if max(epochs) <= MARKERS_UP_TO else None
+        colour = colours[index % len(colours)]
         for ax, key in zip(axes[0], panels):
-            ax.plot(epochs, values[key], marker=marker, markersize=3, color=colours[index % len(colours)],
+            ax.plot(epochs, values[key].mean(axis=0), marker=marker, markersize=3, color=colour,
                     label=_legend_label(label, values["knn_top1"]) if key == panels[0] else None)
+            if len(seeds) > 1:
+                ax.fill_between(epochs, values[key].min(axis=0), values[key].max(axis=0), color=colour, alpha=0.2,
+                                linewidth=0)
     for ax, key in zip(axes[0], panels):
         ax.set_title(PANEL_LABELS[key], fontsize=10)
         ax.set_xlabel("epoch")
@@ -107,8 +121,10 @@ def draw(name: str, rows, png: Path) -> Path:
             ax.axhline(threshold, color="grey", linestyle="--", linewidth=1)
             ax.set_ylim(bottom=0)
     first = rows[0]
-    fig.suptitle(f"{ABLATIONS[name].title}: {first['dataset']}, preset {first['preset']}; "
-                 f"dashed: collapse thresholds")
+    seeds = sorted({row["seed"] for row in rows})
+    band = "; bands: lowest to highest seed" if any(len(v[3]) > 1 for v in series.values()) else ""
+    fig.suptitle(f"{ABLATIONS[name].title}: {first['dataset']}, preset {first['preset']}, "
+                 f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}; dashed: collapse thresholds{band}")
     fig.legend(*axes[0][0].get_legend_handles_labels(), loc="lower center", ncol=min(3, len(series)),
                fontsize=9, frameon=False)
     rows_of_legend = math.ceil(len(series) / 3)

@@ -64,7 +64,7 @@ from linear_dynamics.matrix_model import (alignment_K, balance, initial_state, m
                                           simulate_flow, symmetric_predictor_fixed_point)
 from linear_dynamics.params import EigenParams, LinearConfig
 from linear_dynamics.phase import PhasePortrait, phase_portrait
-from linear_dynamics.run import COLLAPSE_RATIO, LinearRun
+from linear_dynamics.run import LinearRun
 
 
 def simulate_sgd(*args, **kwargs):

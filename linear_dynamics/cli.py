@@ -26,10 +26,12 @@ def register(subparsers) -> None:
         description="Integrate Eqs. 11-13 to --t-end and report each mode's state there ('final') and its fate. "
                     "'verdict' is 'collapsed' or 'non-collapsed' once the mode is in a region of a stable fixed "
                     "point (or, at eta = 0, a fixed line) that it does not leave; modes not there by t_end are "
-                    "integrated further, and are 'undecided' if they are still not there after 100 time scales "
+                    "integrated further, and are 'undecided' if they are still not there after 100 slow time scales "
                     "(e.g. on the saddle's stable manifold, or at eta = eta*). 'fixed_point' names the attractor "
                     "(as in `ssldyn fixed-points`), 't_decided' the time from which the verdict was certain "
-                    "(may exceed t_end; null when undecided).")
+                    "(may exceed t_end; null when undecided), 'basis' what it rests on: 'theorem' (an exact "
+                    "trapping region, or the eta = 0 closed form) or 'numerical' (with --beta, a 1%% neighbourhood "
+                    "of p+ or of the line p = 1/(1+sigma2)). Stiff modes are integrated implicitly (Radau).")
     _add_model_args(eig)
     target = eig.add_mutually_exclusive_group()
     target.add_argument("--tau", type=nonnegative_float, help="fixed target ratio τ >= 0 (default 1 when --beta is absent)")
@@ -41,7 +43,12 @@ def register(subparsers) -> None:
     eig.add_argument("--json", action="store_true", help="print one JSON object")
     eig.set_defaults(func=eigen_command)
 
-    lin = subparsers.add_parser("linear", help="the matrix model: gradient flow of Eqs. 2-4 or real minibatch SGD")
+    lin = subparsers.add_parser(
+        "linear", help="the matrix model: gradient flow of Eqs. 2-4 or real minibatch SGD",
+        description="Run the matrix model to --t-end and report the final norms and the verdict: 'collapsed' "
+                    "(||W|| -> 0), 'non-collapsed', 'undecided' or, for SGD, 'diverged', with the certificate "
+                    "('rule') it rests on, its 'basis' ('theorem' or 'numerical') and 't_decided' (the flow is "
+                    "integrated past t_end until a certificate holds). The rules are in docs/theory.md.")
     lin.add_argument("--n1", type=positive_int, default=16, help="input dimension (default 16)")
     lin.add_argument("--n2", type=positive_int, default=8, help="representation dimension (default 8)")
     lin.add_argument("--eta", type=nonnegative_float, default=0.02, help="weight decay η >= 0 (default 0.02)")
@@ -96,15 +103,16 @@ def eigen_command(args) -> int:
     # With EMA, τ = W_a/W is undefined on a collapsed mode (null in JSON); t_decided is null when undecided.
     final = {key: [float(v) if np.isfinite(v) else None for v in values] for key, values in traj.final.items()}
     t_decided = [float(t) if np.isfinite(t) else None for t in traj.t_decided]
-    per_mode = {"verdict": list(traj.verdicts), "fixed_point": list(traj.fixed_point), "t_decided": t_decided}
+    per_mode = {"verdict": list(traj.verdicts), "fixed_point": list(traj.fixed_point), "t_decided": t_decided,
+                "basis": list(traj.basis)}
     one = len(final["p"]) == 1
     result = {"final": {key: values[0] if one else values for key, values in final.items()},
               **{key: values[0] if one else values for key, values in per_mode.items()},
               "t_end": args.t_end}
     text = "\n".join(f"mode {j}: p = {p:.6g}, s = {s:.6g}, tau = {t if t is not None else float('nan'):.6g} -> {v}"
-                     + (f" (fixed point {fp}, certain from t = {td:g})" if fp else " (no attractor region reached)")
-                     for j, (p, s, t, v, fp, td) in enumerate(zip(final["p"], final["s"], final["tau"],
-                                                                   traj.verdicts, traj.fixed_point, traj.t_decided)))
+                     + (f" (fixed point {fp}, certain from t = {td:g}, {b})" if fp else " (no attractor region reached)")
+                     for j, (p, s, t, v, fp, td, b) in enumerate(zip(final["p"], final["s"], final["tau"], traj.verdicts,
+                                                                      traj.fixed_point, traj.t_decided, traj.basis)))
     emit(result, args.json, f"t_end = {args.t_end:g}\n{text}")
     return 0
 
@@ -133,9 +141,12 @@ def linear_command(args) -> int:
         from linear_dynamics.matrix_model import simulate_flow
 
         run = simulate_flow(config)
-    result = {"final": run.final(), "verdict": run.verdict, "method": run.method, "t_end": float(run.t[-1])}
+    fate = run.fate.to_dict()
+    result = {"final": run.final(), **fate, "method": run.method, "t_end": float(run.t[-1])}
     f = result["final"]
+    when = f", certain from t = {fate['t_decided']:g}" if fate["t_decided"] is not None else ""
     text = (f"{run.method} to t = {run.t[-1]:g}: ||W|| {run.W_norm[0]:.4g} -> {f['W_norm']:.4g}, "
-            f"asymmetry(W_p) {f['asymmetry']:.3g}, relative [F, W_p] {f['commutator']:.3g} -> {run.verdict}")
+            f"asymmetry(W_p) {f['asymmetry']:.3g}, relative [F, W_p] {f['commutator']:.3g} -> {run.verdict}"
+            f" ({fate['basis'] or 'no certificate'}{when})\n  rule: {fate['rule']}")
     emit(result, args.json, text)
     return 0

@@ -234,6 +234,21 @@ def classifier(params: EigenParams):
     return _ema_classifier(params)
 
 
+def regions(params: EigenParams):
+    """Like `classifier`, with the closed forms of the initial-state test too (s = 0; η = 0 by Eq. 14):
+    for judging states that are not the start of an integration (the aligned modes of the matrix model)."""
+    classify = classifier(params)
+
+    def region(state):
+        names, basis = _decided_from_start(state, params)
+        more_names, more_basis = classify(state)
+        open_ = np.equal(names, None)
+        names[open_], basis[open_] = more_names[open_], more_basis[open_]
+        return names, basis
+
+    return region
+
+
 def decide_fates(t: np.ndarray, states: np.ndarray, rhs, params: EigenParams,
                  rtol: float = 1e-10, atol: float = 1e-12, jacobian=None) -> Fate:
     """Fates of the modes whose saved states are `states` (len(t), d, n) at times t (t[-1] = t_end),

@@ -8,9 +8,12 @@ E[x1 x1ᵀ] = (1+σ²)I and E[x1 x2ᵀ] = I. With G = −W_p W (X + X') + W_a X:
 Without stop-gradient the target branch is W and J is differentiated through it too:
     dW/dt = −(W_pᵀW_p + I) W X' − W̃_pᵀW̃_p W X − η W,  W̃_p = W_p − I   (Thm 2).
 """
+from dataclasses import replace
+
 import numpy as np
 from scipy.integrate import solve_ivp
 
+from linear_dynamics.matrix_fate import flow_fate
 from linear_dynamics.params import LinearConfig
 from linear_dynamics.run import LinearRun
 
@@ -51,32 +54,43 @@ def matrix_rhs(W: np.ndarray, W_p: np.ndarray, W_a: np.ndarray, config: LinearCo
     return dW, dW_p, dW_a
 
 
-def simulate_flow(config: LinearConfig, n_save: int = 201, rtol: float = 1e-10, atol: float = 1e-20) -> LinearRun:
-    """Integrate Eqs. 2–4 from `initial_state(config)` to config.t_end (scipy DOP853).
-
-    The tiny absolute tolerance keeps the error control relative while W collapses towards 0, so the
-    shape of a collapsing W (its asymmetry and commutator with W_p) stays accurate to the end.
-    """
-    if isinstance(n_save, bool) or not isinstance(n_save, int) or n_save < 2:
-        raise ValueError(f"n_save must be a whole number >= 2, got {n_save!r}")
-    W0, W_p0, W_a0 = initial_state(config)
-    shapes = [W0.shape, W_p0.shape, W_a0.shape]
+def flow_rhs(config: LinearConfig, state):
+    """(rhs(t, y), pack(W, W_p, W_a) -> y, unpack(y) -> [W, W_p, W_a]) of Eqs. 2–4 for solve_ivp, for
+    matrices shaped like those of `state`."""
+    shapes = [m.shape for m in state]
     sizes = [int(np.prod(s)) for s in shapes]
 
     def unpack(y):
         parts = np.split(y, np.cumsum(sizes)[:-1])
         return [part.reshape(shape) for part, shape in zip(parts, shapes)]
 
-    def rhs(_, y):
-        return np.concatenate([d.ravel() for d in matrix_rhs(*unpack(y), config)])
+    def pack(*matrices):
+        return np.concatenate([m.ravel() for m in matrices])
 
+    def rhs(_, y):
+        return pack(*matrix_rhs(*unpack(y), config))
+
+    return rhs, pack, unpack
+
+
+def simulate_flow(config: LinearConfig, n_save: int = 201, rtol: float = 1e-10, atol: float = 1e-20) -> LinearRun:
+    """Integrate Eqs. 2–4 from `initial_state(config)` to config.t_end (scipy DOP853) and decide the
+    verdict (`matrix_fate.flow_fate`, which integrates further when no certificate holds by t_end).
+
+    The tiny absolute tolerance keeps the error control relative while W collapses towards 0, so the
+    shape of a collapsing W (its asymmetry and commutator with W_p) stays accurate to the end.
+    """
+    if isinstance(n_save, bool) or not isinstance(n_save, int) or n_save < 2:
+        raise ValueError(f"n_save must be a whole number >= 2, got {n_save!r}")
+    state = initial_state(config)
+    rhs, pack, unpack = flow_rhs(config, state)
     t = np.linspace(0.0, config.t_end, n_save)
-    y0 = np.concatenate([W0.ravel(), W_p0.ravel(), W_a0.ravel()])
-    sol = solve_ivp(rhs, (0.0, config.t_end), y0, method="DOP853", t_eval=t, rtol=rtol, atol=atol)
+    sol = solve_ivp(rhs, (0.0, config.t_end), pack(*state), method="DOP853", t_eval=t, rtol=rtol, atol=atol)
     if not sol.success:
         raise FloatingPointError(f"the matrix flow failed: {sol.message}")
     W, W_p, W_a = (np.stack(m) for m in zip(*(unpack(y) for y in sol.y.T)))
-    return LinearRun(t=t, W=W, W_p=W_p, W_a=W_a, config=config, method="flow")
+    run = LinearRun(t=t, W=W, W_p=W_p, W_a=W_a, config=config, method="flow", fate=None)
+    return replace(run, fate=flow_fate(run))
 
 
 def balance(W: np.ndarray, W_p: np.ndarray, alpha_p: float) -> np.ndarray:

@@ -6,6 +6,10 @@ the allowed range, so the command line can print it as one line.
 import math
 from dataclasses import dataclass
 
+# The matrix model keeps every saved W, W_p, W_a (201 by default): n1·n2 and n2² at most this many
+# entries each (e.g. n1 = n2 = 128) keeps a run under about 80 MB and a few seconds per unit of time.
+MAX_MATRIX_ENTRIES = 128 * 128
+
 
 def _check(name: str, value, allowed: str, ok) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -96,6 +100,9 @@ class LinearConfig:
     def __post_init__(self):
         check_count("n1", self.n1)
         check_count("n2", self.n2)
+        if self.n1 * self.n2 > MAX_MATRIX_ENTRIES or self.n2**2 > MAX_MATRIX_ENTRIES:
+            raise ValueError(f"n1, n2: the matrix model is limited to n1·n2 <= {MAX_MATRIX_ENTRIES} and "
+                             f"n2² <= {MAX_MATRIX_ENTRIES} (e.g. n1 = n2 = 128), got n1 = {self.n1}, n2 = {self.n2}")
         check_nonnegative("eta", self.eta)
         check_positive("alpha_p", self.alpha_p)
         if self.beta is not None:

@@ -1,24 +1,23 @@
-"""One trajectory of the matrix model, from the gradient flow or from SGD, and its metrics.
+"""One trajectory of the matrix model, from the gradient flow or from SGD, its metrics and its verdict.
 
-Every metric comes from `analysis.metrics`, the implementation the deep runs use too.
+Every metric comes from `analysis.metrics`, the implementation the deep runs use too. The verdict is
+`matrix_fate.MatrixFate`: decided by a certificate on the dynamics, not by a snapshot at t_end.
 """
 from dataclasses import dataclass
 
 import numpy as np
 
 from analysis import metrics
+from linear_dynamics.matrix_fate import MatrixFate
 from linear_dynamics.params import LinearConfig
-
-# ‖W(t_end)‖ below this fraction of ‖W(0)‖ counts as collapse. Non-collapsed runs settle at a
-# fraction of order one (each mode at s = p₊²/α_p); collapsing ones shrink exponentially.
-COLLAPSE_RATIO = 1e-2
 
 
 @dataclass(frozen=True)
 class LinearRun:
     """W (T, n2, n1), W_p (T, n2, n2), W_a (T, n2, n1) at times t (T,); SGD time is steps × lr.
 
-    Without a predictor W_p is the identity; in SimSiam (beta unset) W_a is W.
+    Without a predictor W_p is the identity; in SimSiam (beta unset) W_a is W. `fate` is the run's
+    verdict with its certificate (`matrix_fate`); a diverged SGD run ends where divergence was seen.
     """
 
     t: np.ndarray
@@ -27,6 +26,7 @@ class LinearRun:
     W_a: np.ndarray
     config: LinearConfig
     method: str  # "flow" or "sgd"
+    fate: MatrixFate
 
     @property
     def F(self) -> np.ndarray:
@@ -48,12 +48,13 @@ class LinearRun:
         return np.array([metrics.relative_commutator(F, W_p) for F, W_p in zip(self.F, self.W_p)])
 
     @property
-    def collapsed(self) -> bool:
-        return bool(self.W_norm[-1] <= COLLAPSE_RATIO * self.W_norm[0])
+    def verdict(self) -> str:
+        """'collapsed' | 'non-collapsed' | 'undecided' | 'diverged' (SGD only): `fate.verdict`."""
+        return self.fate.verdict
 
     @property
-    def verdict(self) -> str:
-        return "collapsed" if self.collapsed else "non-collapsed"
+    def collapsed(self) -> bool:
+        return self.fate.verdict == "collapsed"
 
     def final(self) -> dict[str, float]:
         F, W_p = self.F[-1], self.W_p[-1]

@@ -7,10 +7,15 @@ J = ½ mean‖W_p W x1 − sg(W_a x2)‖² with `torch.optim.SGD`:
 - W_p: lr α_p·lr, weight_decay η/α_p            → dW_p/dt = −α_p ∂J/∂W_p − ηW_p (the theory's
   −ηW_p is not multiplied by α_p; SPEC §2 note)
 - W_a ← W_a + β·lr·(W − W_a) after each step    → dW_a/dt = β(W − W_a)
-torch is imported inside the function so that `linear_dynamics` imports without it.
+The verdict is `matrix_fate.sgd_fate`: 'diverged' as soon as the weights stop being finite or, at a
+saved step, lr·κ > 2 (κ = `matrix_fate.sgd_curvature`: past it the step cannot be stable); the run then
+ends there. torch is imported inside the function so that `linear_dynamics` imports without it.
 """
+from dataclasses import replace
+
 import numpy as np
 
+from linear_dynamics.matrix_fate import sgd_curvature, sgd_fate
 from linear_dynamics.matrix_model import initial_state
 from linear_dynamics.params import LinearConfig, check_count, check_positive
 from linear_dynamics.run import LinearRun
@@ -62,7 +67,7 @@ def _sgd_loop(config: LinearConfig, batch: int, lr: float, steps: int, n_save: i
     sigma = float(np.sqrt(config.sigma2))
 
     save_steps = np.unique(np.linspace(0, steps, n_save).round().astype(int))
-    saved = []
+    saved, diverged_at, why = [], None, ""
 
     def record():
         saved.append((W.detach().numpy().copy(), W_p.detach().numpy().copy(),
@@ -71,6 +76,12 @@ def _sgd_loop(config: LinearConfig, batch: int, lr: float, steps: int, n_save: i
     for step in range(steps + 1):
         if step == save_steps[len(saved)]:
             record()
+            curvature = sgd_curvature(saved[-1][0], saved[-1][1], config)
+            if lr * curvature > 2:
+                diverged_at = step * lr
+                why = (f"lr·κ = {lr * curvature:.3g} > 2 at step {step} (κ = {curvature:.3g}, the loss' largest "
+                       f"curvature there): the SGD step cannot be stable; lr < {2 / curvature:.3g} is needed there")
+                break
             if len(saved) == len(save_steps):
                 break
         x = torch.randn(batch, config.n1, generator=generator, dtype=torch.float64)
@@ -86,8 +97,10 @@ def _sgd_loop(config: LinearConfig, batch: int, lr: float, steps: int, n_save: i
         if config.ema:
             with torch.no_grad():
                 W_a += config.beta * lr * (W - W_a)
-        if not torch.isfinite(W).all():
-            raise FloatingPointError(f"lr: SGD diverged at step {step + 1}; use a smaller learning rate")
+        if not (torch.isfinite(W).all() and torch.isfinite(W_p).all()):
+            diverged_at, why = (step + 1) * lr, f"the weights left the finite numbers at step {step + 1}"
+            break
 
     W_t, W_p_t, W_a_t = (np.stack(m) for m in zip(*saved))
-    return LinearRun(t=save_steps * lr, W=W_t, W_p=W_p_t, W_a=W_a_t, config=config, method="sgd")
+    run = LinearRun(t=save_steps[:len(saved)] * lr, W=W_t, W_p=W_p_t, W_a=W_a_t, config=config, method="sgd", fate=None)
+    return replace(run, fate=sgd_fate(run, lr, diverged_at, why))

@@ -30,6 +30,21 @@ def static_predictors(count: int, seed: int = 0):
     return [(pairs[0][0], F) for _, F in pairs]
 
 
+def tail_unaligned_predictors(count: int, seed: int = 0):
+    """(W_p, F) pairs where the signal directions of F (its top three, s_j ≥ 1% of s_1) end aligned but
+    W_p keeps mapping the three null directions (s_j = 0) onto them. W_p moves from a random matrix to
+    U (diag(P) + E) Uᵀ with E nonzero only in the (signal row, null column) block: W_p u_j is along u_j
+    for every signal direction j, yet [F, W_p] = U [Λ, E] Uᵀ ≠ 0 at the end."""
+    U = basis(seed)
+    values = np.array([3.0, 2.0, 1.5, 0.0, 0.0, 0.0])
+    F = U @ np.diag(values) @ U.T
+    coupling = np.zeros((DIM, DIM))
+    coupling[:3, 3:] = 0.5  # W_p e_tail has components on e_signal; W_p e_signal stays along e_signal
+    start = np.random.default_rng(seed + 1).normal(size=(DIM, DIM)) / np.sqrt(DIM)
+    end = U @ (np.diag(P_EIGENVALUES) + coupling) @ U.T
+    return [((1 - lam) * start + lam * end, F) for lam in np.linspace(0, 1, count)]
+
+
 def write_run(path: Path, pairs=None, *, predictor: str = "linear", epochs: int = 8, std=None, rank=None,
               config_overrides: dict | None = None, knn=None) -> Path:
     """A run directory: config.json, metrics.jsonl (step and epoch lines), snapshots/step_*.npz."""

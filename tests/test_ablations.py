@@ -4,6 +4,7 @@ recipes of `ssldyn figures`, and bad input ending in exit status 2 with one line
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -127,7 +128,7 @@ def sweep(tmp_path_factory):
 def test_a_sweep_writes_its_runs_csv_figure_and_summary(sweep):
     out, summary = sweep
     assert [r["variant"] for r in summary["variants"]] == ["with-predictor", "no-predictor"]
-    assert all(r["action"] == "train" and r["status"] == "finished" for r in summary["variants"])
+    assert all([s["action"] for s in r["seeds"]] == ["train"] and r["status"] == "finished" for r in summary["variants"])
     for variant in ABLATIONS["no-predictor"].variants:
         run = out / variant.name
         config = json.loads((run / "config.json").read_text())
@@ -144,9 +145,11 @@ def test_a_sweep_writes_its_runs_csv_figure_and_summary(sweep):
         for key in figures.MEASURED:
             assert [r[key] for r in mine] == pytest.approx([line[key] for line in logged], rel=1e-7)
         result = next(r for r in summary["variants"] if r["variant"] == variant)
-        assert result["knn_top1_last"] == logged[-1]["knn_top1"]
-        assert result["knn_top1_best"] == max(line["knn_top1"] for line in logged)
-        assert result["collapse"]["std_last"] == pytest.approx(logged[-1]["std"])
+        (seed,) = result["seeds"]
+        assert seed["knn_top1_last"] == result["knn_top1_last"]["mean"] == logged[-1]["knn_top1"]
+        assert seed["knn_top1_best"] == max(line["knn_top1"] for line in logged)
+        assert seed["collapse"]["std_last"] == pytest.approx(logged[-1]["std"])
+        assert result["knn_top1_last"]["std"] is None  # one seed: no spread
 
     text = (out / "summary.md").read_text()
     h1 = summary["verdicts"]
@@ -167,7 +170,7 @@ def test_running_a_finished_sweep_again_trains_nothing(sweep, monkeypatch):
     monkeypatch.setattr(deep.train, "train", no_training)
     before = _stamps(out)
     summary = run_ablation("no-predictor", out, overrides={"knn_k": 10}, device="cpu", **SMOKE)
-    assert [r["action"] for r in summary["variants"]] == ["skip", "skip"]
+    assert [r["seeds"][0]["action"] for r in summary["variants"]] == ["skip", "skip"]
     assert _stamps(out) == before
     assert [r["knn_top1_last"] for r in summary["variants"]] == [r["knn_top1_last"] for r in first["variants"]]
 
@@ -193,7 +196,7 @@ def test_an_interrupted_sweep_resumes_and_restarts_what_it_must(tmp_path, monkey
                         or real(config, run, **kw))
     summary = run_ablation("projector", out, device="cpu", **SMOKE)
     assert calls == [("with-projector", True), ("no-projector", False)]
-    assert [(r["action"], r["status"], r["epochs"]) for r in summary["variants"]] == \
+    assert [(r["seeds"][0]["action"], r["status"], r["epochs"]) for r in summary["variants"]] == \
         [("resume", "finished", 2), ("restart", "finished", 2)]
     assert (out / with_head.name / "metrics.jsonl").read_text().startswith(first_epoch)
     assert [line["epoch"] for line in _epoch_lines(out / with_head.name)] == [1, 2]
@@ -212,10 +215,10 @@ def test_a_diverged_variant_is_reported_and_the_sweep_goes_on(tmp_path, monkeypa
     out = tmp_path / "sweep"
     summary = run_ablation("no-predictor", out, device="cpu", **SMOKE)
     diverged, healthy = summary["variants"]
-    assert (diverged["status"], diverged["epochs"]) == ("diverged", 1) and "loss is nan" in diverged["message"]
+    assert (diverged["status"], diverged["epochs"]) == ("diverged", 1) and "loss is nan" in diverged["seeds"][0]["message"]
     assert (healthy["status"], healthy["epochs"]) == ("finished", 2)
     assert not (out / "with-predictor" / "summary.json").exists()
-    assert "`with-predictor` diverged: loss is nan" in (out / "summary.md").read_text()
+    assert "`with-predictor` seed 0 diverged: loss is nan" in (out / "summary.md").read_text()
     assert {r["variant"] for r in figures.read_curves(out / "no-predictor.csv")} == {"with-predictor", "no-predictor"}
 
 
@@ -239,13 +242,14 @@ def test_weight_decay_summary_places_each_run_against_eta_star_and_judges_h5(tmp
         collapsed = config["weight_decay"] > ETA_STAR
         write_run(tmp_path / variant.name, epochs=3, std=[0.8, 0.3, 0.02] if collapsed else [0.8] * 3,
                   config_overrides=config)
-    outcomes = {v.name: {"action": "skip", "status": "finished", "message": ""} for v, _ in configs}
-    summary = report_module.report(ablation, configs, tmp_path, outcomes, "ssldyn ablate weight-decay")
+    tasks = plan(configs, tmp_path)
+    outcomes = {t.name: {"action": "skip", "status": "finished", "message": ""} for t in tasks}
+    summary = report_module.report(ablation, configs, tmp_path, tasks, outcomes, "ssldyn ablate weight-decay")
     assert [(x["hypothesis"], x["outcome"]) for x in summary["verdicts"]] == [("H5", "holds")]
     text = (tmp_path / "summary.md").read_text()
     assert "η* = 0.25" in text and "η = `weight_decay` as it is" in text
     assert "η = 0.5 (too-large), α_p = 1, β = 1.33 → collapse" in text  # (1−0.9)(1−0.9)/(0.06·32/256)
-    assert "| wd-0.5 | `weight_decay=0.5` | 3 | 40.00% | 40.00% (3) | 0.02 | 5 | collapsed |" in text
+    assert "| wd-0.5 | `weight_decay=0.5` | 3 | 40.00% | – | 0.02 | 5 | collapsed |" in text
 
 
 # --------------------------------------------------------------------------- figures
@@ -323,5 +327,60 @@ def test_nan_is_never_printed_as_json(sweep, capsys):
                  "--set", "knn_k=10", "--out", str(out), "--json"]) == 0
     text = capsys.readouterr().out
     summary = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
-    assert [r["action"] for r in summary["variants"]] == ["skip", "skip"]
-    assert not any(isinstance(v, float) and math.isnan(v) for r in summary["variants"] for v in r.values())
+    assert [r["seeds"][0]["action"] for r in summary["variants"]] == ["skip", "skip"]
+
+
+# --------------------------------------------------------------------------- seeds
+
+def test_spread_is_the_sample_mean_and_std_over_finite_values():
+    import statistics
+
+    from deep.seeds import spread
+
+    values = [50.52, 48.9, 49.71]
+    s = spread(values + [None, float("nan")])
+    assert s["mean"] == pytest.approx(statistics.mean(values)) and s["std"] == pytest.approx(statistics.stdev(values))
+    assert s["n"] == 3 and s["values"][:3] == values and s["values"][3:] == [None, None]
+    assert spread([1.0])["std"] is None and spread([None])["mean"] is None
+
+
+def test_a_sweep_with_seeds_runs_each_variant_per_seed_and_draws_bands(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    assert main(["ablate", "no-predictor", "--preset", "smoke", "--dataset", "synthetic", "--device", "cpu",
+                 "--set", "epochs=1", "--set", "seed=3", "--seeds", "2", "--out", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["seeds"] == [3, 4] and "--seeds 2" in summary["command"]
+    for r in summary["variants"]:
+        assert [s["seed"] for s in r["seeds"]] == [3, 4]
+        for s in r["seeds"]:
+            run = out / r["variant"] / f"seed-{s['seed']}"
+            assert json.loads((run / "config.json").read_text())["seed"] == s["seed"]
+            assert s["knn_top1_last"] == _epoch_lines(run)[-1]["knn_top1"]
+        knn = [s["knn_top1_last"] for s in r["seeds"]]
+        assert r["knn_top1_last"]["mean"] == pytest.approx(np.mean(knn))
+        assert r["knn_top1_last"]["std"] == pytest.approx(np.std(knn, ddof=1))
+    rows = figures.read_curves(out / "no-predictor.csv")
+    assert sorted({(r["variant"], r["seed"]) for r in rows}) == [(v, s) for v in ("no-predictor", "with-predictor")
+                                                                  for s in (3, 4)]
+    text = (out / "summary.md").read_text()
+    first = summary["variants"][0]["knn_top1_last"]
+    assert f"{first['mean']:.2f} ± {first['std']:.2f}% ({first['values'][0]:.2f}, {first['values'][1]:.2f})" in text
+
+
+def test_train_with_seeds_writes_each_run_and_their_spread(tmp_path, capsys):
+    out = tmp_path / "byol"
+    argv = ["train", "--method", "byol", "--dataset", "synthetic", "--preset", "smoke", "--set", "epochs=1",
+            "--seeds", "2", "--out", str(out), "--json"]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    per_seed = [json.loads((out / f"seed-{s}" / "summary.json").read_text()) for s in (0, 1)]
+    assert summary["seeds"] == [0, 1] and summary["per_seed"] == per_seed
+    values = [p["test_knn_top1"] for p in per_seed]
+    assert summary["test_knn_top1"] == {"mean": pytest.approx(np.mean(values)),
+                                        "std": pytest.approx(np.std(values, ddof=1)), "n": 2, "values": values}
+    stamps = _stamps(out)
+    assert main(argv) == 0 and _stamps(out) == stamps  # finished seeds are read back, not retrained
+    capsys.readouterr()
+    assert main(["train", "--method", "byol", "--dataset", "synthetic", "--preset", "smoke", "--seeds", "2",
+                 "--out", str(out / "seed-0")]) == 2
+    assert "holds a single run" in capsys.readouterr().err

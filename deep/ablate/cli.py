@@ -20,6 +20,9 @@ def register(subparsers) -> None:
     ablate.add_argument("--jobs", type=positive_int, default=1, metavar="N",
                         help="variants trained at once, in separate processes (default 1; more only helps with "
                              "more CPU cores than this machine's, or a GPU with room for several runs)")
+    ablate.add_argument("--seeds", type=positive_int, default=1, metavar="K",
+                        help="runs per variant, seeds s..s+K-1 (s: --set seed, default 0), in OUT/<variant>/seed-<s>/; "
+                             "reported as mean ± std with every seed's value (default 1)")
     ablate.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override one hyperparameter of every variant (repeatable); not the swept one")
     ablate.add_argument("--dataset", default="cifar10", help="cifar10, fashion-mnist or synthetic (default: cifar10)")
@@ -38,6 +41,7 @@ def run_ablate(args) -> int:
     from analysis.cli import _strict_json
     from deep.ablate.runner import run_ablation
     from deep.config import parse_overrides
+    from deep.seeds import mean_pm_std
 
     out = args.out
     if out is None:
@@ -47,9 +51,10 @@ def run_ablate(args) -> int:
             raise ValueError(f"argument --out: {err}") from None
     summary = run_ablation(args.name, out, preset=args.preset, dataset=args.dataset,
                            overrides=parse_overrides(args.overrides), data_root=args.data_root,
-                           device=args.device, jobs=args.jobs)
-    lines = [f"{r['variant']}: {r['action']} -> {r['status']}, {r['epochs']} epochs, kNN top-1 last "
-             f"{r['knn_top1_last']:.2f}%, std {r['collapse']['std_last']:.3g}, {r['collapse']['status']}"
+                           device=args.device, jobs=args.jobs, seeds=args.seeds)
+    lines = [f"{r['variant']}: {', '.join(s['action'] for s in r['seeds'])} -> {r['status']}, {r['epochs']} epochs, "
+             f"kNN top-1 last {mean_pm_std(r['knn_top1_last'], unit='%')}, test {mean_pm_std(r['test_knn_top1'], unit='%')}, "
+             f"std {mean_pm_std(r['std_last'], 3)}, {r['collapse_status']}"
              for r in summary["variants"]]
     lines += [f"{x['hypothesis']}: {x['outcome']} ({x['observation']})" for x in summary["verdicts"]]
     lines += [f"wrote {Path(f)}" for f in summary["files"]]

@@ -16,62 +16,91 @@ import numpy as np
 from analysis.deep_hypotheses import deep_verdicts, run_collapse
 from analysis.rundir import load_run
 from analysis.theory import deep_to_linear
-from analysis.verdicts import last_finite
+from analysis.verdicts import COLLAPSED, last_finite
 from deep import rundir
 from deep.ablate.sweeps import set_text
+from deep.seeds import spread
 from figures import ablations as figures
 
 
-def variant_result(variant, config: dict, run, outcome: dict) -> dict:
-    """One row of the summary for `run` (an analysis.rundir.Run): the variant's overrides, kNN (last,
-    best and its epoch), collapse status with std and effective rank, time, and what this call did."""
+def seed_result(task, run, outcome: dict) -> dict:
+    """One seed's numbers, read from its run (an analysis.rundir.Run): kNN of the monitor (last, best
+    and its epoch), the test kNN measured once at the end (summary.json), collapse status with std
+    and effective rank, time, and what this call did."""
     knn = run.epochs["knn_top1"]
     best = int(np.nanargmax(knn)) if np.isfinite(knn).any() else None
     summary_path = run.path / rundir.SUMMARY
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     return {
-        "variant": variant.name,
-        "label": variant.label,
-        "method": variant.method,
-        "overrides": dict(variant.overrides),
+        "seed": task.config["seed"],
         "run": str(run.path),
         "action": outcome["action"],
         "status": outcome["status"],
         "message": outcome["message"],
         "epochs": int(run.epochs["epoch"][-1]) if len(run.epochs["epoch"]) else 0,
+        "monitor": summary.get("monitor", "test"),
         "knn_top1_last": last_finite(knn),
         "knn_top1_best": None if best is None else float(knn[best]),
         "best_epoch": None if best is None else int(run.epochs["epoch"][best]),
+        "test_knn_top1": summary.get("test_knn_top1"),
         "collapse": run_collapse(run),
         "seconds": float(np.nansum(run.epochs["seconds"])),
         "img_per_s": summary.get("img_per_s"),
         "device": summary.get("device"),
+    }
+
+
+def variant_result(variant, config: dict, seeded: list) -> dict:
+    """One row of the summary: the variant's overrides, every seed's numbers (`seed_result` of each
+    (task, run, outcome) in `seeded`), their spread over the seeds (deep.seeds.spread), and the
+    collapse status of all seeds together: the common one, or 'mixed (k of n collapsed)'."""
+    seeds = [seed_result(*item) for item in seeded]
+    statuses = [s["collapse"]["status"] for s in seeds]
+    collapsed = sum(status == COLLAPSED for status in statuses)
+    status = statuses[0] if len(set(statuses)) == 1 else f"mixed ({collapsed} of {len(statuses)} collapsed)"
+    return {
+        "variant": variant.name,
+        "label": variant.label,
+        "method": variant.method,
+        "overrides": dict(variant.overrides),
+        "seeds": seeds,
+        "status": "finished" if all(s["status"] == "finished" for s in seeds) else "diverged",
+        "epochs": min(s["epochs"] for s in seeds),
+        **{key: spread([s[key] for s in seeds]) for key in ("knn_top1_last", "knn_top1_best", "test_knn_top1")},
+        "std_last": spread([s["collapse"]["std_last"] for s in seeds]),
+        "effective_rank_last": spread([s["collapse"]["effective_rank_last"] for s in seeds]),
+        "collapse_status": status,
+        "seconds": sum(s["seconds"] for s in seeds),
         "theory": deep_to_linear(config).as_dict(),
     }
 
 
 def curve_rows(variant, config: dict, run) -> list:
-    """The CSV rows (figures.ablations.COLUMNS) of one variant's run: one per logged epoch."""
+    """The CSV rows (figures.ablations.COLUMNS) of one seed's run: one per logged epoch."""
     epochs = run.epochs
-    return [{"variant": variant.name, "label": variant.label, "method": variant.method, "preset": config["preset"],
-             "dataset": config["dataset"], "epoch": int(epochs["epoch"][i]),
+    return [{"variant": variant.name, "label": variant.label, "method": variant.method, "seed": config["seed"],
+             "preset": config["preset"], "dataset": config["dataset"], "epoch": int(epochs["epoch"][i]),
              **{c: float(epochs[c][i]) for c in figures.MEASURED}}
             for i in range(len(epochs["epoch"]))]
 
 
-def report(ablation, variant_configs, out: Path, outcomes: dict, command: str) -> dict:
+def report(ablation, variant_configs, out: Path, tasks, outcomes: dict, command: str) -> dict:
     """Write OUT/NAME.csv, OUT/NAME.png and OUT/summary.md; return the summary as a dict."""
     out = Path(out)
-    runs = {v.name: load_run(out / v.name, need_snapshots=False) for v, _ in variant_configs}
-    results = [variant_result(v, c, runs[v.name], outcomes[v.name]) for v, c in variant_configs]
-    rows = [row for v, c in variant_configs for row in curve_rows(v, c, runs[v.name])]
+    runs = {t.name: load_run(t.run_dir, need_snapshots=False) for t in tasks}
+    by_variant = {v.name: [t for t in tasks if t.variant == v.name] for v, _ in variant_configs}
+    results = [variant_result(v, c, [(t, runs[t.name], outcomes[t.name]) for t in by_variant[v.name]])
+               for v, c in variant_configs]
+    rows = [row for v, _ in variant_configs for t in by_variant[v.name] for row in curve_rows(v, t.config, runs[t.name])]
     files = [figures.write_curves(out / f"{ablation.name}.csv", rows)]
     if rows:
         files.insert(0, figures.draw(ablation.name, rows, out / f"{ablation.name}.png"))
     verdicts = [x.as_dict() for x in deep_verdicts(list(runs.values())) if x.hypothesis in ablation.hypotheses]
+    seeds = sorted({t.config["seed"] for t in tasks})
     summary = {"ablation": ablation.name, "title": ablation.title, "out": str(out), "command": command,
-               "variants": results, "verdicts": verdicts, "thesis": ablation.thesis,
-               "train_commands": [train_command(c, v.overrides, out / v.name) for v, c in variant_configs]}
+               "seeds": seeds, "variants": results, "verdicts": verdicts, "thesis": ablation.thesis,
+               "train_commands": [train_command(t.config, v.overrides, t.run_dir)
+                                  for v, _ in variant_configs for t in by_variant[v.name]]}
     markdown = out / "summary.md"
     markdown.write_text(render_markdown(ablation, summary, bool(rows)))
     summary["files"] = [str(f) for f in files + [markdown]]
@@ -116,35 +145,47 @@ def _overrides_cell(overrides: dict) -> str:
     return " ".join(f"`{k}={set_text(v)}`" for k, v in overrides.items()) or "(preset)"
 
 
+def _seeds_cell(s: dict, digits: str = ".2f", unit: str = "") -> str:
+    """'50.52%' for one seed; '50.10 ± 0.81% (49.2, 50.3, 50.8)' for several."""
+    if s["n"] <= 1:
+        return _number(s["mean"], digits, unit)
+    each = ", ".join("–" if v is None else f"{v:{digits}}" for v in s["values"])
+    return f"{s['mean']:{digits}} ± {s['std']:{digits}}{unit} ({each})"
+
+
 def render_markdown(ablation, summary: dict, has_curves: bool) -> str:
     """summary.md: the variants' table, the verdicts with their numbers, and the thesis' finding."""
     theory = ablation.maps_to_theory
-    header = ["variant", "overrides", "epochs", "kNN top-1 last", "best (epoch)", "std × √d", "effective rank",
-              "collapse", "time"] + (["linear theory (analysis.theory)"] if theory else [])
+    monitor = summary["variants"][0]["seeds"][0]["monitor"] if summary["variants"] else "test"
+    header = ["variant", "overrides", "epochs", f"kNN top-1 last ({monitor})", "test kNN top-1", "std × √d",
+              "effective rank", "collapse", "time"] + (["linear theory (analysis.theory)"] if theory else [])
+    seeds = summary["seeds"]
     lines = [f"# Ablation `{ablation.name}`: {ablation.title}", "",
-             f"Made by `{summary['command']}`.", ""]
+             f"Made by `{summary['command']}`; seed{'s' if len(seeds) > 1 else ''} "
+             f"{', '.join(str(s) for s in seeds)}.", ""]
     if has_curves:
         lines += [f"![{ablation.name}]({ablation.name}.png)", ""]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in summary["variants"]:
-        c = r["collapse"]
-        best = "–" if r["knn_top1_best"] is None else f"{r['knn_top1_best']:.2f}% ({r['best_epoch']})"
         time = r["status"] if r["status"] != "finished" else _duration(r["seconds"])
         cells = [r["variant"], _overrides_cell(r["overrides"]) if r["overrides"] else f"method `{r['method']}`",
-                 str(r["epochs"]), _number(r["knn_top1_last"], ".2f", "%"), best, _number(c["std_last"]),
-                 _number(c["effective_rank_last"]), c["status"], time]
+                 str(r["epochs"]), _seeds_cell(r["knn_top1_last"], ".2f", "%"), _seeds_cell(r["test_knn_top1"], ".2f", "%"),
+                 _seeds_cell(r["std_last"], ".3g"), _seeds_cell(r["effective_rank_last"], ".3g"), r["collapse_status"],
+                 time]
         if theory:
             cells.append(_theory_cell(r["theory"]))
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "std × √d: std of the ℓ2-normalised projector outputs (≈ 1 spread out, → 0 collapsed); effective "
-              "rank: RankMe; both at the last epoch, on a fixed batch of test images. kNN: weighted kNN top-1 on "
-              "the test set after each epoch; best is the maximum over epochs, reported beside the last."]
-    devices = sorted({r["device"] for r in summary["variants"] if r["device"]})
+    lines += ["", "With several seeds: mean ± sample std (every seed's value). std × √d: std of the ℓ2-normalised "
+              "projector outputs (≈ 1 spread out, → 0 collapsed); effective rank: RankMe; both at the last epoch, on "
+              f"a fixed batch of {monitor} images. kNN: weighted kNN top-1 on the {monitor} set after each epoch "
+              "(the monitor); test kNN: measured once, after the last epoch"
+              + (" (the monitor is the test set here)." if monitor == "test" else ".")]
+    devices = sorted({s["device"] for r in summary["variants"] for s in r["seeds"] if s["device"]})
     if devices:
         lines += ["", f"Trained on {', '.join(devices)}; time: the epochs' wall time (training and kNN evaluation)."]
-    diverged = [r for r in summary["variants"] if r["status"] != "finished"]
+    diverged = [(r["variant"], s) for r in summary["variants"] for s in r["seeds"] if s["status"] != "finished"]
     if diverged:
-        lines += [""] + [f"- `{r['variant']}` {r['status']}: {r['message']}" for r in diverged]
+        lines += [""] + [f"- `{name}` seed {s['seed']} {s['status']}: {s['message']}" for name, s in diverged]
     if theory:
         eta_star = summary["variants"][0]["theory"]["eta_star"]
         lines += ["", "**On the linear theory** (`analysis.theory.deep_to_linear`): one SGD step with momentum μ "

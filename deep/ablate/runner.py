@@ -22,6 +22,7 @@ from pathlib import Path
 
 from deep import rundir
 from deep.ablate.sweeps import set_text
+from deep.seeds import seed_dir, seed_values
 
 SKIP, RESUME, RESTART, TRAIN = "skip", "resume", "restart", "train"
 FINISHED, DIVERGED = "finished", "diverged"
@@ -29,9 +30,11 @@ FINISHED, DIVERGED = "finished", "diverged"
 
 @dataclass(frozen=True)
 class Task:
-    """One variant to bring to completion: its name, resolved config, run directory and action."""
+    """One run to bring to completion: its name (the variant's, with /seed-<s> when there are several
+    seeds), the variant's name, its resolved config, run directory and action."""
 
     name: str
+    variant: str
     config: dict
     run_dir: Path
     action: str
@@ -47,26 +50,36 @@ def _config_mismatch(run_dir: Path, config: dict) -> list:
     return sorted(k for k in keys if stored.get(k) != config.get(k))
 
 
-def plan(variant_configs, out: Path) -> list:
-    """A Task per (variant, config); ValueError if a run directory holds a run of another config."""
+def plan(variant_configs, out: Path, seeds: int = 1) -> list:
+    """A Task per (variant, config) and seed (deep.seeds: the config's seed and the next seeds − 1),
+    in OUT/<variant>/ or, with several seeds, OUT/<variant>/seed-<s>/; ValueError if a run directory
+    holds a run of another config."""
     tasks = []
-    for variant, config in variant_configs:
-        run_dir = Path(out) / variant.name
-        if (run_dir / rundir.SUMMARY).is_file():
-            action = SKIP
-        elif rundir.checkpoint_path(run_dir).is_file():
-            action = RESUME
-        elif (run_dir / rundir.CONFIG).is_file():
-            action = RESTART
-        else:
-            action = TRAIN
-        if action in (SKIP, RESUME):
-            changed = _config_mismatch(run_dir, config)
-            if changed:
-                raise ValueError(f"--out {out}: {run_dir} holds a run with another config (differs in "
-                                 f"{', '.join(changed)}); choose another --out or drop the --set that changed")
-        tasks.append(Task(variant.name, config, run_dir, action))
+    for variant, base in variant_configs:
+        for seed in seed_values(base["seed"], seeds):
+            config = {**base, "seed": seed}
+            run_dir = seed_dir(Path(out) / variant.name, seed, seeds)
+            name = variant.name if seeds == 1 else f"{variant.name}/seed-{seed}"
+            tasks.append(task_for(name, variant.name, config, run_dir, out))
     return tasks
+
+
+def task_for(name: str, variant: str, config: dict, run_dir: Path, out: Path) -> Task:
+    """What to do with one run directory: skip, resume, restart or train."""
+    if (run_dir / rundir.SUMMARY).is_file():
+        action = SKIP
+    elif rundir.checkpoint_path(run_dir).is_file():
+        action = RESUME
+    elif (run_dir / rundir.CONFIG).is_file():
+        action = RESTART
+    else:
+        action = TRAIN
+    if action in (SKIP, RESUME):
+        changed = _config_mismatch(run_dir, config)
+        if changed:
+            raise ValueError(f"--out {out}: {run_dir} holds a run with another config (differs in "
+                             f"{', '.join(changed)}); choose another --out or drop the --set that changed")
+    return Task(name, variant, config, run_dir, action)
 
 
 def _clear_unstarted(run_dir: Path) -> None:
@@ -93,13 +106,14 @@ def run_task(task: Task, dataset=None, threads: int | None = None) -> dict:
     return {"variant": task.name, "action": task.action, "status": FINISHED, "message": ""}
 
 
-def execute(tasks, jobs: int = 1) -> dict:
+def execute(tasks, jobs: int = 1, threads: int | None = None) -> dict:
     """Bring every task to completion; {variant: outcome}. Skipped tasks are not touched.
 
     jobs = 1 trains one variant after another in this process, on one loaded data set. jobs > 1 runs
     that many worker processes (spawned, each loading the data itself) and gives each
     cores/jobs torch threads: on a 2-core machine it gains nothing; it pays off with more cores or
-    a GPU with room for several runs."""
+    a GPU with room for several runs. threads (jobs = 1): fixed torch threads, else they follow the
+    machine's load (deep.threads)."""
     outcomes = {t.name: {"variant": t.name, "action": SKIP, "status": FINISHED, "message": ""}
                 for t in tasks if t.action == SKIP}
     pending = [t for t in tasks if t.action != SKIP]
@@ -108,7 +122,7 @@ def execute(tasks, jobs: int = 1) -> dict:
     if jobs == 1:
         dataset = _load_dataset(pending[0].config)
         for task in pending:
-            outcomes[task.name] = run_task(task, dataset)
+            outcomes[task.name] = run_task(task, dataset, threads)
         return outcomes
     workers = min(jobs, len(pending))
     threads = max(1, (os.cpu_count() or 1) // workers)
@@ -126,19 +140,22 @@ def _load_dataset(config: dict):
     return load_dataset(config["dataset"], config["data_root"], seed=config["seed"])
 
 
-def ablate_command(name: str, out: Path, *, preset: str, dataset: str, overrides: dict, data_root) -> str:
+def ablate_command(name: str, out: Path, *, preset: str, dataset: str, overrides: dict, data_root,
+                   seeds: int = 1) -> str:
     """The `ssldyn ablate` call that (re)makes this sweep."""
     parts = ["ssldyn ablate", name, f"--preset {preset}", f"--dataset {dataset}"]
+    parts += [f"--seeds {seeds}"] if seeds > 1 else []
     parts += [f"--data-root {shlex.quote(str(data_root))}"] if data_root else []
     parts += [f"--set {k}={set_text(v)}" for k, v in overrides.items()]
     return " ".join(parts + [f"--out {shlex.quote(str(out))}"])
 
 
 def run_ablation(name: str, out, *, preset: str = "cpu", dataset: str = "cifar10", overrides: dict | None = None,
-                 data_root=None, device: str | None = None, jobs: int = 1) -> dict:
+                 data_root=None, device: str | None = None, jobs: int = 1, seeds: int = 1) -> dict:
     """Run ablation `name` (deep.ablate.sweeps.ABLATIONS) into `out`, resumably, and report it:
     OUT/<variant>/ run directories, OUT/NAME.csv, OUT/NAME.png, OUT/summary.md. Returns the summary
-    (deep.ablate.report.report) with each variant's action: skip, resume, restart or train."""
+    (deep.ablate.report.report) with each variant's action: skip, resume, restart or train. seeds:
+    runs per variant (deep.seeds), reported as mean ± std with every seed's value."""
     from deep.ablate.report import report
     from deep.ablate.sweeps import ABLATIONS, variant_configs
     from deep.train import resolve_device
@@ -151,8 +168,9 @@ def run_ablation(name: str, out, *, preset: str = "cpu", dataset: str = "cifar10
     configs = variant_configs(ablation, dataset, preset=preset, overrides=overrides,
                               data_root=None if data_root is None else str(data_root),
                               device=resolve_device(device))
-    tasks = plan(configs, out)
+    tasks = plan(configs, out, seeds)
     out.mkdir(parents=True, exist_ok=True)
     outcomes = execute(tasks, jobs)
-    command = ablate_command(name, out, preset=preset, dataset=dataset, overrides=overrides, data_root=data_root)
-    return report(ablation, configs, out, outcomes, command)
+    command = ablate_command(name, out, preset=preset, dataset=dataset, overrides=overrides, data_root=data_root,
+                             seeds=seeds)
+    return report(ablation, configs, out, tasks, outcomes, command)
