@@ -10,6 +10,7 @@ import sys
 from ssldyn.args import positive_int, writable_dir
 
 from deep.ablate import cli as ablate_cli
+from deep.collapse_map import cli as collapse_map_cli
 from deep.evaluate import cli as evaluate_cli
 from deep.evaluate.labels import label_fraction, percent_label
 
@@ -50,6 +51,7 @@ def register(subparsers) -> None:
     train.set_defaults(func=run_train)
     evaluate_cli.register(subparsers)
     ablate_cli.register(subparsers)
+    collapse_map_cli.register(subparsers)
 
 
 def run_train(args) -> int:

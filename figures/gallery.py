@@ -4,7 +4,7 @@ Add a recipe by adding one entry; keep this a plain dict.
 """
 from functools import partial
 
-from figures import ablations, analysis, theory
+from figures import ablations, analysis, collapse_map, theory
 
 RECIPES = {
     "phase_portraits": theory.phase_portraits,
@@ -19,4 +19,6 @@ RECIPES = {
     "ablation_projector": partial(ablations.redraw, "projector"),
     "ablation_ema": partial(ablations.redraw, "ema"),
     "ablation_methods": partial(ablations.redraw, "methods"),
+    # The collapse map (`ssldyn collapse-map`), redrawn from the committed figures/collapse_map/*.csv.
+    "collapse_map": collapse_map.redraw,
 }

@@ -5,7 +5,7 @@ import pytest
 from analysis import deep_hypotheses as hyp
 from analysis import verdicts as v
 from analysis.rundir import load_run
-from analysis_fakes import aligning_predictors, static_predictors, write_run
+from analysis_fakes import aligning_predictors, static_predictors, tail_unaligned_predictors, write_run
 
 
 def _outcomes(rows, hypothesis):
@@ -26,10 +26,17 @@ def test_h1_on_runs_without_predictor(tmp_path):
 
 def test_h3_h4_on_deep_snapshots(tmp_path):
     runs = [load_run(write_run(tmp_path / "good", aligning_predictors(4))),
-            load_run(write_run(tmp_path / "bad", static_predictors(4)))]
+            load_run(write_run(tmp_path / "bad", static_predictors(4))),
+            load_run(write_run(tmp_path / "tail", tail_unaligned_predictors(4)))]
     rows = hyp.deep_verdicts(runs)
-    assert _outcomes(rows, "H3") == {"deep: good": v.HOLDS, "deep: bad": v.FAILS}
-    assert _outcomes(rows, "H4") == {"deep: good": v.HOLDS, "deep: bad": v.FAILS}
+    assert _outcomes(rows, "H3") == {"deep: good": v.HOLDS, "deep: bad": v.FAILS, "deep: tail": v.INCONCLUSIVE}
+    # "tail": the signal directions align, but the commutator stays near 0.39 (the null directions are
+    # mapped onto the signal ones), so H4 fails although every signal direction is aligned
+    assert _outcomes(rows, "H4") == {"deep: good": v.HOLDS, "deep: bad": v.FAILS, "deep: tail": v.FAILS}
+    tail = next(x for x in rows if x.hypothesis == "H4" and x.setting == "deep: tail")
+    assert tail.evidence["alignment_outcome"] == v.HOLDS and tail.evidence["commutator_outcome"] == v.FAILS
+    assert tail.evidence["commutator_last"] == pytest.approx(0.389, abs=0.001)
+    assert "s_j ≥ 1% of s_1" in tail.observation
 
 
 @pytest.mark.parametrize("large_decay_std, expected", [

@@ -1,6 +1,7 @@
 """The small parts: EMA, the MoCo queue, the weighted kNN, the ResNet and the heads."""
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -11,7 +12,6 @@ from deep.ema import frozen_copy, update_momentum
 from deep.knn import knn_accuracy, knn_scores
 from deep.methods import build_method
 from deep.resnet import ResNet18
-
 
 
 def test_update_momentum_moves_each_parameter_by_one_minus_m():
@@ -85,6 +85,42 @@ def test_knn_hand_computed_vote():
     assert knn_scores(query, bank, labels, 2, k=1, temperature=0.5).argmax().item() == 0
     # k larger than the bank is capped
     torch.testing.assert_close(knn_scores(query, bank, labels, 2, k=200, temperature=0.5), expected)
+
+
+def _brute_force_knn(queries, bank, bank_labels, classes, k, temperature):
+    """Class scores by the definition, one query at a time in float64: sort the bank by cosine similarity,
+    keep the k most similar, add exp(cos/τ) to each one's class."""
+    scores = np.zeros((len(queries), classes))
+    for i, q in enumerate(queries):
+        cos = np.array([q @ b / (np.linalg.norm(q) * np.linalg.norm(b)) for b in bank])
+        for j in np.argsort(-cos)[:k]:
+            scores[i, bank_labels[j]] += math.exp(cos[j] / temperature)
+    return scores
+
+
+def test_knn_matches_brute_force_on_unnormalised_features_in_chunks():
+    """Random features with very different norms (so a missing normalisation shows), 10 classes, k = 25
+    of a 60-image bank, queries in chunks of 4 with a short last one: scores, top-1 and top-5 as the
+    brute-force definition gives them."""
+    g = np.random.default_rng(0)
+    classes, k, temperature = 10, 25, 0.2
+    centres = g.normal(size=(classes, 6))
+    bank_labels = np.arange(60) % classes
+    bank = (centres[bank_labels] + 0.9 * g.normal(size=(60, 6))) * g.uniform(0.05, 20, size=(60, 1))
+    labels = g.integers(0, classes, size=23)
+    queries = (centres[labels] + 0.9 * g.normal(size=(23, 6))) * g.uniform(0.05, 20, size=(23, 1))
+    expected = _brute_force_knn(queries, bank, bank_labels, classes, k, temperature)
+    as_torch = [torch.from_numpy(a).float() for a in (queries, bank)]
+    scores = knn_scores(as_torch[0], as_torch[1], torch.from_numpy(bank_labels), classes, k=k, temperature=temperature)
+    np.testing.assert_allclose(scores.double().numpy(), expected, rtol=1e-5)
+    ranked = np.argsort(-expected, axis=1)
+    assert (np.sort(expected, axis=1)[:, -5] > 0).all()  # no ties among zero scores inside anyone's top 5
+    top1 = 100 * np.mean(ranked[:, 0] == labels)
+    top5 = 100 * np.mean([label in row[:5] for label, row in zip(labels, ranked)])
+    assert 0 < top1 < top5 < 100  # the check below is not vacuous
+    result = knn_accuracy(as_torch[0], torch.from_numpy(labels), as_torch[1], torch.from_numpy(bank_labels), classes,
+                          k=k, temperature=temperature, chunk=4)
+    assert result == pytest.approx((top1, top5))
 
 
 def test_knn_accuracy_on_two_clusters_and_top5_with_few_classes():

@@ -1,4 +1,6 @@
 """The linear probe on feature tensors (deep.evaluate.linear_probe; thesis Tables 4.1–4.2)."""
+import math
+
 import pytest
 import torch
 
@@ -38,6 +40,27 @@ def test_a_sweep_trains_each_rate_exactly_as_alone():
              for lr in (0.05, 0.3)]
     assert together == alone
     assert together[0].epoch_losses != together[1].epoch_losses
+
+
+def test_learning_rate_of_every_step_follows_the_cosine_schedule(monkeypatch):
+    """Each step t of T = ceil(N/B)·epochs (the last, smaller batch kept) runs at
+    lr·B/256·½(1 + cos(πt/T)), no warm-up, for every rate of a sweep: recorded as each SGD step is taken."""
+    taken = {}
+
+    class RecordingSGD(torch.optim.SGD):
+        def step(self, closure=None):
+            (group,) = self.param_groups
+            taken.setdefault(id(self), []).append(group["lr"])
+            return super().step(closure)
+
+    monkeypatch.setattr(torch.optim, "SGD", RecordingSGD)
+    train_x, train_y = separable(5)  # 50 images: batches of 16, 16, 16, 2
+    fit_linear_probes(train_x, train_y, train_x, train_y, 10, lrs=(0.3, 0.1), epochs=3, batch_size=16)
+    total = math.ceil(50 / 16) * 3
+    assert len(taken) == 2
+    for rate, recorded in zip((0.3, 0.1), taken.values()):
+        expected = [rate * 16 / 256 * 0.5 * (1 + math.cos(math.pi * t / total)) for t in range(total)]
+        assert recorded == pytest.approx(expected, rel=1e-12)
 
 
 def test_feature_function_is_called_once_per_epoch_for_all_rates():

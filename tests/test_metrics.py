@@ -51,6 +51,20 @@ def test_rank_k_embeddings_have_effective_rank_k():
         assert metrics.effective_rank(Z) == pytest.approx(k, rel=1e-6)
 
 
+def test_effective_rank_of_an_uneven_spectrum_uses_singular_values_not_their_squares():
+    """RankMe (Garrido et al. 2023, Eq. 1): exp(−Σ p_k log p_k), p_k = σ_k / Σσ. With σ = (4, 2, 1, 1):
+    p = (1/2, 1/4, 1/8, 1/8), entropy = (1/2 + 2/4 + 2·3/8) ln 2 = 1.75 ln 2, rank = 2^1.75 ≈ 3.364.
+    Computed on σ² instead, p = (16, 4, 1, 1)/22 and the rank would be ≈ 2.28."""
+    rng = np.random.default_rng(3)
+    Q, _ = np.linalg.qr(rng.normal(size=(50, 4)))
+    V, _ = np.linalg.qr(rng.normal(size=(12, 4)))
+    Z = Q @ np.diag([4.0, 2.0, 1.0, 1.0]) @ V.T
+    assert metrics.effective_rank(Z) == pytest.approx(2**1.75, rel=1e-9)
+    squares = np.array([16.0, 4.0, 1.0, 1.0]) / 22
+    assert np.exp(-(squares * np.log(squares)).sum()) == pytest.approx(2.28, abs=0.01)  # what σ² would give
+    assert metrics.effective_rank(torch.tensor(Z, dtype=torch.float32)) == pytest.approx(2**1.75, rel=1e-5)
+
+
 def test_constant_embedding_has_zero_std_and_gaussian_has_unit_std():
     assert metrics.std_of_l2_normalized(np.ones((32, 8))) == pytest.approx(0.0, abs=1e-12)
     Z = np.random.default_rng(0).normal(size=(4096, 128))

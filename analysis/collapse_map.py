@@ -1,0 +1,212 @@
+"""The collapse map read by the analysis layer: thresholds per setting from the probes, the theory's
+predicted thresholds, and the verdicts on H5–H7 they give (issue 12, items 2 and 4).
+
+Inputs are plain rows (dicts): probe rows as `deep.collapse_map.store` writes them, and one bracket
+per (setting, seed) chain. Nothing here trains or imports torch.
+
+Thresholds. A chain brackets its seed's threshold in [low, high] (the highest weight decay that
+stayed healthy, the lowest that collapsed); its estimate is the geometric middle √(low·high). A
+setting reports the union bracket over its seeds [min low, max high], the geometric mean of the
+seeds' estimates, the standard deviation of their log10 (how the seeds disagree) and whether the
+seeds' brackets overlap.
+
+The linear theory's threshold (paper Sec. 4; thesis Sec. 3.1) is η* = τ²/(4(1+σ²)), with σ² and τ
+measured on the network at the healthy edge of each seed's bracket (`deep.collapse_map.measure`;
+the median over seeds). In weight-decay units, with flow time lr/(1−μ) per SGD step, η =
+weight_decay (`analysis.theory.deep_to_linear`): `eta_star_mapped`. That mapping has no free
+constant and ignores the cosine loss, BatchNorm and the non-linear network; the second prediction,
+`predicted_eta_star`, keeps the theory's *dependence* on σ² and τ but fits one constant c in η =
+c·weight_decay on the reference setting only (linear predictor, α_p = 1, ema 0.9), so it predicts
+every other setting. By the theory η* does not depend on α_p at all.
+"""
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from analysis import verdicts as v
+from linear_dynamics.fixed_points import eta_critical
+
+REFERENCE = ("linear", 1.0, 0.9)    # (predictor, α_p, ema) the constant c is fitted on
+AGREE_FACTOR = 1.5                  # H5: a prediction within ×1.5 of the observed threshold agrees ...
+SEED_SIGMAS = 2.0                   # ... or within 2 standard deviations of the seeds' log10 estimates
+MOVES_FACTOR = 1.5                  # H6/H7: the threshold moved if the extreme settings differ by more
+
+
+@dataclass(frozen=True)
+class Chain:
+    """One seed's bracket for one setting."""
+
+    setting: str
+    predictor: str
+    predictor_lr_mult: float
+    ema: float
+    seed: int
+    low: float | None
+    high: float | None
+    status: str
+
+    @property
+    def estimate(self) -> float | None:
+        return None if self.low is None or self.high is None else math.sqrt(self.low * self.high)
+
+
+def _median(values) -> float:
+    finite = [x for x in values if x is not None and math.isfinite(x)]
+    return float(np.median(finite)) if finite else math.nan
+
+
+def thresholds(chains: list[Chain], probes: list[dict]) -> list[dict]:
+    """One row per setting (in the order of `chains`): its union bracket, the seeds' spread, σ² and τ
+    measured at the healthy edge of each seed's bracket, and η* mapped from them."""
+    settings = list(dict.fromkeys(c.setting for c in chains))
+    rows = []
+    for name in settings:
+        mine = [c for c in chains if c.setting == name]
+        located = [c for c in mine if c.status == "located"]
+        edges = [p for c in located for p in probes if p["setting"] == name and p["seed"] == c.seed
+                 and p["weight_decay"] == c.low and p["outcome"] == "healthy"]
+        sigma2, tau = _median([p["sigma2"] for p in edges]), _median([p["tau"] for p in edges])
+        logs = [math.log10(c.estimate) for c in located]
+        failed = [c for c in mine if c.status != "located"]
+        first = mine[0]
+        rows.append({
+            "setting": name, "predictor": first.predictor, "predictor_lr_mult": first.predictor_lr_mult,
+            "ema": first.ema, "seeds": len(mine),
+            "status": "located" if not failed else failed[0].status,
+            "status_detail": "" if not failed else _detail(failed[0]),
+            "weight_decay_low": min((c.low for c in located), default=math.nan),
+            "weight_decay_high": max((c.high for c in located), default=math.nan),
+            "threshold": 10 ** float(np.mean(logs)) if logs else math.nan,
+            "threshold_log10_std": float(np.std(logs, ddof=1)) if len(logs) > 1 else math.nan,
+            "seeds_overlap": bool(located) and max(c.low for c in located) <= min(c.high for c in located),
+            "seed_brackets": " ".join(f"{c.seed}:[{_g(c.low)},{_g(c.high)}]" for c in mine),
+            "sigma2_measured": sigma2, "tau_measured": tau,
+            "eta_star_mapped": eta_critical(tau, sigma2) if math.isfinite(sigma2) and math.isfinite(tau) else math.nan,
+        })
+    return _fit_constant(rows)
+
+
+def _g(x) -> str:
+    return "–" if x is None else f"{x:.3g}"
+
+
+def _detail(chain: Chain) -> str:
+    if chain.status == "no healthy weight decay":
+        return (f"{chain.setting} seed {chain.seed}: collapsed at every weight decay down to {chain.high:g} (the range, "
+                "widened twice); lower --wd-range")
+    return (f"{chain.setting} seed {chain.seed}: no collapse at any weight decay up to {chain.low:g} (the range, widened "
+            "twice); raise --wd-range")
+
+
+def _fit_constant(rows: list[dict]) -> list[dict]:
+    """predicted_eta_star = eta_star_mapped / c, c = eta_star_mapped / threshold on the REFERENCE setting
+    (NaN everywhere when the reference is not in the map or not located)."""
+    reference = next((r for r in rows if (r["predictor"], r["predictor_lr_mult"], r["ema"]) == REFERENCE), None)
+    c = math.nan
+    if reference is not None and reference["status"] == "located":
+        c = reference["eta_star_mapped"] / reference["threshold"]
+    for r in rows:
+        r["fitted_constant"] = c
+        r["predicted_eta_star"] = r["eta_star_mapped"] / c if math.isfinite(c) else math.nan
+        r["observed_over_mapped"] = r["threshold"] / r["eta_star_mapped"]
+        r["observed_over_predicted"] = r["threshold"] / r["predicted_eta_star"]
+        r["is_reference"] = r is reference
+    return rows
+
+
+def _agrees(row: dict) -> bool:
+    """|log10(observed / predicted)| within log10(AGREE_FACTOR) or SEED_SIGMAS of the seeds' spread."""
+    error = abs(math.log10(row["observed_over_predicted"]))
+    spread = row["threshold_log10_std"] if math.isfinite(row["threshold_log10_std"]) else 0.0
+    return error <= max(math.log10(AGREE_FACTOR), SEED_SIGMAS * spread)
+
+
+def h5_verdict(rows: list[dict]) -> v.Verdict | None:
+    """H5 on the map: collapse sets in at η*. holds if the threshold predicted from the measured σ² and
+    τ (one constant fitted on the reference setting) agrees with every other located setting's
+    (`_agrees`), fails if one disagrees; inconclusive with fewer than two located settings."""
+    located = [r for r in rows if r["status"] == "located" and math.isfinite(r["observed_over_predicted"])]
+    tested = [r for r in located if not r["is_reference"]]
+    if not tested:
+        return None if not located else v.Verdict(
+            "H5", "deep: collapse map", "threshold = η*(σ², τ) up to one constant", "one located setting only: "
+            "the constant is fitted on it, nothing is left to predict", v.INCONCLUSIVE, {"settings": rows})
+    c = tested[0]["fitted_constant"]
+    outcome = v.HOLDS if all(_agrees(r) for r in tested) else v.FAILS
+    observation = "; ".join(f"{r['setting']}: observed {r['threshold']:.3g} (log10 spread {r['threshold_log10_std']:.2g}) "
+                            f"vs predicted {r['predicted_eta_star']:.3g} (×{r['observed_over_predicted']:.2f})"
+                            for r in tested)
+    return v.Verdict(
+        "H5", "deep: collapse map",
+        f"threshold = η*(σ², τ)/c with σ², τ measured and c = {c:.3g} fitted on {REFERENCE}; agreement within "
+        f"×{AGREE_FACTOR:g} or {SEED_SIGMAS:g} seed standard deviations",
+        observation + ". Unfitted (η = weight_decay): observed/η* = "
+        + ", ".join(f"{r['observed_over_mapped']:.3g}" for r in located), outcome, {"settings": rows})
+
+
+def _line(rows: list[dict], predictor: str, knob: str) -> list[dict]:
+    """The located settings of one predictor along one line of the grid, sorted by the knob."""
+    fixed = {"predictor_lr_mult": ("ema", REFERENCE[2]), "ema": ("predictor_lr_mult", REFERENCE[1])}[knob]
+    line = [r for r in rows if r["predictor"] == predictor and r[fixed[0]] == fixed[1] and r["status"] == "located"]
+    return sorted(line, key=lambda r: r[knob])
+
+
+def _trend(line: list[dict], knob: str) -> tuple[str, float]:
+    """'rises', 'falls' or 'flat' and the ratio of the last to the first threshold along the line:
+    it moved if the two differ by more than MOVES_FACTOR and their seeds' brackets do not overlap."""
+    first, last = line[0], line[-1]
+    ratio = last["threshold"] / first["threshold"]
+    apart = first["weight_decay_high"] < last["weight_decay_low"] or last["weight_decay_high"] < first["weight_decay_low"]
+    if apart and (ratio > MOVES_FACTOR or ratio < 1 / MOVES_FACTOR):
+        return ("rises" if ratio > 1 else "falls"), ratio
+    return "flat", ratio
+
+
+def h6_verdicts(rows: list[dict]) -> list[v.Verdict]:
+    """H6 on the map, per predictor: the linear theory's η* does not depend on α_p, and a larger α_p
+    shrinks the collapse basin, i.e. never lowers the threshold. holds if the threshold is flat
+    along the α_p line; fails if it falls with α_p (the basin grows); a rising threshold is
+    reported as inconclusive for H6 as stated: the basin shrinks as H6 says but η* moves, which the
+    theory says it does not."""
+    out = []
+    for predictor in dict.fromkeys(r["predictor"] for r in rows):
+        line = _line(rows, predictor, "predictor_lr_mult")
+        if len(line) < 2:
+            continue
+        trend, ratio = _trend(line, "predictor_lr_mult")
+        outcome = {"flat": v.HOLDS, "falls": v.FAILS, "rises": v.INCONCLUSIVE}[trend]
+        out.append(v.Verdict(
+            "H6", f"deep: collapse map, {predictor} predictor",
+            "the threshold does not depend on α_p (η* has no α_p) and never falls as α_p grows (the basin shrinks)",
+            "; ".join(f"α_p {r['predictor_lr_mult']:g}: [{r['weight_decay_low']:.3g}, {r['weight_decay_high']:.3g}]"
+                      for r in line) + f" — {trend} (×{ratio:.2f} from the smallest α_p to the largest)",
+            outcome, {"line": line, "trend": trend, "ratio": ratio}))
+    return out
+
+
+def h7_verdicts(rows: list[dict]) -> list[v.Verdict]:
+    """H7 on the map, per predictor: a stronger EMA widens the region without collapse, i.e. raises the
+    threshold. holds if the threshold rises along the EMA line (ema 0 → 0.99), fails if it falls,
+    inconclusive if flat within the seeds' spread. (The linear theory at a fixed point has τ = 1 for
+    every EMA; a lagging target lowers τ and with it η* = τ²/(4(1+σ²)), measured here as τ.)"""
+    out = []
+    for predictor in dict.fromkeys(r["predictor"] for r in rows):
+        line = _line(rows, predictor, "ema")
+        if len(line) < 2:
+            continue
+        trend, ratio = _trend(line, "ema")
+        outcome = {"rises": v.HOLDS, "falls": v.FAILS, "flat": v.INCONCLUSIVE}[trend]
+        out.append(v.Verdict(
+            "H7", f"deep: collapse map, {predictor} predictor",
+            "a stronger EMA widens the region without collapse: the threshold rises with ema",
+            "; ".join(f"ema {r['ema']:g}: [{r['weight_decay_low']:.3g}, {r['weight_decay_high']:.3g}], τ {r['tau_measured']:.3g}"
+                      for r in line) + f" — {trend} (×{ratio:.2f} from the weakest EMA to the strongest)",
+            outcome, {"line": line, "trend": trend, "ratio": ratio}))
+    return out
+
+
+def map_verdicts(rows: list[dict]) -> list[v.Verdict]:
+    """Every verdict the map allows."""
+    h5 = h5_verdict(rows)
+    return ([h5] if h5 else []) + h6_verdicts(rows) + h7_verdicts(rows)

@@ -1,0 +1,91 @@
+"""`ssldyn collapse-map`: locate BYOL's collapse threshold in weight decay over a grid of predictor lr
+ratios and EMA rates, with seeds, and set it against the theory (issue 12).
+
+torch and the analysis layer are imported inside the handler only.
+"""
+from pathlib import Path
+
+from ssldyn.args import positive_float, positive_int, unit_interval, writable_dir
+
+from deep.collapse_map import grid as grid_module
+
+DEFAULT_RANGE = (1e-3, 1e-1)  # weight decays bisected first (widened ×10 up to twice where needed)
+DEFAULT_TOLERANCE = 0.2       # stop when high/low ≤ 1.2
+DEFAULT_CHECKS = 8            # probes continued to 3K epochs (the K check)
+COMMITTED_PROBES = Path(__file__).resolve().parents[2] / "figures" / "collapse_map" / "probes.csv"
+
+
+def register(subparsers) -> None:
+    """Add `collapse-map` to the `ssldyn` parser."""
+    parser = subparsers.add_parser(
+        "collapse-map", help="where BYOL collapses in weight decay × predictor lr × EMA, with seeds, against the theory",
+        description="For each setting of the grid (predictor linear/mlp; α_p line at ema 0.9 and EMA line at "
+                    "α_p 1) and each seed, bisects the weight decay on a log scale with short probe runs until the "
+                    "collapse threshold is bracketed; writes OUT/probes.csv, OUT/thresholds.csv, OUT/checks.csv, "
+                    "OUT/summary.md and OUT/collapse_map.png. Probes already in probes.csv (OUT's, --probes, or the "
+                    "committed figures/collapse_map/probes.csv) are read back, not retrained.")
+    parser.add_argument("--preset", default="cpu", help="cpu, thesis or smoke (default: cpu)")
+    parser.add_argument("--dataset", default="cifar10", help="cifar10, fashion-mnist or synthetic (default cifar10)")
+    parser.add_argument("--data-root", help="where the dataset lives (default: the dataset's own default)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available, else cpu")
+    parser.add_argument("--out", type=writable_dir, metavar="DIR", help="the map's directory (default runs/collapse-map)")
+    parser.add_argument("--seeds", type=positive_int, default=3, metavar="K", help="seeds per setting (default 3)")
+    parser.add_argument("--jobs", type=positive_int, default=1, metavar="N",
+                        help="chains run at once in worker processes (default 1)")
+    parser.add_argument("--predictors", nargs="*", default=list(grid_module.PREDICTORS), metavar="P",
+                        help="linear and/or mlp (default both)")
+    parser.add_argument("--alpha-p", nargs="*", type=positive_float, default=list(grid_module.ALPHAS),
+                        metavar="A", help="predictor lr ratios of the α_p line, at ema 0.9 (default 0.3 1 3 10)")
+    parser.add_argument("--ema", nargs="*", type=unit_interval, default=list(grid_module.EMAS), metavar="M",
+                        help="EMA rates of the EMA line, at α_p 1 (default 0 0.9 0.99)")
+    parser.add_argument("--wd-range", nargs=2, type=positive_float, default=list(DEFAULT_RANGE),
+                        metavar=("LOW", "HIGH"), help="weight decays to bisect between (default 1e-3 0.1)")
+    parser.add_argument("--tolerance", type=positive_float, default=DEFAULT_TOLERANCE,
+                        help="stop a chain when high/low ≤ 1 + tolerance (default 0.2)")
+    parser.add_argument("--check", type=int, default=DEFAULT_CHECKS, metavar="N",
+                        help="probes at the edge of their bracket continued to 3× their epochs, to check that the "
+                             "probe length is long enough (default 8; 0 skips)")
+    parser.add_argument("--probes", nargs="*", type=Path, default=None, metavar="CSV",
+                        help="probes.csv files whose probes are reused (default: the committed "
+                             "figures/collapse_map/probes.csv)")
+    parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    parser.set_defaults(func=run_collapse_map)
+
+
+def run_collapse_map(args) -> int:
+    from argparse import ArgumentTypeError
+
+    from ssldyn.cli import emit
+
+    from analysis.cli import _strict_json
+    from deep.collapse_map.report import NotBracketed, make_map
+    from deep.train import resolve_device
+
+    out = args.out
+    if out is None:
+        try:
+            out = writable_dir("runs/collapse-map")
+        except ArgumentTypeError as err:
+            raise ValueError(f"argument --out: {err}") from None
+    low, high = args.wd_range
+    if not low < high:
+        raise ValueError(f"argument --wd-range: LOW must be below HIGH, got {low:g} {high:g}")
+    if args.check < 0:
+        raise ValueError(f"argument --check: must be >= 0, got {args.check}")
+    settings = grid_module.grid(args.predictors, args.alpha_p, args.ema)
+    caches = tuple(args.probes) if args.probes is not None else (COMMITTED_PROBES,)
+    for cache in caches:
+        if not cache.is_file() and cache != COMMITTED_PROBES:
+            raise ValueError(f"argument --probes: {cache} is not a file")
+    summary = make_map(settings, Path(out), seeds=args.seeds, preset=args.preset, dataset=args.dataset,
+                       data_root=args.data_root, device=resolve_device(args.device), jobs=args.jobs,
+                       weight_decays=(low, high), tolerance=args.tolerance, checks=args.check, caches=caches)
+    lines = [f"{row['setting']}: weight decay threshold in [{row['weight_decay_low']:.3g}, "
+             f"{row['weight_decay_high']:.3g}] over {row['seeds']} seeds ({row['status']})"
+             if row["status"] == "located" else f"{row['setting']}: {row['status']}" for row in summary["thresholds"]]
+    lines += [f"wrote {f}" for f in summary["files"]]
+    emit(_strict_json(summary), args.json, "\n".join(lines))
+    unlocated = [row for row in summary["thresholds"] if row["status"] != "located"]
+    if unlocated:
+        raise NotBracketed(unlocated[0]["status_detail"])
+    return 0

@@ -1,0 +1,113 @@
+"""Make the collapse map and write what it found: OUT/probes.csv (written as probes finish),
+OUT/thresholds.csv, OUT/checks.csv (the probe-length check), OUT/summary.md and OUT/collapse_map.png.
+
+Thresholds, predictions and verdicts come from `analysis.collapse_map`; the figure from
+`figures.collapse_map`; this module runs the chains and writes the files.
+"""
+import csv
+import math
+import time
+from pathlib import Path
+
+from analysis import collapse_map as analysis_map
+from deep.collapse_map import grid as grid_module
+from deep.collapse_map.runner import Chain, check_probe_length, run_chains
+from deep.collapse_map.store import ProbeStore, read_probes
+from deep.seeds import seed_values
+
+THRESHOLD_COLUMNS = ("setting", "predictor", "predictor_lr_mult", "ema", "seeds", "status", "weight_decay_low",
+                     "weight_decay_high", "threshold", "threshold_log10_std", "seeds_overlap", "seed_brackets",
+                     "sigma2_measured", "tau_measured", "eta_star_mapped", "fitted_constant", "predicted_eta_star",
+                     "observed_over_predicted", "is_reference")
+CHECK_COLUMNS = ("setting", "seed", "weight_decay", "edge", "epochs", "outcome", "std", "later_epochs",
+                 "later_outcome", "later_std", "changed")
+
+
+class NotBracketed(ValueError):
+    """A chain's weight-decay range, widened as far as allowed, does not bracket the collapse."""
+
+
+def write_rows(path: Path, columns, rows) -> Path:
+    with Path(path).open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow([_cell(row[c]) for c in columns])
+    return Path(path)
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return "" if not math.isfinite(value) else f"{value:.6g}"
+    return str(value)
+
+
+def make_map(settings, out: Path, *, seeds: int, preset: str, dataset: str, data_root, device: str, jobs: int,
+             weight_decays: tuple, tolerance: float, checks: int, caches=()) -> dict:
+    """Run (or read back) every chain, check the probe length, and write the map's files."""
+    from figures.collapse_map import draw
+
+    out.mkdir(parents=True, exist_ok=True)
+    probes_path = out / "probes.csv"
+    store = ProbeStore(probes_path, caches)  # creates the file before any worker appends to it
+    start = time.perf_counter()
+    chains = [Chain(setting, seed, preset, dataset, data_root, device, out, probes_path, tuple(caches),
+                    weight_decays[0], weight_decays[1], tolerance)
+              for setting in settings for seed in seed_values(0, seeds)]
+    results = run_chains(chains, jobs)
+    store = ProbeStore(probes_path, caches)  # with what the workers appended
+    check_rows = check_probe_length(results, checks, preset=preset, dataset=dataset, data_root=data_root,
+                                    device=device, out=out, store=store) if checks else []
+    probes = list(store.rows.values())
+    chain_rows = [analysis_map.Chain(r["setting"].name, r["setting"].predictor, r["setting"].predictor_lr_mult,
+                                     r["setting"].ema, r["seed"], r["bracket"].low, r["bracket"].high,
+                                     r["bracket"].status) for r in results]
+    rows = analysis_map.thresholds(chain_rows, probes)
+    verdicts = analysis_map.map_verdicts(rows)
+    files = [probes_path, write_rows(out / "thresholds.csv", THRESHOLD_COLUMNS, rows),
+             write_rows(out / "checks.csv", CHECK_COLUMNS, check_rows)]
+    trained = [p for p in read_probes(probes_path)]
+    files.append(draw(rows, trained or probes, out / "collapse_map.png"))
+    summary = {"preset": preset, "dataset": dataset, "seeds": seeds, "probe_epochs": grid_module.probe_epochs(preset),
+               "weight_decay_range": list(weight_decays), "tolerance": tolerance, "thresholds": rows,
+               "checks": check_rows, "verdicts": [x.as_dict() for x in verdicts],
+               "probes": len(probes), "seconds": time.perf_counter() - start}
+    markdown = out / "summary.md"
+    markdown.write_text(render_markdown(summary))
+    summary["files"] = [str(f) for f in files + [markdown]]
+    return summary
+
+
+def render_markdown(summary: dict) -> str:
+    rows, checks = summary["thresholds"], summary["checks"]
+    lines = [f"# Collapse map: preset `{summary['preset']}`, {summary['dataset']}, {summary['seeds']} seeds", "",
+             "![collapse map](collapse_map.png)", "",
+             f"Each probe: the first {summary['probe_epochs']} epoch(s) of BYOL at the preset with the setting; collapsed "
+             "if std × √d < 0.1 or effective rank < 2 on the validation images (analysis.verdicts). Bisection on a log "
+             f"scale from [{summary['weight_decay_range'][0]:g}, {summary['weight_decay_range'][1]:g}] until high/low ≤ "
+             f"{1 + summary['tolerance']:g}.", "",
+             "| setting | bracket over seeds | threshold (geo. mean) | log10 spread | seeds' brackets | σ² | τ | "
+             "η* = τ²/4(1+σ²) | predicted (fitted) | observed / predicted |", "|" + "---|" * 10]
+    for r in rows:
+        lines.append(f"| {r['setting']}{' (reference)' if r['is_reference'] else ''} | "
+                     + (f"[{r['weight_decay_low']:.3g}, {r['weight_decay_high']:.3g}]" if r["status"] == "located"
+                        else r["status"])
+                     + f" | {_cell(r['threshold'])} | {_cell(r['threshold_log10_std'])} | {r['seed_brackets']} | "
+                     f"{_cell(r['sigma2_measured'])} | {_cell(r['tau_measured'])} | {_cell(r['eta_star_mapped'])} | "
+                     f"{_cell(r['predicted_eta_star'])} | {_cell(r['observed_over_predicted'])} |")
+    if checks:
+        changed = [c for c in checks if c["changed"]]
+        lines += ["", f"**Is the probe long enough?** {len(checks)} probes at the edge of their bracket were continued to "
+                  f"{checks[0]['later_epochs']} epochs: {len(changed)} changed outcome.", "",
+                  "| setting | seed | weight decay | edge | at K | later |", "|---|---|---|---|---|---|"]
+        lines += [f"| {c['setting']} | {c['seed']} | {c['weight_decay']:g} | {c['edge']} | {c['outcome']} "
+                  f"(std {_cell(c['std'])}) | {c['later_outcome']} (std {_cell(c['later_std'])}) |" for c in checks]
+    lines += ["", "## Verdicts (analysis.collapse_map)", ""]
+    if summary["verdicts"]:
+        lines += ["| hypothesis | setting | prediction | observation | verdict |", "|---|---|---|---|---|"]
+        lines += [f"| {x['hypothesis']} | {x['setting']} | {x['prediction']} | {x['observation']} | **{x['outcome']}** |"
+                  for x in summary["verdicts"]]
+    else:
+        lines.append("No verdict: too few located settings.")
+    lines += ["", f"{summary['probes']} probes known; this call took {summary['seconds'] / 60:.1f} min.", ""]
+    return "\n".join(lines)

@@ -1,0 +1,182 @@
+"""Run the collapse map: one bisection chain per (setting, seed), each probe a short training run.
+
+A probe (`run_probe`) trains the first `epochs` epochs of its config into OUT/runs/<setting>/seed-<s>/
+wd-<weight decay>/ (resuming a shorter run of the same probe, so that the K check continues probes
+instead of retraining them), judges the last epoch with the analysis layer's collapse rule
+(`analysis.verdicts.collapse_status`: std of the ℓ2-normalised projector outputs × √d < 0.1 or
+effective rank < 2, on the validation images), measures σ² and τ (`deep.collapse_map.measure`) and
+appends its row to probes.csv. A probe already in probes.csv (or in a cache given) is not trained.
+Chains run one after another, or in `jobs` worker processes (each with cores/jobs threads).
+"""
+import math
+import multiprocessing
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from deep.collapse_map import grid as grid_module
+from deep.collapse_map.bisection import locate_threshold
+from deep.collapse_map.store import ProbeStore, key, protocol
+
+MEASURE_IMAGES = 512  # validation images σ² and τ are measured on
+_DATASETS = {}  # per process: the loaded data set, shared by the chains a worker runs
+
+
+@dataclass(frozen=True)
+class Chain:
+    """One bisection: a setting and a seed, with where and how its probes run."""
+
+    setting: grid_module.Setting
+    seed: int
+    preset: str
+    dataset: str
+    data_root: str | None
+    device: str
+    out: Path
+    probes_path: Path
+    caches: tuple
+    low: float
+    high: float
+    tolerance: float
+    threads: int | None = None
+
+
+def probe_dir(out: Path, setting: grid_module.Setting, seed: int, weight_decay: float) -> Path:
+    return Path(out) / "runs" / setting.name / f"seed-{seed}" / f"wd-{weight_decay:g}"
+
+
+def _dataset(config: dict):
+    from deep.data import load_dataset
+
+    name = (config["dataset"], config["data_root"])
+    if name not in _DATASETS:
+        _DATASETS[name] = load_dataset(config["dataset"], config["data_root"], seed=config["seed"])
+    return _DATASETS[name]
+
+
+def _epoch_line(run: Path, epoch: int) -> dict | None:
+    import json
+
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return next((line for line in lines if line["kind"] == "epoch" and line["epoch"] == epoch), None)
+
+
+def run_probe(setting, weight_decay: float, seed: int, epochs: int, *, preset: str, dataset: str,
+              data_root, device: str, out: Path, store: ProbeStore, threads: int | None = None) -> dict:
+    """The probe's row: from `store` if it is there, else trained (or continued) for `epochs` epochs."""
+    import torch
+
+    from analysis.verdicts import COLLAPSED, collapse_status
+    from deep import rundir
+    from deep.collapse_map.measure import augmentation_ratio, target_ratio
+    from deep.train import NonFiniteLoss, load_method, train, training_splits
+
+    config = grid_module.probe_config(setting, weight_decay, seed, preset=preset, dataset=dataset,
+                                      data_root=data_root, device=device)
+    row = {"protocol": protocol(config), "setting": setting.name, **setting.overrides,
+           "weight_decay": weight_decay, "seed": seed, "epochs": epochs}
+    known = store.get(key(row))
+    if known is not None:
+        return known
+    run = probe_dir(out, setting, seed, weight_decay)
+    done = 0
+    if rundir.checkpoint_path(run).is_file():
+        done = torch.load(rundir.checkpoint_path(run), map_location="cpu", weights_only=False)["progress"]["epoch"]
+    elif run.exists():  # stopped inside its first epoch: start again
+        for name in (rundir.CONFIG, rundir.METRICS):
+            (run / name).unlink(missing_ok=True)
+    data = _dataset(config)
+    print(f"collapse-map: {setting.name} seed {seed}: weight decay {weight_decay:g}, epochs {done} → {epochs}",
+          file=sys.stderr, flush=True)
+    outcome = None
+    if done < epochs:
+        try:
+            train(config, run, resume=done > 0, dataset=data, max_epochs=epochs - done, threads=threads)
+        except NonFiniteLoss:
+            outcome = "diverged"
+    line = _epoch_line(run, epochs) or {}
+    measured = {"std": line.get("std", math.nan), "effective_rank": line.get("effective_rank", math.nan),
+                "knn_top1": line.get("knn_top1", math.nan), "seconds": line.get("seconds", math.nan)}
+    sigma2 = tau = math.nan
+    if outcome is None:
+        status = collapse_status(measured["std"], measured["effective_rank"])
+        outcome = "collapsed" if status == COLLAPSED else "healthy"
+        method, info = load_method(run, device)
+        images = training_splits(data, config).monitor.images[:MEASURE_IMAGES].to(device)
+        sigma2 = augmentation_ratio(method, images, info["mean"], info["std"], seed=seed)
+        tau = target_ratio(method, images, info["mean"], info["std"])
+    row.update(measured, outcome=outcome, sigma2=sigma2, tau=tau, preset=preset, dataset=dataset, device=device)
+    store.add(row)
+    print(f"collapse-map: {setting.name} seed {seed}: weight decay {weight_decay:g} → {outcome} "
+          f"(std × √d {measured['std']:.3g}, effective rank {measured['effective_rank']:.3g}, "
+          f"kNN {measured['knn_top1']:.1f}%, σ² {sigma2:.3g}, τ {tau:.3g})", file=sys.stderr, flush=True)
+    return row
+
+
+def run_chain(chain: Chain) -> dict:
+    """Bisect one (setting, seed); {"setting", "seed", "bracket": Bracket, "rows": [probe rows]}."""
+    store = ProbeStore(chain.probes_path, chain.caches)
+    epochs = grid_module.probe_epochs(chain.preset)
+    rows = {}
+
+    def collapses(weight_decay: float) -> bool:
+        row = run_probe(chain.setting, weight_decay, chain.seed, epochs, preset=chain.preset, dataset=chain.dataset,
+                        data_root=chain.data_root, device=chain.device, out=chain.out, store=store,
+                        threads=chain.threads)
+        rows[weight_decay] = row
+        return row["outcome"] != "healthy"
+
+    bracket = locate_threshold(collapses, chain.low, chain.high, chain.tolerance)
+    return {"setting": chain.setting, "seed": chain.seed, "bracket": bracket, "rows": [rows[w] for w in bracket.probes]}
+
+
+def run_chains(chains: list[Chain], jobs: int = 1) -> list[dict]:
+    """Every chain, in order; with jobs > 1 in that many spawned worker processes."""
+    if jobs == 1 or len(chains) == 1:
+        return [run_chain(chain) for chain in chains]
+    workers = min(jobs, len(chains))
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    chains = [Chain(**{**chain.__dict__, "threads": threads}) for chain in chains]
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(pool.map(run_chain, chains))
+
+
+def check_probe_length(results: list[dict], count: int, *, preset: str, dataset: str, data_root, device: str,
+                       out: Path, store: ProbeStore, factor: int = 3) -> list[dict]:
+    """Is K epochs long enough to judge a probe? Continue `count` probes at the edge of their bracket
+    to factor × K epochs: the highest healthy probe of a chain (should not collapse later) and the
+    lowest collapsed one (should not recover), alternating, spread over the chains of seed 0 (then
+    the other seeds). Returns one row per continued probe: its outcome at K and at factor × K."""
+    epochs = grid_module.probe_epochs(preset)
+    ordered = sorted(results, key=lambda r: r["seed"])
+    edges = []
+    for kind in ("low", "high"):
+        edges += [(r, kind) for r in ordered if getattr(r["bracket"], kind) is not None]
+    picked = _spread(edges, count)
+    checks = []
+    for result, kind in picked:
+        weight_decay = getattr(result["bracket"], kind)
+        at_k = run_probe(result["setting"], weight_decay, result["seed"], epochs, preset=preset, dataset=dataset,
+                         data_root=data_root, device=device, out=out, store=store)
+        later = run_probe(result["setting"], weight_decay, result["seed"], factor * epochs, preset=preset,
+                          dataset=dataset, data_root=data_root, device=device, out=out, store=store)
+        checks.append({"setting": result["setting"].name, "seed": result["seed"], "weight_decay": weight_decay,
+                       "edge": "highest healthy" if kind == "low" else "lowest collapsed",
+                       "epochs": epochs, "outcome": at_k["outcome"], "later_epochs": factor * epochs,
+                       "later_outcome": later["outcome"], "std": at_k["std"], "later_std": later["std"],
+                       "changed": at_k["outcome"] != later["outcome"]})
+    return checks
+
+
+def _spread(edges: list, count: int) -> list:
+    """`count` items of `edges` alternating between healthy and collapsed edges, evenly over the list."""
+    lows = [e for e in edges if e[1] == "low"]
+    highs = [e for e in edges if e[1] == "high"]
+    picked = []
+    for group, share in ((lows, (count + 1) // 2), (highs, count // 2)):
+        if group and share:
+            step = max(1, len(group) // share)
+            picked += group[::step][:share]
+    return picked

@@ -1,0 +1,111 @@
+"""The collapse map's figure (issue 12, item 3), drawn from thresholds.csv and probes.csv alone.
+
+Two panels, weight decay on a log axis: the α_p line (at ema 0.9) and the EMA line (at α_p = 1).
+For each predictor: every probe (healthy ○, collapsed ×, seeds side by side), each setting's bracket
+over its seeds (a bar) with the geometric mean of the seeds' thresholds (a line through the
+settings), and the theory's threshold η*(σ², τ) with one constant fitted on the reference setting
+(dashed). `ssldyn figures` redraws figures/collapse_map/collapse_map.png from the committed CSVs.
+"""
+import csv
+import math
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+DATA_DIR = Path(__file__).resolve().parent / "collapse_map"
+COLOURS = {"linear": "tab:blue", "mlp": "tab:orange"}
+LINES = (("predictor_lr_mult", "ema", 0.9, "α_p (predictor lr ratio), ema 0.9"),
+         ("ema", "predictor_lr_mult", 1.0, "EMA rate m (0 = SimSiam), α_p = 1"))
+
+
+def _number(text: str) -> float:
+    return float(text) if text not in ("", None) else math.nan
+
+
+def read_rows(path: Path) -> list[dict]:
+    """A CSV as dicts, numbers as floats where they parse."""
+    with Path(path).open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        for key, value in row.items():
+            try:
+                row[key] = _number(value)
+            except ValueError:
+                pass
+    return rows
+
+
+def _positions(values) -> dict:
+    """x position of each knob value: log10 for α_p, evenly spaced categories for the EMA."""
+    ordered = sorted(set(values))
+    return {value: index for index, value in enumerate(ordered)}
+
+
+def draw(thresholds: list[dict], probes: list[dict], png: Path) -> Path:
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), sharey=True)
+    for ax, (knob, fixed, fixed_value, title) in zip(axes, LINES):
+        on_line = [r for r in thresholds if r[fixed] == fixed_value]
+        positions = _positions([r[knob] for r in on_line])
+        predictors = list(dict.fromkeys(r["predictor"] for r in on_line))
+        for p_index, predictor in enumerate(predictors):
+            colour, shift = COLOURS.get(predictor, "tab:grey"), 0.18 * (p_index - (len(predictors) - 1) / 2)
+            mine = sorted((r for r in on_line if r["predictor"] == predictor), key=lambda r: r[knob])
+            for r in mine:
+                x = positions[r[knob]] + shift
+                seeds = sorted({p["seed"] for p in probes if p["setting"] == r["setting"]})
+                for s_index, seed in enumerate(seeds):
+                    dx = 0.04 * (s_index - (len(seeds) - 1) / 2)
+                    for p in probes:
+                        if p["setting"] == r["setting"] and p["seed"] == seed and p["epochs"] == min(
+                                q["epochs"] for q in probes if q["setting"] == r["setting"]):
+                            ax.scatter(x + dx, p["weight_decay"], s=14, color=colour, linewidths=0.8,
+                                       marker="x" if p["outcome"] != "healthy" else "o",
+                                       facecolors="none" if p["outcome"] == "healthy" else colour)
+                if math.isfinite(r["weight_decay_low"]):
+                    ax.plot([x, x], [r["weight_decay_low"], r["weight_decay_high"]], color=colour, linewidth=5,
+                            alpha=0.35, solid_capstyle="butt")
+            located = [r for r in mine if math.isfinite(r["threshold"])]
+            ax.plot([positions[r[knob]] + shift for r in located], [r["threshold"] for r in located], color=colour,
+                    marker="_", markersize=14, label=f"{predictor} predictor: threshold (seeds' geometric mean)")
+            predicted = [r for r in mine if math.isfinite(r.get("predicted_eta_star", math.nan))]
+            if predicted:
+                ax.plot([positions[r[knob]] + shift for r in predicted], [r["predicted_eta_star"] for r in predicted],
+                        color=colour, linestyle="--", linewidth=1,
+                        label=f"{predictor}: η*(σ², τ) measured, one constant fitted")
+        ax.set_xticks(list(positions.values()), [f"{value:g}" for value in positions])
+        ax.set_xlim(-0.6, len(positions) - 0.4)
+        ax.set_yscale("log")
+        ax.set_xlabel(title)
+        ax.grid(True, which="major", axis="y", alpha=0.3)
+    axes[0].set_ylabel("weight decay")
+    handles = [plt.Line2D([], [], color="grey", marker="o", markerfacecolor="none", linestyle="", label="probe: healthy"),
+               plt.Line2D([], [], color="grey", marker="x", linestyle="", label="probe: collapsed")]
+    seen = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(label, handle)
+    fig.legend(handles + list(seen.values()), [h.get_label() for h in handles] + list(seen), loc="lower center",
+               ncol=3, fontsize=8, frameon=False)
+    fig.suptitle("Where BYOL collapses: weight decay threshold per setting (bars: bracket over seeds)", fontsize=11)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    png = Path(png)
+    fig.savefig(png, dpi=90)
+    plt.close(fig)
+    return png
+
+
+def redraw(out_dir: Path) -> list:
+    """`ssldyn figures` recipe: out_dir/collapse_map/collapse_map.png from the committed CSVs."""
+    thresholds, probes = DATA_DIR / "thresholds.csv", DATA_DIR / "probes.csv"
+    if not thresholds.is_file() or not probes.is_file():
+        print(f"collapse map: skipped, no stored data at {DATA_DIR}; make it with `ssldyn collapse-map --preset cpu "
+              "--out runs/collapse-map`, then copy its thresholds.csv, probes.csv, checks.csv and summary.md there",
+              file=sys.stderr)
+        return []
+    target = Path(out_dir) / "collapse_map"
+    target.mkdir(parents=True, exist_ok=True)
+    return [draw(read_rows(thresholds), read_rows(probes), target / "collapse_map.png")]
