@@ -67,6 +67,8 @@ def run_collapse_map(args) -> int:
             out = writable_dir("runs/collapse-map")
         except ArgumentTypeError as err:
             raise ValueError(f"argument --out: {err}") from None
+    if args.preset not in grid_module.PROBES:
+        raise ValueError(f"unknown --preset {args.preset!r}; allowed: {', '.join(grid_module.PROBES)}")
     low, high = args.wd_range
     if not low < high:
         raise ValueError(f"argument --wd-range: LOW must be below HIGH, got {low:g} {high:g}")

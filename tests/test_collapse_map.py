@@ -1,0 +1,268 @@
+"""The collapse map: bisection against known thresholds, the probes cache, σ² and τ on networks with
+known answers, the verdicts' negative controls, and a smoke map end to end."""
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+from analysis import collapse_map as analysis_map
+from analysis import verdicts as v
+from deep.collapse_map import grid as grid_module
+from deep.collapse_map.bisection import locate_threshold, round_sig
+from deep.collapse_map.store import COLUMNS, ProbeStore, read_probes
+from ssldyn.cli import main
+
+
+# --------------------------------------------------------------------------- bisection
+
+@settings(max_examples=60, deadline=None)
+@given(threshold=st.floats(1.2e-3, 0.08), tolerance=st.sampled_from([0.1, 0.2, 0.5]))
+def test_bisection_brackets_a_known_threshold_within_the_tolerance(threshold, tolerance):
+    calls = []
+
+    def collapses(wd):
+        calls.append(wd)
+        return wd >= threshold
+
+    bracket = locate_threshold(collapses, 1e-3, 1e-1, tolerance)
+    assert bracket.status == "located"
+    assert bracket.low < threshold <= bracket.high
+    assert bracket.high / bracket.low <= (1 + tolerance) * 1.01  # 3-digit rounding of the middles
+    assert len(calls) == len(set(calls))  # no weight decay is probed twice
+    # a binary search over a factor-100 range: about log2(ln 100 / ln(1 + tolerance)) probes, plus an end
+    assert len(calls) <= math.ceil(math.log2(math.log(100) / math.log(1 + tolerance))) + 2
+
+
+def test_bisection_asks_the_same_values_again_so_a_chain_resumes_from_cached_probes():
+    first, second = [], []
+    locate_threshold(lambda wd: first.append(wd) or wd > 0.0123, 1e-3, 1e-1)
+    locate_threshold(lambda wd: second.append(wd) or wd > 0.0123, 1e-3, 1e-1)
+    assert first == second and all(wd == round_sig(wd) for wd in first)
+
+
+def test_a_range_without_collapse_is_widened_then_reported():
+    widened = locate_threshold(lambda wd: wd >= 0.5, 1e-3, 1e-1, max_widen=2)
+    assert widened.status == "located" and widened.low < 0.5 <= widened.high
+    stopped = locate_threshold(lambda wd: False, 1e-3, 1e-1, max_widen=1)
+    assert (stopped.status, stopped.high, stopped.low) == ("no collapse", None, 1.0)
+    everywhere = locate_threshold(lambda wd: True, 1e-3, 1e-1, max_widen=0)
+    assert (everywhere.status, everywhere.low, everywhere.high) == ("no healthy weight decay", None, 1e-3)
+
+
+@pytest.mark.parametrize("low, high, tolerance", [(0.1, 0.01, 0.2), (0.0, 0.1, 0.2), (1e-3, 0.1, 0.0)])
+def test_bisection_refuses_a_bad_range(low, high, tolerance):
+    with pytest.raises(ValueError):
+        locate_threshold(lambda wd: True, low, high, tolerance)
+
+
+# --------------------------------------------------------------------------- grid
+
+def test_the_grid_is_the_alpha_line_and_the_ema_line_through_the_default():
+    names = [s.name for s in grid_module.grid(["linear"], [0.3, 1, 3, 10], [0, 0.9, 0.99])]
+    assert names == ["linear-alpha0.3-ema0.9", "linear-alpha1-ema0.9", "linear-alpha3-ema0.9", "linear-alpha10-ema0.9",
+                     "linear-alpha1-ema0", "linear-alpha1-ema0.99"]
+    assert len(grid_module.grid()) == 12
+    with pytest.raises(ValueError, match="grid is empty"):
+        grid_module.grid(["linear"], [], [])
+    with pytest.raises(ValueError, match="unknown predictor 'directpred'"):
+        grid_module.grid(["directpred"])
+
+
+def test_a_probe_is_the_beginning_of_a_run_of_the_preset():
+    setting = grid_module.Setting("linear", 3.0, 0.99)
+    config = grid_module.probe_config(setting, 0.01, 2, preset="cpu", dataset="cifar10")
+    assert (config["predictor"], config["predictor_lr_mult"], config["ema"]) == ("linear", 3.0, 0.99)
+    assert (config["weight_decay"], config["seed"], config["width"], config["batch_size"]) == (0.01, 2, 16, 256)
+    assert config["epochs"] >= 3 * grid_module.probe_epochs("cpu")  # room for the K check
+
+
+# --------------------------------------------------------------------------- store
+
+def _row(**changes):
+    row = {"protocol": "cpu/cifar10/abc", "setting": "linear-alpha1-ema0.9", "predictor": "linear",
+           "predictor_lr_mult": 1.0, "ema": 0.9, "weight_decay": 0.0316, "seed": 0, "epochs": 1, "outcome": "healthy",
+           "std": 0.5, "effective_rank": 20.0, "knn_top1": 30.0, "sigma2": 1.5, "tau": 0.9, "seconds": 80.0,
+           "preset": "cpu", "dataset": "cifar10", "device": "cpu"}
+    return {**row, **changes}
+
+
+def test_probes_are_appended_and_read_back_by_key(tmp_path):
+    store = ProbeStore(tmp_path / "probes.csv")
+    store.add(_row())
+    store.add(_row(seed=1, outcome="collapsed", sigma2=math.nan))
+    again = ProbeStore(tmp_path / "probes.csv")
+    assert again.get(("cpu/cifar10/abc", "linear-alpha1-ema0.9", 0.0316, 1, 1))["outcome"] == "collapsed"
+    assert math.isnan(again.get(("cpu/cifar10/abc", "linear-alpha1-ema0.9", 0.0316, 1, 1))["sigma2"])
+    assert again.get(("cpu/cifar10/other", "linear-alpha1-ema0.9", 0.0316, 0, 1)) is None  # another protocol
+    cache = ProbeStore(tmp_path / "mine.csv", caches=[tmp_path / "probes.csv"])
+    assert cache.get(("cpu/cifar10/abc", "linear-alpha1-ema0.9", 0.0316, 0, 1))["std"] == 0.5
+    assert read_probes(tmp_path / "mine.csv") == []  # a cache is read, never written
+
+
+def test_a_malformed_probes_file_names_its_line(tmp_path):
+    path = tmp_path / "probes.csv"
+    path.write_text(",".join(COLUMNS) + "\n" + ",".join(["x"] * len(COLUMNS)) + "\n")
+    with pytest.raises(ValueError, match="probes.csv line 2"):
+        read_probes(path)
+
+
+# --------------------------------------------------------------------------- σ² and τ
+
+class _Identity(torch.nn.Module):
+    def forward(self, x):
+        return x.flatten(1)
+
+
+def _toy_method(target_scale=None):
+    """backbone = flatten, projector = (identity, linear): h is the normalised image itself."""
+    method = torch.nn.Module()
+    method.backbone = _Identity()
+    method.projector = torch.nn.Sequential(torch.nn.Identity(), torch.nn.Linear(3 * 8 * 8, 4, bias=False))
+    method.target_backbone = method.target_projector = None
+    if target_scale is not None:
+        method.target_backbone = _Identity()
+        method.target_projector = torch.nn.Sequential(torch.nn.Identity(), torch.nn.Linear(3 * 8 * 8, 4, bias=False))
+        method.target_projector[1].weight.data = target_scale * method.projector[1].weight.data
+    return method
+
+
+def test_sigma2_is_the_augmentation_variance_over_the_variance_between_images():
+    """Brute force: the same ratio from per-image view variances and the variance of the view means."""
+    from deep.augment import AugmentConfig
+    from deep.collapse_map.measure import augmentation_ratio
+
+    images = torch.randint(0, 256, (64, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    view = AugmentConfig(crop_scale=(0.5, 1.0))
+    mean, std = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+    measured = augmentation_ratio(_toy_method(), images, mean, std, views=6, seed=3, view=view)
+    generator = torch.Generator().manual_seed(3)
+    views = torch.stack([view.apply(images, view.sample(64, generator, "cpu"), mean, std).flatten(1).double()
+                         for _ in range(6)])
+    within = np.mean([np.trace(np.cov(views[:, i].numpy().T)) for i in range(64)])
+    between = np.trace(np.cov(views.mean(0).numpy().T)) - within / 6
+    assert measured == pytest.approx(within / between, rel=1e-4)
+
+
+def test_tau_is_one_without_ema_and_the_target_scale_with_a_scaled_target():
+    from deep.collapse_map.measure import target_ratio
+
+    images = torch.randint(0, 256, (16, 3, 8, 8), dtype=torch.uint8)
+    assert target_ratio(_toy_method(), images, (0.5,) * 3, (0.25,) * 3) == 1.0
+    assert target_ratio(_toy_method(0.7), images, (0.5,) * 3, (0.25,) * 3) == pytest.approx(0.7)
+
+
+# --------------------------------------------------------------------------- verdicts
+
+def _chains(thresholds: dict, seeds=(0, 1, 2), spread=1.1):
+    """Chains whose seed brackets sit around the given threshold of each (predictor, α_p, ema)."""
+    chains = []
+    for (predictor, alpha, ema), threshold in thresholds.items():
+        name = f"{predictor}-alpha{alpha:g}-ema{ema:g}"
+        for seed in seeds:
+            centre = threshold * spread ** (seed - 1)
+            chains.append(analysis_map.Chain(name, predictor, alpha, ema, seed, centre / 1.1, centre * 1.1, "located"))
+    return chains
+
+
+def _edge_probes(chains, sigma2=1.0, tau=1.0):
+    return [{"setting": c.setting, "seed": c.seed, "weight_decay": c.low, "outcome": "healthy",
+             "sigma2": sigma2, "tau": tau} for c in chains]
+
+
+def test_h5_holds_when_the_fitted_theory_predicts_the_other_settings_and_fails_when_off_by_two():
+    alpha_line = {("linear", a, 0.9): 0.01 for a in (0.3, 1.0, 3.0, 10.0)}
+    chains = _chains(alpha_line)
+    rows = analysis_map.thresholds(chains, _edge_probes(chains))
+    assert [r["is_reference"] for r in rows] == [False, True, False, False]
+    assert rows[1]["fitted_constant"] == pytest.approx((1.0 / (4 * 2.0)) / 0.01, rel=1e-9)  # η*(σ² = 1, τ = 1) = 1/8
+    assert analysis_map.h5_verdict(rows).outcome == v.HOLDS
+    moved = _chains({**alpha_line, ("linear", 10.0, 0.9): 0.02})  # one setting's threshold at twice η*
+    rows = analysis_map.thresholds(moved, _edge_probes(moved))
+    assert analysis_map.h5_verdict(rows).outcome == v.FAILS
+
+
+def test_h6_holds_for_a_flat_threshold_and_fails_when_it_falls_with_alpha():
+    flat = _chains({("linear", a, 0.9): 0.01 for a in (0.3, 1.0, 10.0)})
+    (h6,) = analysis_map.h6_verdicts(analysis_map.thresholds(flat, _edge_probes(flat)))
+    assert h6.outcome == v.HOLDS and h6.evidence["trend"] == "flat"
+    falling = _chains({("linear", 0.3, 0.9): 0.03, ("linear", 1.0, 0.9): 0.01, ("linear", 10.0, 0.9): 0.003})
+    (h6,) = analysis_map.h6_verdicts(analysis_map.thresholds(falling, _edge_probes(falling)))
+    assert h6.outcome == v.FAILS and h6.evidence["trend"] == "falls"
+
+
+def test_h7_holds_when_a_stronger_ema_raises_the_threshold_and_fails_when_it_collapses_more():
+    rising = _chains({("mlp", 1.0, 0.0): 0.005, ("mlp", 1.0, 0.9): 0.01, ("mlp", 1.0, 0.99): 0.03})
+    (h7,) = analysis_map.h7_verdicts(analysis_map.thresholds(rising, _edge_probes(rising)))
+    assert h7.outcome == v.HOLDS
+    falling = _chains({("mlp", 1.0, 0.0): 0.03, ("mlp", 1.0, 0.9): 0.01, ("mlp", 1.0, 0.99): 0.005})
+    (h7,) = analysis_map.h7_verdicts(analysis_map.thresholds(falling, _edge_probes(falling)))
+    assert h7.outcome == v.FAILS
+    overlapping = _chains({("mlp", 1.0, 0.0): 0.01, ("mlp", 1.0, 0.99): 0.012})
+    (h7,) = analysis_map.h7_verdicts(analysis_map.thresholds(overlapping, _edge_probes(overlapping)))
+    assert h7.outcome == v.INCONCLUSIVE
+
+
+def test_thresholds_report_the_union_bracket_and_the_seeds_spread():
+    chains = [analysis_map.Chain("s", "linear", 1.0, 0.9, seed, low, high, "located")
+              for seed, (low, high) in enumerate([(0.01, 0.012), (0.02, 0.024), (0.011, 0.013)])]
+    (row,) = analysis_map.thresholds(chains, _edge_probes(chains, sigma2=2.0, tau=0.8))
+    assert (row["weight_decay_low"], row["weight_decay_high"]) == (0.01, 0.024)
+    estimates = [math.log10(math.sqrt(lo * hi)) for lo, hi in [(0.01, 0.012), (0.02, 0.024), (0.011, 0.013)]]
+    assert row["threshold"] == pytest.approx(10 ** np.mean(estimates))
+    assert row["threshold_log10_std"] == pytest.approx(np.std(estimates, ddof=1))
+    assert row["seeds_overlap"] is False  # [0.01, 0.012] and [0.02, 0.024] are apart
+    assert row["eta_star_mapped"] == pytest.approx(0.8 ** 2 / (4 * 3.0))
+
+
+# --------------------------------------------------------------------------- end to end, bad input
+
+def test_a_smoke_map_locates_resumes_from_its_probes_and_redraws(tmp_path, capsys):
+    out = tmp_path / "map"
+    argv = ["collapse-map", "--preset", "smoke", "--dataset", "synthetic", "--device", "cpu", "--seeds", "1",
+            "--predictors", "linear", "--alpha-p", "1", "--ema", "--wd-range", "0.05", "2", "--tolerance", "1.5",
+            "--check", "1", "--probes", "--out", str(out), "--json"]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    (row,) = summary["thresholds"]
+    assert row["status"] == "located" and row["weight_decay_low"] < row["weight_decay_high"]
+    probes = read_probes(out / "probes.csv")
+    assert {p["epochs"] for p in probes} == {1, 3}  # the K check continued a probe to 3K
+    healthy_low = [p for p in probes if p["weight_decay"] == row["weight_decay_low"] and p["epochs"] == 1]
+    assert healthy_low[0]["outcome"] == "healthy"
+    assert {p.name for p in out.iterdir()} >= {"probes.csv", "thresholds.csv", "checks.csv", "summary.md",
+                                               "collapse_map.png"}
+    before = (out / "probes.csv").read_text()
+    assert main(argv) == 0  # everything is read back: no probe is trained again
+    assert (out / "probes.csv").read_text() == before
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--alpha-p", "--ema"], "grid is empty"),
+    (["--predictors", "directpred"], "unknown predictor 'directpred'"),
+    (["--wd-range", "0.1", "0.01"], "LOW must be below HIGH"),
+    (["--alpha-p", "-1"], "argument --alpha-p"),
+    (["--ema", "1.5"], "argument --ema"),
+    (["--preset", "huge"], "unknown --preset 'huge'"),
+    (["--probes", "/nonexistent/probes.csv"], "is not a file"),
+])
+def test_bad_input_is_one_line_exit_2(tmp_path, capsys, extra, message):
+    try:
+        status = main(["collapse-map", "--dataset", "synthetic", "--out", str(tmp_path / "map"), *extra])
+    except SystemExit as exit_info:
+        status = exit_info.code
+    assert status == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and "Traceback" not in err[0]
+
+
+def test_a_range_that_never_collapses_is_an_error_line_and_keeps_the_probes(tmp_path, capsys):
+    out = tmp_path / "map"
+    status = main(["collapse-map", "--preset", "smoke", "--dataset", "synthetic", "--device", "cpu", "--seeds", "1",
+                   "--predictors", "linear", "--alpha-p", "1", "--ema", "--wd-range", "1e-6", "2e-6", "--check", "0",
+                   "--probes", "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and "no collapse at any weight decay up to" in err[-1] and "raise --wd-range" in err[-1]
+    assert len(read_probes(out / "probes.csv")) >= 3  # what was computed is kept
