@@ -47,6 +47,9 @@ def register(subparsers) -> None:
                        help="train K runs, seeds s..s+K-1 (s: --set seed, default 0), into OUT/seed-<s>/, and write "
                             "OUT/summary.json with every seed's numbers and their mean ± std; run the same command "
                             "again to continue an interrupted one (default 1: OUT is the run)")
+    train.add_argument("--tensorboard", action="store_true",
+                       help="also write the metrics as TensorBoard scalars in RUN/tensorboard/ (needs the optional "
+                            "extra: pip install -e '.[tensorboard]')")
     train.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     train.set_defaults(func=run_train)
     evaluate_cli.register(subparsers)
@@ -101,7 +104,7 @@ def run_train(args) -> int:
         check_run_directory(out, resume=args.resume is not None)
         return launch(args, config["device"])
     summary = train(config, out, resume=args.resume is not None, download=args.download, max_epochs=args.max_epochs,
-                    threads=args.threads)
+                    threads=args.threads, tensorboard=args.tensorboard)
     if not distributed.is_main():
         return 0
     if summary["finished"]:
@@ -132,7 +135,7 @@ def train_seeds(args, config: dict, out) -> int:
     tasks = [task_for(f"seed-{seed}", config["method"], {**config, "seed": seed}, seed_dir(out, seed, args.seeds), out)
              for seed in seed_values(config["seed"], args.seeds)]
     out.mkdir(parents=True, exist_ok=True)
-    outcomes = execute(tasks, threads=args.threads)
+    outcomes = execute(tasks, threads=args.threads, tensorboard=args.tensorboard)
     failed = [f"{name}: {o['message']}" for name, o in outcomes.items() if o["status"] != FINISHED]
     if failed:
         raise ValueError("; ".join(failed))
@@ -171,6 +174,8 @@ def worker_arguments(args, device: str) -> list[str]:
                         ("--max-epochs", args.max_epochs), ("--threads", args.threads)):
         if value is not None:
             argv += [flag, str(value)]
+    if args.tensorboard:
+        argv.append("--tensorboard")
     for item in args.overrides:
         argv += ["--set", item]
     if args.labels is not None:

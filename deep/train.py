@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from analysis.metrics import effective_rank, std_of_l2_normalized
 from deep import augment, distributed, rundir
+from deep import tensorboard as tensorboard_log
 from deep import config as config_module
 from deep.checkpoint import load_checkpoint, save_checkpoint
 from deep.data import ImageSet, load_dataset
@@ -259,7 +260,7 @@ class Progress:
 
 
 def train(config: dict, out, *, resume: bool = False, dataset=None, download: bool = False,
-          max_epochs: int | None = None, threads: int | None = None) -> dict:
+          max_epochs: int | None = None, threads: int | None = None, tensorboard: bool = False) -> dict:
     """Train `config` (from `deep.config.resolve`) into run directory `out`; returns the summary.
 
     resume: continue the run in `out` from its checkpoint (its config.json is authoritative); a run
@@ -269,9 +270,12 @@ def train(config: dict, out, *, resume: bool = False, dataset=None, download: bo
         summary then has "finished": False and summary.json is not written.
     threads: CPU only: torch intra-op threads, fixed; None (one process) follows the load of other
         processes between 1 and torch's current thread count (`deep.threads`).
+    tensorboard: also write the metrics as TensorBoard scalars in RUN/tensorboard/.
     """
     out = Path(out)
     config = config_module.validate(config)
+    if tensorboard:
+        tensorboard_log.require()  # before anything is written
     METHODS[config["method"]].check_world_size(config, distributed.world_size())
     device = config["device"]
     resolve_device(device)
@@ -304,7 +308,7 @@ def train(config: dict, out, *, resume: bool = False, dataset=None, download: bo
     check_run_directory(out, resume)
     distributed.barrier()  # every process has checked before the main one writes config.json
     out.mkdir(parents=True, exist_ok=True)
-    log = MetricsWriter(out)
+    log = MetricsWriter(out, tensorboard)
     progress = {"epoch": 0, "step": 0, "best_top1": -1.0, "best_epoch": 0, "last": None, "test": None,
                 "seconds": 0.0, "train_seconds": 0.0, "images": 0, "metrics_bytes": 0}
     if resume and rundir.checkpoint_path(out).exists():
@@ -346,6 +350,7 @@ def train(config: dict, out, *, resume: bool = False, dataset=None, download: bo
                                   on_forward=snapshot(step, epoch - 1))
             except NonFiniteLoss as err:
                 shown.close()
+                log.close()
                 kept = (f"the last good checkpoint (epoch {progress['epoch']}) is kept in {out / 'checkpoint.pt'}"
                         if progress["epoch"] else "no epoch had finished, so no checkpoint was written")
                 raise NonFiniteLoss(f"{err} (epoch {epoch}); training stopped, {kept}") from None
@@ -390,22 +395,35 @@ def train(config: dict, out, *, resume: bool = False, dataset=None, download: bo
                             rundir.checkpoint_path(out))
         epochs_this_call += 1
         if max_epochs is not None and epochs_this_call >= max_epochs and epoch < config["epochs"]:
+            log.close()
             return _summary(config, progress, splits, governor, finished=False)
 
     if step in snapshots and distributed.is_main():  # the last snapshot: the state training ends in
         snapshot(step, config["epochs"])(method)
     summary = _summary(config, progress, splits, governor, finished=True)
+    log.close()
     if distributed.is_main():
         rundir.write_json(out / rundir.SUMMARY, summary)
     return summary
 
 
 class MetricsWriter(rundir.MetricsLog):
-    """The metrics log, written by the main process only."""
+    """The metrics log, written by the main process only; with `tensorboard`, also as TensorBoard
+    scalars in RUN/tensorboard/ (`deep.tensorboard`)."""
+
+    def __init__(self, run: Path, tensorboard: bool = False):
+        super().__init__(run)
+        self.events = tensorboard_log.open_writer(run) if tensorboard and distributed.is_main() else None
 
     def append(self, record: dict) -> None:
         if distributed.is_main():
             super().append(record)
+            if self.events is not None:
+                tensorboard_log.write_record(self.events, record)
+
+    def close(self) -> None:
+        if self.events is not None:
+            self.events.close()
 
 
 def _summary(config: dict, progress: dict, splits: Splits, governor, finished: bool) -> dict:

@@ -211,3 +211,43 @@ def test_progress_reaches_a_log_file(synthetic, tmp_path, capsys, monkeypatch):
     lines = [line for line in capsys.readouterr().err.splitlines() if " step " in line]
     assert len(lines) == (500 // 32) // 5
     assert all("loss" in line and "img/s" in line and "byol epoch 1/1" in line for line in lines)
+
+
+# ------------------------------------------------------------------ TensorBoard
+
+def test_tensorboard_events_hold_the_metrics_lines(synthetic, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    train(_config("byol", log_every=5), tmp_path / "run", dataset=synthetic, tensorboard=True)
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    lines = _lines(tmp_path / "run")
+    steps = [line for line in lines if line["kind"] == "step"]
+    logged = events.Scalars("step/loss")
+    assert [e.step for e in logged] == [line["step"] for line in steps]
+    assert [e.value for e in logged] == pytest.approx([line["loss"] for line in steps], rel=1e-6)
+    epochs = [line for line in lines if line["kind"] == "epoch"]
+    for key in ("knn_top1", "std", "effective_rank", "loss"):
+        assert [e.value for e in events.Scalars(f"epoch/{key}")] == pytest.approx([line[key] for line in epochs], rel=1e-6)
+    assert [e.step for e in events.Scalars("epoch/knn_top1")] == [1, 2]
+
+
+def test_tensorboard_without_the_package_is_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch):
+    import builtins
+
+    from ssldyn.cli import main
+
+    real_import = builtins.__import__
+
+    def no_tensorboard(name, *args, **kwargs):
+        if name.startswith("torch.utils.tensorboard"):
+            raise ImportError("No module named 'tensorboard'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_tensorboard)
+    status = main(["train", "--method", "byol", "--dataset", "synthetic", "--preset", "smoke", "--tensorboard",
+                   "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and err == ["ssldyn train: error: --tensorboard needs the tensorboard package; install it with "
+                                   "pip install -e '.[tensorboard]' (or pip install tensorboard)"]
+    assert not (tmp_path / "run").exists()

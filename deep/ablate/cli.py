@@ -28,6 +28,9 @@ def register(subparsers) -> None:
     ablate.add_argument("--dataset", default="cifar10", help="cifar10, fashion-mnist or synthetic (default: cifar10)")
     ablate.add_argument("--data-root", help="where the dataset lives (default: the dataset's own default)")
     ablate.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available, else cpu")
+    ablate.add_argument("--tensorboard", action="store_true",
+                        help="also write each run's metrics as TensorBoard scalars in its RUN/tensorboard/ (needs "
+                             "pip install -e '.[tensorboard]')")
     ablate.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     ablate.set_defaults(func=run_ablate)
 
@@ -51,7 +54,7 @@ def run_ablate(args) -> int:
             raise ValueError(f"argument --out: {err}") from None
     summary = run_ablation(args.name, out, preset=args.preset, dataset=args.dataset,
                            overrides=parse_overrides(args.overrides), data_root=args.data_root,
-                           device=args.device, jobs=args.jobs, seeds=args.seeds)
+                           device=args.device, jobs=args.jobs, seeds=args.seeds, tensorboard=args.tensorboard)
     lines = [f"{r['variant']}: {', '.join(s['action'] for s in r['seeds'])} -> {r['status']}, {r['epochs']} epochs, "
              f"kNN top-1 last {mean_pm_std(r['knn_top1_last'], unit='%')}, test {mean_pm_std(r['test_knn_top1'], unit='%')}, "
              f"std {mean_pm_std(r['std_last'], 3)}, {r['collapse_status']}"

@@ -89,7 +89,7 @@ def _clear_unstarted(run_dir: Path) -> None:
     shutil.rmtree(run_dir / rundir.SNAPSHOTS, ignore_errors=True)
 
 
-def run_task(task: Task, dataset=None, threads: int | None = None) -> dict:
+def run_task(task: Task, dataset=None, threads: int | None = None, tensorboard: bool = False) -> dict:
     """Train, resume or restart one variant; {"variant", "action", "status", "message"}.
 
     dataset: the loaded `deep.data.Dataset` (in-process runs share one), else loaded by `train`.
@@ -100,13 +100,14 @@ def run_task(task: Task, dataset=None, threads: int | None = None) -> dict:
         _clear_unstarted(task.run_dir)
     print(f"{task.name}: {task.action} in {task.run_dir}", file=sys.stderr, flush=True)
     try:
-        train(task.config, task.run_dir, resume=task.action == RESUME, dataset=dataset, threads=threads)
+        train(task.config, task.run_dir, resume=task.action == RESUME, dataset=dataset, threads=threads,
+              tensorboard=tensorboard)
     except NonFiniteLoss as err:
         return {"variant": task.name, "action": task.action, "status": DIVERGED, "message": str(err)}
     return {"variant": task.name, "action": task.action, "status": FINISHED, "message": ""}
 
 
-def execute(tasks, jobs: int = 1, threads: int | None = None) -> dict:
+def execute(tasks, jobs: int = 1, threads: int | None = None, tensorboard: bool = False) -> dict:
     """Bring every task to completion; {variant: outcome}. Skipped tasks are not touched.
 
     jobs = 1 trains one variant after another in this process, on one loaded data set. jobs > 1 runs
@@ -122,13 +123,13 @@ def execute(tasks, jobs: int = 1, threads: int | None = None) -> dict:
     if jobs == 1:
         dataset = _load_dataset(pending[0].config)
         for task in pending:
-            outcomes[task.name] = run_task(task, dataset, threads)
+            outcomes[task.name] = run_task(task, dataset, threads, tensorboard)
         return outcomes
     workers = min(jobs, len(pending))
     threads = max(1, (os.cpu_count() or 1) // workers)
     _load_dataset(pending[0].config)  # fails here, once, if the data are missing; decodes the cache once
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {task.name: pool.submit(run_task, task, None, threads) for task in pending}
+        futures = {task.name: pool.submit(run_task, task, None, threads, tensorboard) for task in pending}
         for name, future in futures.items():
             outcomes[name] = future.result()
     return outcomes
@@ -151,7 +152,8 @@ def ablate_command(name: str, out: Path, *, preset: str, dataset: str, overrides
 
 
 def run_ablation(name: str, out, *, preset: str = "cpu", dataset: str = "cifar10", overrides: dict | None = None,
-                 data_root=None, device: str | None = None, jobs: int = 1, seeds: int = 1) -> dict:
+                 data_root=None, device: str | None = None, jobs: int = 1, seeds: int = 1,
+                 tensorboard: bool = False) -> dict:
     """Run ablation `name` (deep.ablate.sweeps.ABLATIONS) into `out`, resumably, and report it:
     OUT/<variant>/ run directories, OUT/NAME.csv, OUT/NAME.png, OUT/summary.md. Returns the summary
     (deep.ablate.report.report) with each variant's action: skip, resume, restart or train. seeds:
@@ -170,7 +172,7 @@ def run_ablation(name: str, out, *, preset: str = "cpu", dataset: str = "cifar10
                               device=resolve_device(device))
     tasks = plan(configs, out, seeds)
     out.mkdir(parents=True, exist_ok=True)
-    outcomes = execute(tasks, jobs)
+    outcomes = execute(tasks, jobs, tensorboard=tensorboard)
     command = ablate_command(name, out, preset=preset, dataset=dataset, overrides=overrides, data_root=data_root,
                              seeds=seeds)
     return report(ablation, configs, out, tasks, outcomes, command)
