@@ -110,6 +110,13 @@ def build_training_method(config: dict, in_channels: int, num_classes: int):
     return method.to(config["device"], memory_format=memory_format_of(config))
 
 
+def compile_backbones(method) -> None:
+    """torch.compile every ResNet-18 of the method (online and target) in place (`compile=true`)."""
+    for module in method.modules():
+        if isinstance(module, ResNet18):
+            module.compile()
+
+
 def build_optimizer(method, config: dict) -> torch.optim.SGD:
     """SGD with one group per `method.param_groups()`; each group's lr = schedule · lr_mult."""
     groups = [dict(group, lr=peak_lr(config) * group["lr_mult"]) for group in method.param_groups()]
@@ -132,19 +139,25 @@ def batch_views(train_set, indices, view_configs, generator, mean, std, memory_f
     return views, train_set.labels[indices[local]]
 
 
-def train_step(method, optimizer, views, labels, step: int, lr: float, autocast, on_forward=None) -> float:
+def train_step(method, optimizer, views, labels, step: int, lr: float, autocast, on_forward=None,
+               sync: bool = True):
     """One optimizer step of any method; returns the loss of the global batch (the mean over processes
-    of their shards' losses). Raises NonFiniteLoss, on every process alike, before applying it.
+    of their shards' losses).
 
+    sync=True: the loss as a float, checked first: NonFiniteLoss, on every process alike, before the
+    step is applied. sync=False: the loss as a 0-dim device tensor, unchecked, so that a GPU never waits
+    for the host; the caller checks a batch of them at once (`checked_losses`).
     `on_forward(method)` runs after the forward pass (W_p and F̂ as this step's loss saw them).
     """
     for group in optimizer.param_groups:
         group["lr"] = lr * group["lr_mult"]
     with autocast():
         loss = method(views, labels, step)
-    value = distributed.all_reduce_mean(loss.detach()).item()
-    if not math.isfinite(value):
-        raise NonFiniteLoss(f"loss is {value} at step {step}")
+    value = distributed.all_reduce_mean(loss.detach())
+    if sync:
+        value = value.item()
+        if not math.isfinite(value):
+            raise NonFiniteLoss(f"loss is {value} at step {step}")
     if on_forward is not None:
         on_forward(method)
     optimizer.zero_grad(set_to_none=True)
@@ -152,6 +165,18 @@ def train_step(method, optimizer, views, labels, step: int, lr: float, autocast,
     optimizer.step()
     _unwrap(method).update_targets()
     return value
+
+
+def checked_losses(pending: list) -> list[float]:
+    """The float values of (step, 0-dim loss tensor) pairs left unchecked by `train_step(sync=False)`,
+    fetched from the device at once; NonFiniteLoss names the first non-finite one."""
+    if not pending:
+        return []
+    values = torch.stack([loss for _, loss in pending]).tolist()
+    for (step, _), value in zip(pending, values):
+        if not math.isfinite(value):
+            raise NonFiniteLoss(f"loss is {value} at step {step}")
+    return values
 
 
 @torch.no_grad()
@@ -320,9 +345,7 @@ def train(config: dict, out, *, resume: bool = False, dataset=None, download: bo
                     "mean": [float(m) for m in mean], "std": [float(s) for s in std]}
 
     if config["compile"]:
-        for module in method.modules():
-            if isinstance(module, ResNet18):
-                module.compile()
+        compile_backbones(method)
     method = distributed.data_parallel(method, device)
 
     def snapshot(step: int, epoch: int):
@@ -334,10 +357,14 @@ def train(config: dict, out, *, resume: bool = False, dataset=None, download: bo
     step = progress["step"]
     epochs_this_call = 0
     shown = Progress(config, steps_per_epoch)
+    # On a GPU the loss is fetched (and checked) only at each metrics line and at the end of an epoch,
+    # so that the device never waits for the host: a NaN then stops training a few steps later, and
+    # still nothing after the last checkpoint is saved. On the CPU there is nothing to wait for.
+    deferred = device == "cuda"
     for epoch in range(progress["epoch"] + 1, config["epochs"] + 1):
         epoch_start = time.perf_counter()
         order = torch.randperm(len(train_set.images), generator=generator, device=device)
-        losses = []
+        losses, pending = [], []
         shown.epoch(epoch)
         interval_start = time.perf_counter()
         for index in range(steps_per_epoch):
@@ -347,15 +374,18 @@ def train(config: dict, out, *, resume: bool = False, dataset=None, download: bo
             lr = lr_at(step, config, steps_per_epoch)
             try:
                 loss = train_step(method, optimizer, views, labels, step, lr, autocast,
-                                  on_forward=snapshot(step, epoch - 1))
+                                  on_forward=snapshot(step, epoch - 1), sync=not deferred)
+                step += 1
+                pending.append((step - 1, loss))
+                if step % config["log_every"] == 0 or index == steps_per_epoch - 1:
+                    losses += checked_losses(pending) if deferred else [value for _, value in pending]
+                    pending = []
             except NonFiniteLoss as err:
                 shown.close()
                 log.close()
                 kept = (f"the last good checkpoint (epoch {progress['epoch']}) is kept in {out / 'checkpoint.pt'}"
                         if progress["epoch"] else "no epoch had finished, so no checkpoint was written")
                 raise NonFiniteLoss(f"{err} (epoch {epoch}); training stopped, {kept}") from None
-            step += 1
-            losses.append(loss)
             shown.advance()
             if step % config["log_every"] == 0:  # loss: mean over the steps since the previous line
                 interval = losses[-min(config["log_every"], len(losses)):]

@@ -54,6 +54,52 @@ def matrix_rhs(W: np.ndarray, W_p: np.ndarray, W_a: np.ndarray, config: LinearCo
     return dW, dW_p, dW_a
 
 
+def _commutation(rows: int, cols: int) -> np.ndarray:
+    """K with K vec(X) = vec(Xᵀ) for X of shape (rows, cols), vec row-major (numpy's ravel)."""
+    K = np.zeros((rows * cols, rows * cols))
+    i, j = np.divmod(np.arange(rows * cols), cols)
+    K[j * rows + i, i * cols + j] = 1.0
+    return K
+
+
+def matrix_jacobian(W: np.ndarray, W_p: np.ndarray, W_a: np.ndarray, config: LinearConfig) -> np.ndarray:
+    """∂(dW, dW_p, dW_a)/∂(W, W_p, W_a) of `matrix_rhs`, for the row-major vectors of the three matrices
+    stacked in that order (as `flow_rhs` packs them); uses vec(AXB) = (A ⊗ Bᵀ) vec(X). For the implicit
+    part of the integrator: a large α_p makes W_p relax at rate α_p(1+σ²)λ(WWᵀ), far faster than W."""
+    n2, n1 = W.shape
+    k, eta = 1 + config.sigma2, config.eta
+    I1, I2 = np.eye(n1), np.eye(n2)
+    K_W, K_p = _commutation(n2, n1), _commutation(n2, n2)
+    target = W_a if config.ema else W
+    G = target - k * W_p @ W
+    d_target = 0.0 if config.ema else 1.0  # ∂target/∂W
+    if config.stop_grad:
+        dW_dW = d_target * np.kron(W_p.T, I1) - k * np.kron(W_p.T @ W_p, I1) - eta * np.eye(n2 * n1)
+        dW_dP = np.kron(I2, G.T) @ K_p - k * np.kron(W_p.T, W.T)
+        dW_dA = np.kron(W_p.T, I1) if config.ema else np.zeros((n2 * n1, n2 * n1))
+    else:
+        M = config.sigma2 * W_p + (W_p - I2)
+        S = config.sigma2 * (W_p.T @ W_p + I2) + (W_p - I2).T @ (W_p - I2)
+        dW_dW = -np.kron(S + eta * I2, I1)
+        dW_dP = -(np.kron(I2, (M @ W).T) @ K_p + np.kron(M.T, W.T))
+        dW_dA = np.zeros((n2 * n1, n2 * n1))
+    if config.predictor:
+        dP_dW = config.alpha_p * (d_target * np.kron(I2, W) + np.kron(target, I2) @ K_W
+                                  - k * np.kron(W_p, W) - k * np.kron(W_p @ W, I2) @ K_W)
+        dP_dP = -config.alpha_p * k * np.kron(I2, W @ W.T) - eta * np.eye(n2 * n2)
+        dP_dA = config.alpha_p * np.kron(I2, W) if config.ema else np.zeros((n2 * n2, n2 * n1))
+        if config.symmetric_predictor:
+            project = (np.eye(n2 * n2) + K_p) / 2
+            dP_dW, dP_dP, dP_dA = project @ dP_dW, project @ dP_dP, project @ dP_dA
+    else:
+        dP_dW, dP_dP, dP_dA = np.zeros((n2 * n2, n2 * n1)), np.zeros((n2 * n2, n2 * n2)), np.zeros((n2 * n2, n2 * n1))
+    if config.ema:
+        dA = [config.beta * np.eye(n2 * n1), np.zeros((n2 * n1, n2 * n2)), -config.beta * np.eye(n2 * n1)]
+    else:  # SimSiam: W_a is W, and moves with it
+        dA = [dW_dW, dW_dP, dW_dA]
+    return np.block([[dW_dW, dW_dP, dW_dA], [dP_dW, dP_dP, dP_dA], dA])
+
+
 def flow_rhs(config: LinearConfig, state):
     """(rhs(t, y), pack(W, W_p, W_a) -> y, unpack(y) -> [W, W_p, W_a]) of Eqs. 2–4 for solve_ivp, for
     matrices shaped like those of `state`."""

@@ -295,3 +295,18 @@ def test_hand_losses_match_known_values():
     assert barlow_twins(zz, zz, 0.3).item() == pytest.approx(0.0, abs=1e-4)
     assert barlow_twins(zz, -zz, 0.3).item() == pytest.approx(8.0, rel=1e-4)
     assert cross_entropy(torch.zeros(2, 4), torch.tensor([0, 3])).item() == pytest.approx(math.log(4))
+
+
+@pytest.mark.parametrize("name", ["byol", "simsiam", "directpred", "directcopy", "moco", "barlowtwins", "supervised"])
+def test_every_methods_loss_is_float32_under_bf16_autocast(name):
+    """The network runs in bf16 under autocast, its loss (and F̂) in float32 (issue 14)."""
+    overrides = {"moco": {"queue_size": 10, "bn_splits": 1, "proj_hidden": 6, "proj_dim": 4},
+                 "barlowtwins": {"proj_hidden": 6, "proj_dim": 5}, "supervised": {}}.get(name, dict(HEADS, pred_hidden=7))
+    method, _, _ = _method(name, **overrides)
+    method.float()
+    views, labels = _views(0, 1 if name == "supervised" else 2)
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        loss = method([v.float() for v in views], labels, 0)
+    assert loss.dtype == torch.float32
+    if getattr(method, "correlation", None) is not None:
+        assert method.correlation.F.dtype == torch.float32

@@ -251,3 +251,12 @@ def test_tensorboard_without_the_package_is_one_line_and_writes_nothing(tmp_path
     assert status == 2 and err == ["ssldyn train: error: --tensorboard needs the tensorboard package; install it with "
                                    "pip install -e '.[tensorboard]' (or pip install tensorboard)"]
     assert not (tmp_path / "run").exists()
+
+
+def test_losses_checked_in_a_batch_name_the_first_non_finite_step():
+    from deep.train import NonFiniteLoss, checked_losses
+
+    pending = [(7, torch.tensor(0.5)), (8, torch.tensor(-0.25))]
+    assert checked_losses(pending) == [0.5, -0.25] and checked_losses([]) == []
+    with pytest.raises(NonFiniteLoss, match="loss is nan at step 9"):
+        checked_losses(pending + [(9, torch.tensor(float("nan"))), (10, torch.tensor(float("inf")))])
