@@ -19,8 +19,10 @@ constant and ignores the cosine loss, BatchNorm and the non-linear network; the 
 c·weight_decay on the reference setting only (linear predictor, α_p = 1, ema 0.9), so it predicts
 every other setting. By the theory η* does not depend on α_p at all.
 """
+import csv
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -210,3 +212,28 @@ def map_verdicts(rows: list[dict]) -> list[v.Verdict]:
     """Every verdict the map allows."""
     h5 = h5_verdict(rows)
     return ([h5] if h5 else []) + h6_verdicts(rows) + h7_verdicts(rows)
+
+
+THRESHOLDS = "thresholds.csv"
+_TEXT = ("setting", "predictor", "status", "status_detail", "seed_brackets")
+_FLAGS = ("seeds_overlap", "is_reference")
+
+
+def is_map(path) -> bool:
+    """Whether `path` is a collapse-map directory (it holds thresholds.csv)."""
+    return (Path(path) / THRESHOLDS).is_file()
+
+
+def read_thresholds(path) -> list[dict]:
+    """The rows of MAP/thresholds.csv as `thresholds` returns them (ValueError naming a bad line)."""
+    file = Path(path) / THRESHOLDS
+    rows = []
+    with file.open(newline="") as handle:
+        for lineno, row in enumerate(csv.DictReader(handle), start=2):
+            try:
+                rows.append({k: (x if k in _TEXT else x == "True" if k in _FLAGS
+                                 else int(x) if k == "seeds" else float(x) if x != "" else math.nan)
+                             for k, x in row.items()})
+            except (ValueError, TypeError) as err:
+                raise ValueError(f"{file} line {lineno}: {err}") from None
+    return rows

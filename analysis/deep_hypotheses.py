@@ -116,31 +116,62 @@ def knob_groups(runs, knob: str) -> list:
             if len({r.config[knob] for r in g}) >= 2]
 
 
+def _by_value(group, knob) -> dict:
+    """{knob value: [runs]} in increasing order of the value: the seeds of one setting together."""
+    values = {}
+    for run in group:
+        values.setdefault(run.config[knob], []).append(run)
+    return dict(sorted(values.items()))
+
+
+def _collapsed_fractions(group, knob) -> dict:
+    """{knob value: fraction of its runs (seeds) that collapsed}, over runs whose status is known."""
+    fractions = {}
+    for value, runs in _by_value(group, knob).items():
+        statuses = [run_collapse(r)["status"] for r in runs]
+        known = [s for s in statuses if s != v.UNKNOWN]
+        fractions[value] = sum(s == v.COLLAPSED for s in known) / len(known) if known else math.nan
+    return fractions
+
+
 def _collapse_monotone(group, knob) -> tuple[bool, bool]:
-    """(no run collapsed while a run with a smaller knob value did not, both statuses present).
-    For α_p (H6) and ema (H7) alike, the theory says a larger value never adds collapse."""
-    statuses = [run_collapse(r)["status"] for r in group]
-    values = [r.config[knob] for r in group]
-    violated = any(statuses[j] == v.COLLAPSED and statuses[i] == v.NOT_COLLAPSED and values[i] < values[j]
-                   for i in range(len(group)) for j in range(len(group)))
-    return not violated, {v.COLLAPSED, v.NOT_COLLAPSED} <= set(statuses)
+    """(the fraction of seeds that collapsed never rises with the knob, some runs collapsed and some
+    did not). For α_p (H6) and ema (H7) alike, the theory says a larger value never adds collapse;
+    with one seed per value this is "no run collapsed where one with a smaller value did not"."""
+    fractions = [f for f in _collapsed_fractions(group, knob).values() if math.isfinite(f)]
+    ordered = all(b <= a for a, b in zip(fractions, fractions[1:]))
+    return ordered, any(f > 0 for f in fractions) and any(f < 1 for f in fractions)
+
+
+def _collapse_cell(runs) -> str:
+    if len(runs) == 1:
+        return _collapse_text(run_collapse(runs[0]))
+    collapsed = sum(run_collapse(r)["status"] == v.COLLAPSED for r in runs)
+    return f"{collapsed} of {len(runs)} seeds collapsed"
 
 
 def deep_h6(runs) -> list:
-    """H6 per group of runs differing in predictor_lr_mult (α_p). Basin part: a larger α_p never
-    collapses where a smaller one did not. fails if violated; holds if runs on both sides of collapse
-    order as predicted; inconclusive if all runs share one status. The slowing part has no threshold
-    the theory fixes for a ResNet: kNN and rank per α_p are reported, not judged."""
+    """H6 per group of runs differing in predictor_lr_mult (α_p); several seeds per value are pooled.
+    Basin part: the fraction of seeds that collapse never rises with α_p. fails if it rises; holds
+    if some runs collapse and some do not and the order holds; inconclusive if all share one status.
+    The slowing part has no threshold the theory fixes for a ResNet: kNN per α_p is reported, not judged."""
     out = []
     for group in knob_groups(runs, "predictor_lr_mult"):
         ordered, informative = _collapse_monotone(group, "predictor_lr_mult")
         outcome = v.FAILS if not ordered else (v.HOLDS if informative else v.INCONCLUSIVE)
-        rows = [{"run": r.name, "alpha_p": r.config["predictor_lr_mult"], **run_collapse(r)} for r in group]
+        by_value = _by_value(group, "predictor_lr_mult")
+        rows = [{"run": r.name, "alpha_p": r.config["predictor_lr_mult"], "seed": r.config.get("seed"),
+                 **run_collapse(r)} for r in group]
         out.append(v.Verdict(
-            "H6", "deep runs", "larger α_p shrinks the collapse basin (no collapse where a smaller α_p did not collapse)",
-            "; ".join(f"α_p {r['alpha_p']:g}: {_collapse_text(r)}, kNN {r['knn_top1_last']:.3g}%" for r in rows),
-            outcome, {"runs": rows}))
+            "H6", "deep runs", "larger α_p shrinks the collapse basin (no more seeds collapse than at a smaller α_p)",
+            "; ".join(f"α_p {a:g}: {_collapse_cell(rs)}, kNN {_mean_knn(rs)}" for a, rs in by_value.items()),
+            outcome, {"runs": rows, "collapsed_fraction": _collapsed_fractions(group, "predictor_lr_mult")}))
     return out
+
+
+def _mean_knn(runs) -> str:
+    knn = [run_collapse(r)["knn_top1_last"] for r in runs]
+    return f"{np.mean(knn):.3g}%" if len(knn) == 1 else f"{np.mean(knn):.3g} ± {np.std(knn, ddof=1):.2g}%"
 
 
 def _knn_at(run: Run, epoch: int) -> float:
@@ -148,26 +179,39 @@ def _knn_at(run: Run, epoch: int) -> float:
     return float(run.epochs["knn_top1"][hits[-1]]) if hits.size else math.nan
 
 
+def _apart(a: list, b: list) -> float:
+    """The least difference of means that counts between two sets of seeds: KNN_TOL points, or twice
+    the standard error of the difference when the seeds spread more."""
+    se = math.sqrt(sum(np.var(x, ddof=1) / len(x) for x in (a, b) if len(x) > 1))
+    return max(KNN_TOL, 2 * se)
+
+
 def deep_h7(runs) -> list:
-    """H7 per group of runs differing in ema (m; larger m = stronger EMA). Speed: kNN top-1 at epoch
-    ⌈E/4⌉ (E = fewest epochs in the group). fails if a stronger EMA is ahead there by > KNN_TOL
-    points, or collapses where a weaker EMA did not; holds if the strongest EMA is behind the weakest
-    by > KNN_TOL and nothing is violated; inconclusive otherwise."""
+    """H7 per group of runs differing in ema (m; larger m = stronger EMA); seeds per value are pooled.
+    Speed: mean kNN top-1 at epoch ⌈E/4⌉ (E = fewest epochs in the group). A difference of means
+    counts when it exceeds `_apart` (KNN_TOL points, or 2 standard errors with several seeds).
+    fails if a stronger EMA is ahead there, or the fraction of collapsed seeds rises with the EMA;
+    holds if the strongest EMA is behind the weakest and nothing is violated; inconclusive otherwise."""
     out = []
     for group in knob_groups(runs, "ema"):
         epochs = min(int(r.epochs["epoch"][-1]) for r in group)
         early = max(1, math.ceil(epochs / 4))
-        knn = [_knn_at(r, early) for r in group]
+        by_value = _by_value(group, "ema")
+        knn = [[_knn_at(r, early) for r in rs] for rs in by_value.values()]
+        means = [float(np.mean(k)) for k in knn]
         ordered, _ = _collapse_monotone(group, "ema")
-        ahead = any(knn[j] > knn[i] + KNN_TOL for i in range(len(knn)) for j in range(i + 1, len(knn)))
-        behind = knn[-1] < knn[0] - KNN_TOL
+        ahead = any(means[j] > means[i] + _apart(knn[i], knn[j])
+                    for i in range(len(means)) for j in range(i + 1, len(means)))
+        behind = means[-1] < means[0] - _apart(knn[0], knn[-1])
         outcome = v.FAILS if (ahead or not ordered) else (v.HOLDS if behind else v.INCONCLUSIVE)
-        rows = [{"run": r.name, "ema": r.config["ema"], f"knn_top1_epoch_{early}": k, **run_collapse(r)}
-                for r, k in zip(group, knn)]
+        rows = [{"run": r.name, "ema": r.config["ema"], "seed": r.config.get("seed"),
+                 f"knn_top1_epoch_{early}": _knn_at(r, early), **run_collapse(r)} for r in group]
         out.append(v.Verdict(
             "H7", "deep runs", f"stronger EMA: lower kNN at epoch {early} (slower), no collapse where a weaker EMA had none",
-            "; ".join(f"ema {r['ema']:g}: kNN {k:.3g}% at epoch {early}, {_collapse_text(r)}" for r, k in zip(rows, knn)),
-            outcome, {"early_epoch": early, "runs": rows}))
+            "; ".join(f"ema {m:g}: kNN {mean:.3g}%" + (f" ± {np.std(k, ddof=1):.2g} ({len(k)} seeds)" if len(k) > 1 else "")
+                      + f" at epoch {early}, {_collapse_cell(rs)}"
+                      for (m, rs), k, mean in zip(by_value.items(), knn, means)),
+            outcome, {"early_epoch": early, "runs": rows, "mean_knn": dict(zip(by_value, means))}))
     return out
 
 

@@ -219,7 +219,7 @@ def test_thresholds_report_the_union_bracket_and_the_seeds_spread():
 
 # --------------------------------------------------------------------------- end to end, bad input
 
-def test_a_smoke_map_locates_resumes_from_its_probes_and_redraws(tmp_path, capsys):
+def test_a_smoke_map_locates_resumes_from_its_probes_and_redraws(tmp_path, capsys, monkeypatch):
     out = tmp_path / "map"
     argv = ["collapse-map", "--preset", "smoke", "--dataset", "synthetic", "--device", "cpu", "--seeds", "1",
             "--predictors", "linear", "--alpha-p", "1", "--ema", "--wd-range", "0.05", "2", "--tolerance", "1.5",
@@ -237,6 +237,16 @@ def test_a_smoke_map_locates_resumes_from_its_probes_and_redraws(tmp_path, capsy
     before = (out / "probes.csv").read_text()
     assert main(argv) == 0  # everything is read back: no probe is trained again
     assert (out / "probes.csv").read_text() == before
+    capsys.readouterr()
+    # `ssldyn hypotheses --runs MAP` reads the map back (the linear side stubbed: it is tested elsewhere)
+    import analysis.linear_hypotheses
+
+    monkeypatch.setattr(analysis.linear_hypotheses, "linear_verdicts", lambda sgd: [])
+    assert main(["hypotheses", "--no-sgd", "--json", "--runs", str(out)]) == 0
+    deep = json.loads(capsys.readouterr().out)["deep"]
+    expected = analysis_map.map_verdicts(analysis_map.read_thresholds(out))
+    assert [(x["hypothesis"], x["outcome"]) for x in deep] == [(x.hypothesis, x.outcome) for x in expected] != []
+    assert analysis_map.read_thresholds(out)[0]["weight_decay_low"] == row["weight_decay_low"]
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -266,3 +276,25 @@ def test_a_range_that_never_collapses_is_an_error_line_and_keeps_the_probes(tmp_
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and "no collapse at any weight decay up to" in err[-1] and "raise --wd-range" in err[-1]
     assert len(read_probes(out / "probes.csv")) >= 3  # what was computed is kept
+
+
+def test_h6_with_seeds_pools_them_per_alpha(tmp_path):
+    """Deep runs (not the map): three seeds per α_p; the fraction that collapsed must not rise with α_p."""
+    from analysis.deep_hypotheses import deep_h6
+    from analysis.rundir import load_run
+    from analysis_fakes import write_run
+
+    def runs(collapsed_at):
+        out = []
+        for alpha, collapsed_seeds in collapsed_at.items():
+            for seed in range(3):
+                std = np.linspace(0.8, 0.01, 8) if seed < collapsed_seeds else None
+                path = write_run(tmp_path / f"{len(out)}-{alpha}-{seed}-{collapsed_seeds}", None, predictor="mlp",
+                                 std=std, config_overrides={"predictor_lr_mult": alpha, "seed": seed})
+                out.append(load_run(path, need_snapshots=False))
+        return out
+
+    (holds,) = deep_h6(runs({1.0: 2, 10.0: 1}))
+    assert holds.outcome == v.HOLDS and holds.evidence["collapsed_fraction"] == {1.0: 2 / 3, 10.0: 1 / 3}
+    (fails,) = deep_h6(runs({1.0: 1, 10.0: 2}))
+    assert fails.outcome == v.FAILS

@@ -18,7 +18,7 @@ from deep.seeds import seed_values
 THRESHOLD_COLUMNS = ("setting", "predictor", "predictor_lr_mult", "ema", "seeds", "status", "weight_decay_low",
                      "weight_decay_high", "threshold", "threshold_log10_std", "seeds_overlap", "seed_brackets",
                      "sigma2_measured", "tau_measured", "eta_star_mapped", "fitted_constant", "predicted_eta_star",
-                     "observed_over_predicted", "is_reference")
+                     "observed_over_mapped", "observed_over_predicted", "is_reference", "status_detail")
 CHECK_COLUMNS = ("setting", "seed", "weight_decay", "edge", "epochs", "outcome", "std", "later_epochs",
                  "later_outcome", "later_std", "changed")
 
