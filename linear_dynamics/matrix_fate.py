@@ -32,7 +32,7 @@ saved step lr·κ > 2, κ the largest curvature of the loss along W or along W_p
 α_p), weight decay included: gradient descent on a quadratic of curvature κ diverges for lr·κ > 2,
 and by Cauchy interlacing the Hessian's top eigenvalue is at least each block's. Otherwise, in the
 variants G1–G3: 'collapsed' if the sampled ‖W(T)‖ ≤ ‖W(0)‖ e^{−rT/2}, at least half the flow's
-guaranteed rate r, else 'undecided'. In the others B and A are applied to the sampled states (the
+guaranteed rate r, over a window T ≥ 2/r (one e-fold at that rate), else 'undecided'. In the others B and A are applied to the sampled states (the
 verdict holding at the last one, dated from the first saved time from which it held); if neither
 holds at the end, the gradient flow is continued from SGD's last state as above: the verdict is then
 the fate of the state SGD reached (minibatch noise keeps W_p from aligning to FLOW_ALIGN_TOL itself).
@@ -41,7 +41,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.integrate import solve_ivp
 
 from analysis import metrics
 from linear_dynamics import fate as eigen_fate
@@ -223,25 +222,27 @@ def flow_check_times(config: LinearConfig, t_end: float) -> np.ndarray:
 
 
 def continue_flow(config: LinearConfig, state, t_now: float, checks: np.ndarray, judge,
-                  rtol: float = 1e-10, atol: float = 1e-20, max_evaluations: int | None = MAX_EVALUATIONS):
-    """Integrate Eqs. 2–4 from (W, W_p, W_a) = state at t_now, checking judge(W, W_p, W_a) at each time
-    of `checks` (chunks of fate.CHECKS_PER_CALL); returns (time, answer) of the first check where judge
-    answers (not None), or (None, reason) when the checks or max_evaluations (None: no cap) run out."""
-    from linear_dynamics.matrix_model import flow_rhs
+                  max_evaluations: int | None = MAX_EVALUATIONS):
+    """Integrate Eqs. 2–4 (`matrix_model.integrate_flow`) from (W, W_p, W_a) = state at t_now, checking
+    judge(W, W_p, W_a) at each time of `checks` (chunks of fate.CHECKS_PER_CALL); returns (time, answer)
+    of the first check where judge answers (not None), or (None, reason) when the checks or
+    max_evaluations (None: no cap) run out."""
+    from linear_dynamics.matrix_model import flow_rhs, integrate_flow  # that module imports this one
 
-    rhs, pack, unpack = flow_rhs(config, state)
-    y, evaluations = pack(*state), 0
+    _, _, unpack = flow_rhs(config, state)
+    evaluations = 0
     for start in range(0, checks.size, eigen_fate.CHECKS_PER_CALL):
         chunk = checks[start:start + eigen_fate.CHECKS_PER_CALL]
-        sol = solve_ivp(rhs, (t_now, chunk[-1]), y, method="DOP853", t_eval=chunk, rtol=rtol, atol=atol)
-        evaluations += sol.nfev
-        if not sol.success:
-            return None, f"the continued flow failed ({sol.message})"
-        for t, column in zip(sol.t, sol.y.T):
-            verdict = judge(*unpack(column))
-            if verdict is not None:
-                return float(t), verdict
-        y, t_now = sol.y[:, -1], chunk[-1]
+        try:
+            ys, used = integrate_flow(config, state, t_now, chunk)
+        except FloatingPointError as err:
+            return None, f"the continued flow failed ({err})"
+        evaluations += used
+        for t, y in zip(chunk, ys):
+            answer = judge(*unpack(y))
+            if answer is not None:
+                return float(t), answer
+        state, t_now = unpack(ys[-1]), chunk[-1]
         if max_evaluations is not None and evaluations >= max_evaluations:
             return None, f"no certificate by t = {t_now:.4g} ({evaluations} evaluations past t_end)"
     return None, f"no certificate by t = {t_now:.4g} (the last check)"
@@ -291,10 +292,10 @@ def sgd_fate(run, lr: float, diverged_at: float | None = None, why: str = "") ->
     rate = guaranteed_rate(config)
     if rate is not None:
         bound = np.linalg.norm(run.W[0]) * np.exp(-rate * run.t / 2)
-        below = (run.W_norm <= bound) & (run.t > 0)
+        below = (run.W_norm <= bound) & (run.t >= 2 / rate)
         if not below[-1]:
-            return MatrixFate(UNDECIDED, None, f"sampled ‖W‖ has not fallen like e^(−rt/2) (r = {rate:.3g}, the flow's "
-                              f"guaranteed rate) by t = {run.t[-1]:g}", math.nan)
+            return MatrixFate(UNDECIDED, None, f"sampled ‖W‖ has not fallen like e^(−rt/2) over t ≥ 2/r (r = {rate:.3g}, "
+                              f"the flow's guaranteed rate) by t = {run.t[-1]:g}", math.nan)
         start = len(below) - np.argmin(below[::-1]) if not below.all() else 0
         return MatrixFate(COLLAPSED, NUMERICAL, f"sampled ‖W‖ ≤ ‖W(0)‖ e^(−rt/2), r = {rate:.3g} the flow's "
                           f"guaranteed rate", float(run.t[start]))

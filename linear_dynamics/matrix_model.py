@@ -11,11 +11,16 @@ Without stop-gradient the target branch is W and J is differentiated through it 
 from dataclasses import replace
 
 import numpy as np
-from scipy.integrate import solve_ivp
+from scipy.integrate import DOP853, LSODA
 
 from linear_dynamics.matrix_fate import flow_fate
 from linear_dynamics.params import LinearConfig
 from linear_dynamics.run import LinearRun
+
+EXPLICIT_STEPS = 3000  # DOP853 steps in one `integrate_flow` call before LSODA takes over
+# LSODA's absolute tolerance: its implicit (BDF) iterations cannot meet DOP853's 1e-20 on components near 0
+# (90,000 steps for t ≤ 1 at α_p = 1e4, against 500 at 1e-12); entries below it lose their relative accuracy.
+IMPLICIT_ATOL = 1e-12
 
 
 def initial_state(config: LinearConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -119,8 +124,41 @@ def flow_rhs(config: LinearConfig, state):
     return rhs, pack, unpack
 
 
+def integrate_flow(config: LinearConfig, state, t0: float, t_eval: np.ndarray, rtol: float = 1e-10,
+                   atol: float = 1e-20) -> tuple[np.ndarray, int]:
+    """Eqs. 2–4 from state = (W, W_p, W_a) at t0, saved at the increasing times t_eval ≥ t0: the packed
+    states (len(t_eval), size) and the number of right-hand-side evaluations.
+
+    scipy's DOP853 (with its 7th-order dense output at t_eval, as `solve_ivp` does); after
+    EXPLICIT_STEPS steps in one call the rest goes to LSODA with `matrix_jacobian` (absolute tolerance
+    IMPLICIT_ATOL), which switches to an implicit BDF method when the problem is stiff (a large α_p:
+    W_p relaxes at rate α_p(1+σ²)λ(WWᵀ) while W moves at rates of order η and 1).
+    """
+    rhs, pack, unpack = flow_rhs(config, state)
+    t_eval = np.asarray(t_eval, dtype=float)
+    solver = DOP853(rhs, t0, pack(*state), t_eval[-1], rtol=rtol, atol=atol)
+    out, evaluations, steps = [], 0, 0
+    while len(out) < t_eval.size and t_eval[len(out)] <= t0:
+        out.append(solver.y.copy())
+    while len(out) < t_eval.size:
+        solver.step()
+        if solver.status == "failed":
+            raise FloatingPointError(f"the matrix flow failed at t = {solver.t:.6g}; the weights may have blown up")
+        steps += 1
+        dense = solver.dense_output()
+        while len(out) < t_eval.size and t_eval[len(out)] <= solver.t:
+            out.append(dense(t_eval[len(out)]))
+        if steps == EXPLICIT_STEPS and solver.status == "running":
+            evaluations += solver.nfev
+            solver = LSODA(rhs, solver.t, solver.y, t_eval[-1], rtol=rtol, atol=max(atol, IMPLICIT_ATOL),
+                           jac=lambda _, y: matrix_jacobian(*unpack(y), config))
+    if not np.all(np.isfinite(out)):
+        raise FloatingPointError("the matrix flow left the finite numbers")
+    return np.array(out), evaluations + solver.nfev
+
+
 def simulate_flow(config: LinearConfig, n_save: int = 201, rtol: float = 1e-10, atol: float = 1e-20) -> LinearRun:
-    """Integrate Eqs. 2–4 from `initial_state(config)` to config.t_end (scipy DOP853) and decide the
+    """Integrate Eqs. 2–4 from `initial_state(config)` to config.t_end (`integrate_flow`) and decide the
     verdict (`matrix_fate.flow_fate`, which integrates further when no certificate holds by t_end).
 
     The tiny absolute tolerance keeps the error control relative while W collapses towards 0, so the
@@ -129,12 +167,10 @@ def simulate_flow(config: LinearConfig, n_save: int = 201, rtol: float = 1e-10, 
     if isinstance(n_save, bool) or not isinstance(n_save, int) or n_save < 2:
         raise ValueError(f"n_save must be a whole number >= 2, got {n_save!r}")
     state = initial_state(config)
-    rhs, pack, unpack = flow_rhs(config, state)
+    _, _, unpack = flow_rhs(config, state)
     t = np.linspace(0.0, config.t_end, n_save)
-    sol = solve_ivp(rhs, (0.0, config.t_end), pack(*state), method="DOP853", t_eval=t, rtol=rtol, atol=atol)
-    if not sol.success:
-        raise FloatingPointError(f"the matrix flow failed: {sol.message}")
-    W, W_p, W_a = (np.stack(m) for m in zip(*(unpack(y) for y in sol.y.T)))
+    ys, _ = integrate_flow(config, state, 0.0, t, rtol=rtol, atol=atol)
+    W, W_p, W_a = (np.stack(m) for m in zip(*(unpack(y) for y in ys)))
     run = LinearRun(t=t, W=W, W_p=W_p, W_a=W_a, config=config, method="flow", fate=None)
     return replace(run, fate=flow_fate(run))
 

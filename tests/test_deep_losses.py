@@ -148,6 +148,7 @@ QUANTITIES = {
     "symmetric_negative_cosine": lambda a, b, c, d: losses.symmetric_negative_cosine(a, b, c, d),
     "info_nce": lambda a, b, c, d: losses.info_nce(a, b, torch.cat([c, d]), temperature=0.1),
     "barlow_twins": lambda a, b, c, d: losses.barlow_twins(a, b, lambda_offdiag=0.005),
+    "cross_correlation": lambda a, b, c, d: losses.cross_correlation(a, b),
     "cross_entropy": lambda a, b, c, d: losses.cross_entropy(a[:, :10], _labels()),
     "F_batch": lambda a, b, c, d: batch_correlation(a, b),
     "directpred_W": lambda a, b, c, d: directpred_matrix(batch_correlation(a, b), eps=0.1),

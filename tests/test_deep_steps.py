@@ -23,7 +23,7 @@ import torch
 
 from deep import config as config_module
 from deep.methods import build_method
-from deep.train import build_optimizer, train_step
+from deep.train import NonFiniteLoss, build_optimizer, train_step
 
 BATCH, SIZE, CLASSES = 4, 8, 3
 LRS = (0.05, 0.02, 0.04)  # one per step
@@ -235,10 +235,12 @@ def _run_and_check(name, steps=3, permutation=None, **overrides):
 # ------------------------------------------------------------------------------ the tests
 
 
-@pytest.mark.parametrize("predictor", ["mlp", "linear"])
+@pytest.mark.parametrize("predictor", ["mlp", "linear", "symmetric", "none"])
 def test_byol_step(predictor):
     """BYOL: p1 against the EMA target's z2 and p2 against z1, no gradient into the target, SGD with the
-    predictor's own lr multiplier, then the target moved (1 − m) of the way to the NEW online weights."""
+    predictor's own lr multiplier, then the target moved (1 − m) of the way to the NEW online weights.
+    The predictor variants of the ablations: trained bias-free `linear` (its F̂ kept too), `symmetric`
+    (W_p = (A + Aᵀ)/2, A trained) and `none`."""
     method = _run_and_check("byol", predictor=predictor, ema=0.7, predictor_lr_mult=3.0, pred_hidden=7, **HEADS)
     assert method.target_backbone is not None
 
@@ -310,3 +312,14 @@ def test_every_methods_loss_is_float32_under_bf16_autocast(name):
     assert loss.dtype == torch.float32
     if getattr(method, "correlation", None) is not None:
         assert method.correlation.F.dtype == torch.float32
+
+
+def test_a_non_finite_loss_stops_the_step_before_anything_is_applied():
+    method, optimizer, _ = _method("byol", ema=0.7, pred_hidden=7, **HEADS)
+    before = {n: p.detach().clone() for n, p in method.named_parameters()}
+    views, labels = _views(0)
+    views[0][0, 0, 0, 0] = float("nan")
+    with pytest.raises(NonFiniteLoss):
+        train_step(method, optimizer, views, labels, 0, 0.05, contextlib.nullcontext)
+    for n, p in method.named_parameters():
+        assert torch.equal(p, before[n]), n

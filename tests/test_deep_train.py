@@ -204,9 +204,9 @@ def test_supervised_trains_on_the_crop_flip_view(synthetic, tmp_path, monkeypatc
 
 def test_progress_reaches_a_log_file(synthetic, tmp_path, capsys, monkeypatch):
     """Not a terminal (nohup, a cluster job): readable lines with loss and images/s, not a tqdm bar."""
-    import deep.train
+    import deep.progress
 
-    monkeypatch.setattr(deep.train, "PROGRESS_SECONDS", 0.0)
+    monkeypatch.setattr(deep.progress, "PROGRESS_SECONDS", 0.0)
     train(_config("byol", epochs=1, log_every=5), tmp_path / "run", dataset=synthetic)
     lines = [line for line in capsys.readouterr().err.splitlines() if " step " in line]
     assert len(lines) == (500 // 32) // 5

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 from scipy.integrate import solve_ivp
+from scipy.linalg import expm
 
 from linear_dynamics.batched_rk import solve_batched
 from linear_dynamics.eigen_ode import ema_mode_rhs, eigen_rhs, integrate_eigen, parabola_offset
@@ -113,6 +114,37 @@ def test_batched_solver_on_a_linear_system_with_known_solution():
     np.testing.assert_allclose(out[:, 0], decay * (cos + sin), rtol=1e-8, atol=1e-12)
     np.testing.assert_allclose(out[:, 1], decay * (cos - sin), rtol=1e-8, atol=1e-12)
     np.testing.assert_array_equal(out[:, 2], np.broadcast_to(rates, (t.size, 3)))
+
+
+@pytest.mark.parametrize("with_jacobian", [True, False])
+def test_batched_solver_hands_stiff_columns_to_an_implicit_method(with_jacobian):
+    """y' = A y with eigenvalues −1 and −10⁶ (one column) beside a mild column (−1, −2): an explicit
+    solver would need ~10⁶ steps to reach t = 10; the stiff column is detected (h|λ| > 3.25 for 15 steps)
+    and finished by Radau. Both against scipy.linalg.expm."""
+    V = np.array([[1.0, 1.0], [1.0, -1.0]])
+    stiff = V @ np.diag([-1.0, -1e6]) @ np.linalg.inv(V)
+    mild = V @ np.diag([-1.0, -2.0]) @ np.linalg.inv(V)
+    calls = []
+
+    def rhs(state):
+        calls.append(state.shape[1])
+        x, y, flag = state
+        A = np.where(flag == 1, 1.0, 0.0)[None, None] * stiff[:, :, None] + np.where(flag == 1, 0.0, 1.0)[None, None] * mild[:, :, None]
+        return np.concatenate([np.einsum("ijn,jn->in", A, np.stack([x, y])), np.zeros((1, state.shape[1]))])
+
+    def jacobian(state):
+        A = np.where(state[2] == 1, 1.0, 0.0)[None, None] * stiff[:, :, None] + np.where(state[2] == 1, 0.0, 1.0)[None, None] * mild[:, :, None]
+        out = np.zeros((3, 3, state.shape[1]))
+        out[:2, :2] = A
+        return out
+
+    t = np.array([0.5, 1.0, 10.0])
+    y0 = np.array([[1.0, 1.0], [0.0, 0.0], [1.0, 0.0]])
+    out = solve_batched(rhs, y0, t, rtol=1e-10, atol=1e-14, jacobian=jacobian if with_jacobian else None)
+    for column, A in ((0, stiff), (1, mild)):
+        exact = np.stack([expm(A * time) @ y0[:2, column] for time in t])
+        np.testing.assert_allclose(out[:, :2, column], exact, rtol=1e-7, atol=1e-12)
+    assert sum(calls) < 100_000
 
 
 @pytest.mark.parametrize("kwargs, field", [

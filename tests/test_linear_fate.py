@@ -1,10 +1,13 @@
 """Verdicts report each mode's fate (linear_dynamics.fate), whatever t_end is."""
+import time
+
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings, strategies as st
+from scipy.integrate import solve_ivp
 
-from linear_dynamics.eigen_ode import integrate_eigen
-from linear_dynamics.fate import fate_time_scale
+from linear_dynamics.eigen_ode import eigen_rhs, integrate_eigen, log_s_rhs
+from linear_dynamics.fate import check_times, fate_time_scale, origin_box
 from linear_dynamics.fixed_points import collapses_closed_form, eta_critical, p_roots
 from linear_dynamics.params import EigenParams
 
@@ -74,6 +77,7 @@ def test_fates_are_where_the_modes_end_up_fixed_tau(alpha_p, fraction, sigma2, t
     short = integrate_eigen(p0, s0, params, 1.0, n_save=2)
     assert short.verdicts == integrate_eigen(p0, s0, params, 30.0, n_save=31).verdicts
     assert "undecided" not in short.verdicts
+    assert set(short.basis) == {"theorem"}  # every fixed-τ region is exact
     end = _far_future(p0, s0, params)
     np.testing.assert_array_equal(short.collapsed, end.s[-1] < 1e-8)
     for name, p in zip(short.fixed_point, end.p[-1]):
@@ -93,6 +97,8 @@ def test_fates_are_where_the_modes_end_up_with_ema(alpha_p, fraction, sigma2, be
     decided = np.array([v != "undecided" for v in short.verdicts])
     assert decided.mean() > 0.9
     np.testing.assert_array_equal(short.collapsed[decided], end.s[-1, decided] < 1e-8)
+    for name, basis in zip(short.fixed_point, short.basis):
+        assert basis == {"p+": "numerical", "collapse": "theorem", None: None}[name]  # EMA_TOL near p₊; exact boxes
     for name, p, tau in zip(np.array(short.fixed_point)[decided], end.p[-1, decided], end.tau[-1, decided]):
         if name == "p+":
             assert p == pytest.approx(p_roots(eta, 1.0, sigma2)[1], abs=1e-4) and tau == pytest.approx(1.0, abs=1e-4)
@@ -161,3 +167,44 @@ def test_time_scale_is_the_slowest_stable_rate():
     assert fate_time_scale(EigenParams(1.0, 0.01, 0.0, beta=0.001)) > 1000.0  # a slow EMA is slower than 1/β at p₊
     with pytest.raises(ValueError, match="eta"):
         fate_time_scale(EigenParams(1.0, 0.0, 0.0, tau=1.0))
+
+
+def test_a_tiny_weight_decay_does_not_push_the_first_check_out_of_reach():
+    """η = 1e-6: the slow scale 1/η is 10⁶, but the checks past t_end start at a tenth of the fast scale
+    (≈ 1 at p₊) and grow by 10%: a mode that crosses the saddle p₋ ≈ 1e-6 just after t_end is decided
+    at once. Reference: LSODA at rtol 1e-12 to t = 1000 puts it at p ≈ p₊ ≈ 1 with s far from 0."""
+    params = EigenParams(1.0, 1e-6, 0.0, tau=1.0)
+    checks = check_times(1e-4, params)
+    assert checks[0] - 1e-4 == pytest.approx(0.1 / max(1 - 2e-6, 2e-6), rel=1e-3)
+    traj = integrate_eigen(1e-7, 1e-3, params, 1e-4, n_save=2)
+    assert traj.p[-1, 0] < p_roots(1e-6)[0]  # still below the saddle at t_end
+    assert traj.verdicts == ("non-collapsed",) and traj.fixed_point == ("p+",) and traj.t_decided[0] < 1.0
+    reference = solve_ivp(lambda _, y: eigen_rhs(np.reshape(y, (2, 1)), params)[:, 0], (0, 1000.0), [1e-7, 1e-3],
+                          method="LSODA", rtol=1e-12, atol=1e-16).y[:, -1]
+    assert reference[0] == pytest.approx(p_roots(1e-6)[1], abs=1e-4) and reference[1] > 0.5
+
+
+def test_a_stiff_ema_mode_is_integrated_implicitly_and_matches_lsoda():
+    """α_p = 1e5 with an EMA target: the (p, w, a) system is stiff; the answer comes in seconds and
+    agrees with LSODA on Eqs. 11–13 as written (p ≥ 0 keeps Eq. 13 regular)."""
+    params = EigenParams(1e5, 0.01, 0.0, beta=1.0)
+    start = time.perf_counter()
+    traj = integrate_eigen(0.0, 1.0, params, 50.0, tau0=1.0, n_save=2)
+    assert time.perf_counter() - start < 20
+    reference = solve_ivp(lambda _, y: eigen_rhs(np.reshape(y, (3, 1)), params)[:, 0], (0, 50.0), [0.0, 1.0, 1.0],
+                          method="LSODA", rtol=1e-12, atol=1e-14).y[:, -1]
+    np.testing.assert_allclose([traj.p[-1, 0], traj.s[-1, 0], traj.tau[-1, 0]], reference, rtol=1e-7)
+    assert traj.verdicts == ("non-collapsed",)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.floats(0.1, 10.0), st.floats(1e-3, 1.0), st.floats(0.0, 1.0), st.floats(0.2, 3.0), st.floats(-1, 1),
+       st.floats(0, 1))
+def test_origin_box_traps_and_shrinks_s(alpha_p, eta, sigma2, tau, where_p, where_s):
+    """Inside the box d ln s/dt ≤ −η; on its faces p = ±a the velocity points inwards (Eqs. 11–12)."""
+    params = EigenParams(alpha_p, eta, sigma2, tau=tau)
+    a, b = origin_box(params)
+    p, s = where_p * a, where_s * b
+    dp, dlog_s = log_s_rhs(np.array([[p, a, -a], [np.log(max(s, 1e-300))] * 3]), params)
+    assert dlog_s[0] <= -eta * (1 - 1e-9)
+    assert dp[1] < 0 < dp[2]

@@ -185,6 +185,18 @@ def test_closed_form_basin_refuses_off_parabola_states_in_the_moderate_regime():
     assert collapses_closed_form([0.5, 2.0], [1.0, 0.1], 1.0, 0.3).all()  # η > η*: always
 
 
+def test_on_the_parabola_is_relative_for_tiny_states():
+    """Issue 11: at η = 1e-7 the state (5e-8, 5e-13) is 200× above the parabola (p² = 2.5e-15), not on it:
+    an absolute 1e-12 tolerance called it on the parabola and below p₋ ≈ 1e-7, hence 'collapse'. It
+    survives: c > 0 lifts p past p₋ (integration). States truly on the parabola still get the closed form."""
+    with pytest.raises(ValueError, match="parabola"):
+        collapses_closed_form(5e-8, 5e-13, 1.0, 1e-7)
+    traj = integrate_eigen(5e-8, 5e-13, EigenParams(1.0, 1e-7, 0.0, tau=1.0), 10.0, n_save=2)
+    assert traj.verdicts == ("non-collapsed",)
+    p0 = np.array([5e-8, 2e-7])
+    assert list(collapses_closed_form(p0, p0**2, 1.0, 1e-7)) == [True, False]
+
+
 @settings(max_examples=30, deadline=None)
 @given(st.floats(-2, 2), st.floats(-2, 2), st.floats(-2, 2), alpha_ps, st.floats(0, 0.5), sigma2s, st.floats(0.05, 5))
 def test_ema_jacobian_matches_central_differences(p, w, a, alpha_p, eta, sigma2, beta):

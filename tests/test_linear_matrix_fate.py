@@ -14,7 +14,7 @@ from scipy.integrate import solve_ivp
 
 from linear_dynamics import matrix_fate as mf
 from linear_dynamics.fixed_points import p_roots
-from linear_dynamics.matrix_model import initial_state, matrix_rhs, simulate_flow
+from linear_dynamics.matrix_model import initial_state, matrix_jacobian, matrix_rhs, simulate_flow
 from linear_dynamics.params import LinearConfig
 from linear_dynamics.sgd import simulate_sgd
 
@@ -22,20 +22,29 @@ ETA_STAR = 1 / 6  # σ² = 0.5, τ = 1
 
 
 def _autograd_flow(config: LinearConfig, t_end: float) -> tuple[np.ndarray, np.ndarray]:
-    """(W, W_p) at t_end of the SimSiam flow, from autograd on J (module docstring) and LSODA."""
+    """(W, W_p) at t_end of the SimSiam flow, from autograd on J (module docstring) and LSODA with the
+    autograd Jacobian of that right-hand side."""
     k, n1, n2 = 1 + config.sigma2, config.n1, config.n2
     W0, W_p0, _ = initial_state(config)
 
-    def rhs(_, y):
-        W = torch.tensor(y[:n2 * n1].reshape(n2, n1), requires_grad=True)
-        W_p = torch.tensor(y[n2 * n1:].reshape(n2, n2), requires_grad=True)
+    def velocity(y):
+        W, W_p = y[:n2 * n1].reshape(n2, n1), y[n2 * n1:].reshape(n2, n2)
         target = W.detach()
         J = 0.5 * (k * (W_p @ W).pow(2).sum() - 2 * ((W_p @ W) * target).sum() + k * target.pow(2).sum())
-        g_W, g_W_p = torch.autograd.grad(J, (W, W_p))
-        return np.concatenate([(-g_W - config.eta * W).detach().numpy().ravel(),
-                               (-config.alpha_p * g_W_p - config.eta * W_p).detach().numpy().ravel()])
+        g_W, g_W_p = torch.autograd.grad(J, (W, W_p), create_graph=True)
+        return torch.cat([(-g_W - config.eta * W).reshape(-1), (-config.alpha_p * g_W_p - config.eta * W_p).reshape(-1)])
 
-    sol = solve_ivp(rhs, (0, t_end), np.concatenate([W0.ravel(), W_p0.ravel()]), method="LSODA", rtol=1e-10, atol=1e-14)
+    def rhs(_, y):
+        return velocity(torch.tensor(y, requires_grad=True)).detach().numpy()
+
+    size = n2 * n1 + n2 * n2
+
+    def jac(_, y):  # only steers LSODA's Newton iterations; the solution is set by rhs
+        W, W_p = y[:n2 * n1].reshape(n2, n1), y[n2 * n1:].reshape(n2, n2)
+        return matrix_jacobian(W, W_p, W, config)[:size, :size]
+
+    sol = solve_ivp(rhs, (0, t_end), np.concatenate([W0.ravel(), W_p0.ravel()]), method="LSODA", rtol=1e-10,
+                    atol=1e-14, jac=jac)
     assert sol.success
     return sol.y[:n2 * n1, -1].reshape(n2, n1), sol.y[n2 * n1:, -1].reshape(n2, n2)
 
@@ -72,13 +81,13 @@ def test_just_below_eta_star_survives_at_p_plus(fraction):
 
 
 def test_a_large_alpha_p_run_is_healthy_below_the_old_snapshot_threshold():
-    """α_p = 10⁴ puts every mode at s = p₊²/α_p: ‖W(t_end)‖ < 1e-2‖W(0)‖ (the old rule said collapsed),
-    but nothing collapses."""
-    config = LinearConfig(alpha_p=1e4, t_end=20.0)
+    """α_p = 10⁴ (stiff: W_p relaxes 10⁴ times faster than W moves) puts every mode at s = p₊²/α_p:
+    ‖W(t_end)‖ < 1e-2‖W(0)‖ (the old snapshot rule said collapsed), but nothing collapses."""
+    config = LinearConfig(n1=6, n2=4, alpha_p=1e4, t_end=300.0)
     run = simulate_flow(config)
     assert run.W_norm[-1] < 1e-2 * run.W_norm[0]
     assert run.verdict == "non-collapsed" and run.fate.modes_at_p_plus == config.n2
-    W, _ = _autograd_flow(config, 200.0)
+    W, _ = _autograd_flow(config, 1000.0)
     assert _surviving_modes_match_p_plus(W, config) == config.n2
 
 
@@ -151,10 +160,11 @@ def test_variants_with_a_global_certificate():
     W0, W_p0, _ = initial_state(config)
     fate = mf.global_certificate(config, W0, W_p0)
     assert (fate.verdict, fate.basis) == ("non-collapsed", "theorem")
-    big_predictor = LinearConfig(eta=0.0, init_scale_p=20.0)  # λ_max(C) < 0: Thm 1 gives no lower bound
-    W0, W_p0, _ = initial_state(big_predictor)
-    assert np.linalg.eigvalsh(W0 @ W0.T - W_p0.T @ W_p0).max() < 0
-    assert mf.global_certificate(big_predictor, W0, W_p0) is None
+    config = LinearConfig(eta=0.0)
+    W0, _, _ = initial_state(config)
+    big = 10 * np.eye(config.n2)  # C = W Wᵀ − 100 I ⪯ 0: Thm 1 gives no lower bound, so no certificate
+    assert np.linalg.eigvalsh(W0 @ W0.T - big.T @ big).max() < 0
+    assert mf.global_certificate(config, W0, big) is None
 
 
 def _population_hessian_top(W, W_p, config, wrt: str) -> float:
@@ -199,7 +209,7 @@ def test_sgd_that_loses_stability_later_is_diverged_there():
 
 
 def test_sgd_collapse_needs_the_sampled_decay():
-    """Negative control of the sampled-decay rule: two steps cannot show e^{−rt/2}."""
+    """Negative control of the sampled-decay rule: two steps are shorter than the window 2/r."""
     run = simulate_sgd(LinearConfig(predictor=False, t_end=0.02), lr=0.01)
     assert run.verdict == "undecided"
     assert simulate_sgd(LinearConfig(predictor=False, t_end=10.0), lr=0.01).verdict == "collapsed"

@@ -12,27 +12,27 @@ from linear_dynamics.matrix_model import (alignment_K, balance, initial_state, m
 from linear_dynamics.params import EigenParams, LinearConfig
 from linear_dynamics.sgd import simulate_sgd
 
-VARIANTS = {
-    "simsiam": ({}, "non-collapsed"),
-    "byol-ema": ({"beta": 0.5}, "non-collapsed"),
-    "symmetric-predictor": ({"symmetric_predictor": True}, "non-collapsed"),
-    "no-stopgrad": ({"stop_grad": False}, "collapsed"),
-    "no-predictor": ({"predictor": False}, "collapsed"),
-    "no-predictor-byol": ({"predictor": False, "beta": 0.5}, "collapsed"),
-    "no-predictor-no-stopgrad": ({"predictor": False, "stop_grad": False}, "collapsed"),
-    "too-large-eta": ({"eta": 0.3}, "collapsed"),  # η* = 1/(4 · 1.5) = 1/6
+VARIANTS = {  # verdict and the basis of the flow's certificate (linear_dynamics.matrix_fate)
+    "simsiam": ({}, "non-collapsed", "numerical"),
+    "byol-ema": ({"beta": 0.5}, "non-collapsed", "numerical"),
+    "symmetric-predictor": ({"symmetric_predictor": True}, "non-collapsed", "numerical"),
+    "no-stopgrad": ({"stop_grad": False}, "collapsed", "theorem"),
+    "no-predictor": ({"predictor": False}, "collapsed", "theorem"),
+    "no-predictor-byol": ({"predictor": False, "beta": 0.5}, "collapsed", "theorem"),
+    "no-predictor-no-stopgrad": ({"predictor": False, "stop_grad": False}, "collapsed", "theorem"),
+    "too-large-eta": ({"eta": 0.3}, "collapsed", "theorem"),  # η* = 1/(4 · 1.5) = 1/6
 }
 SGD_TOLERANCE = 0.05  # max |‖W‖_sgd − ‖W‖_flow| / ‖W(0)‖ over the run, lr 0.01, batch 128
 
 
 @pytest.fixture(scope="module")
 def flows():
-    return {name: simulate_flow(replace(LinearConfig(), **changes)) for name, (changes, _) in VARIANTS.items()}
+    return {name: simulate_flow(replace(LinearConfig(), **changes)) for name, (changes, _, _) in VARIANTS.items()}
 
 
 @pytest.mark.parametrize("name", VARIANTS)
 def test_flow_verdicts(flows, name):
-    assert flows[name].verdict == VARIANTS[name][1]
+    assert (flows[name].verdict, flows[name].fate.basis) == VARIANTS[name][1:]
 
 
 @pytest.mark.parametrize("name", VARIANTS)
@@ -158,10 +158,12 @@ def test_symmetric_fixed_point_of_the_predictor():
 
 
 def test_asymmetry_and_commutator_shrink_only_with_weight_decay():
-    """n2 > n1 leaves F rank-deficient: there, only η removes W_p's antisymmetric part (paper Sec. 3.2)."""
+    """n2 > n1 leaves F rank-deficient: there, only η removes W_p's antisymmetric part (paper Sec. 3.2).
+    At η = 0 the verdict rests on Thm 1 (theorem); at η > 0 on the aligned modes (4 of 8 have s > 0)."""
     runs = {eta: simulate_flow(LinearConfig(n1=4, n2=8, eta=eta, t_end=60.0)) for eta in (0.0, 0.05)}
     for run in runs.values():
         assert run.verdict == "non-collapsed"
+    assert runs[0.0].fate.basis == "theorem" and runs[0.05].fate.modes_at_p_plus == 4
     decayed = runs[0.05]
     assert decayed.asymmetry[-1] < 0.05 * decayed.asymmetry[0]
     assert decayed.commutator[-1] < 0.01 * decayed.commutator[0]

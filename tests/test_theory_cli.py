@@ -2,8 +2,10 @@
 import json
 import subprocess
 import sys
+import time
 
 import pytest
+from scipy.integrate import solve_ivp
 
 from ssldyn.cli import main
 
@@ -47,7 +49,8 @@ def test_fixed_points_too_large(capsys):
 
 def test_eigen_json_fixed_tau_and_ema(capsys):
     result = run_json(["eigen", "--eta", "0.01", "--tau", "1", "--p0", "0.5", "--s0", "0.25", "--t-end", "2000"], capsys)
-    assert set(result) == {"final", "verdict", "fixed_point", "t_decided", "t_end"}
+    assert set(result) == {"final", "verdict", "fixed_point", "t_decided", "basis", "t_end"}
+    assert result["basis"] == "theorem"
     assert set(result["final"]) == {"p", "s", "tau"}
     assert result["verdict"] == "non-collapsed" and result["fixed_point"] == "p+"
     result = run_json(["eigen", "--eta", "0.01", "--p0", "0.005", "--s0", "0.000025", "--t-end", "2000"], capsys)
@@ -71,7 +74,7 @@ def test_eigen_undecided_mode_and_help(capsys):
     result = run_json(["eigen", "--eta", "0.25", "--p0", "0.8", "--s0", "0.64", "--t-end", "5"], capsys)
     assert result["verdict"] == "undecided" and result["fixed_point"] is None and result["t_decided"] is None
     status, out, _ = run(["eigen", "--help"], capsys)
-    assert status == 0 and "'undecided'" in out and "t_decided" in out
+    assert status == 0 and "'undecided'" in out and "t_decided" in out and "'basis'" in out
 
 
 def test_eigen_many_modes(capsys):
@@ -82,10 +85,58 @@ def test_eigen_many_modes(capsys):
 def test_linear_json_verdicts(capsys):
     result = run_json(["linear"], capsys)
     assert set(result["final"]) == {"W_norm", "asymmetry", "commutator"} and result["verdict"] == "non-collapsed"
+    assert set(result) == {"final", "verdict", "basis", "rule", "t_decided", "modes_at_p_plus", "method", "t_end"}
+    assert result["basis"] == "numerical" and result["rule"].startswith("A:") and result["t_decided"] > 0
     assert run_json(["linear", "--no-stopgrad"], capsys)["verdict"] == "collapsed"
-    assert run_json(["linear", "--no-predictor"], capsys)["verdict"] == "collapsed"
+    assert run_json(["linear", "--no-predictor"], capsys)["basis"] == "theorem"
     sgd = run_json(["linear", "--sgd", "--batch", "64", "--lr", "0.02", "--beta", "0.5"], capsys)
     assert sgd["method"] == "sgd" and sgd["verdict"] == "non-collapsed" and sgd["t_end"] == pytest.approx(40.0)
+    assert sgd["basis"] == "numerical"
+
+
+def test_linear_just_above_eta_star_is_collapsed_by_theorem(capsys):
+    """Issue 11: σ² = 0.5 (η* = 1/6), η = 0.1833: ‖W(40)‖ = 0.65 looked healthy; the flow goes to 0."""
+    result = run_json(["linear", "--eta", "0.1833"], capsys)
+    assert result["final"]["W_norm"] > 0.5
+    assert (result["verdict"], result["basis"], result["t_decided"]) == ("collapsed", "theorem", 0.0)
+    status, out, _ = run(["linear", "--eta", "0.1833"], capsys)
+    assert status == 0 and "collapsed (theorem" in out and "rule: G3" in out
+
+
+def test_linear_sgd_beyond_stability_is_diverged(capsys):
+    """Issue 11: lr 100 used to end at ‖W‖ 88 and be reported non-collapsed."""
+    result = run_json(["linear", "--sgd", "--lr", "100"], capsys)
+    assert result["verdict"] == "diverged" and "lr·κ" in result["rule"]
+
+
+def test_linear_too_large_is_one_line(capsys):
+    """Issue 11: n1 = n2 = 100000 used to die in a 74 GiB allocation traceback."""
+    status, out, err = run(["linear", "--n1", "100000", "--n2", "100000"], capsys)
+    assert status == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert "16384" in err and "n1" in err and "Traceback" not in err
+
+
+def test_eigen_stiff_mode_is_answered_in_seconds(capsys):
+    """Issue 11: α_p = 1e5 (p relaxes 10⁷ times faster than s decays) took 160 s and ended in a traceback.
+    p races to τ/(1+σ²) = 1 with c = s − p²/α_p = 1 > 0, past p₋ ≈ 0.0101: p₊, certain by t = 1.
+    The final state agrees with scipy's LSODA at rtol 1e-12 (Eq. 12 integrated as written)."""
+    argv = ["eigen", "--alpha-p", "1e5", "--eta", "0.01", "--sigma2", "0", "--tau", "1", "--p0", "0", "--s0", "1",
+            "--t-end", "100"]
+    start = time.perf_counter()
+    result = run_json(argv, capsys)
+    assert time.perf_counter() - start < 20
+    assert (result["verdict"], result["fixed_point"], result["basis"]) == ("non-collapsed", "p+", "theorem")
+    assert result["t_decided"] <= 1.0
+
+    def rhs(_, y):
+        return [1e5 * y[1] * (1 - y[0]) - 0.01 * y[0], 2 * y[0] * y[1] * (1 - y[0]) - 0.02 * y[1]]
+
+    def jac(_, y):
+        return [[-1e5 * y[1] - 0.01, 1e5 * (1 - y[0])], [2 * y[1] * (1 - 2 * y[0]), 2 * y[0] * (1 - y[0]) - 0.02]]
+
+    reference = solve_ivp(rhs, (0, 100), [0.0, 1.0], method="LSODA", rtol=1e-12, atol=1e-14, jac=jac).y[:, -1]
+    assert result["final"]["p"] == pytest.approx(reference[0], rel=1e-9)
+    assert result["final"]["s"] == pytest.approx(reference[1], rel=1e-9)
 
 
 def test_human_readable_output(capsys):
