@@ -5,7 +5,7 @@ their loss and end with a kNN accuracy well above both the untrained network's a
 The untrained network and raw pixels are the negative controls: the same kNN (k = 20, τ = 0.1,
 train bank → test set) must stay low on them. A step that trains the wrong thing (no optimizer
 step, a target pulled the wrong way, a missing stop-gradient) ends near the untrained network.
-About 20 s of one CPU thread per method.
+About 25 s of one CPU thread per method.
 """
 import contextlib
 import json
@@ -58,7 +58,7 @@ def test_raw_pixels_are_near_chance(data):
 def test_training_learns_a_representation_raw_pixels_and_the_untrained_network_lack(method, data, tmp_path):
     config = config_module.resolve(method, "synthetic", overrides={**SETTINGS["common"], **SETTINGS[method]})
     raw = _knn(lambda images: augment.normalize(images, data.mean, data.std).flatten(1), data)
-    torch.manual_seed(config["seed"])  # the initialisation `train` starts from
+    torch.manual_seed(config["seed"])  # an untrained network as `train` builds it
     untrained = _knn(_backbone_features(build_method(config, 3, len(data.classes)).backbone, data), data)
 
     train(config, tmp_path / "run", dataset=data)

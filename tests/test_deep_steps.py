@@ -153,7 +153,7 @@ class HandStep:
         """½ D(p1, sg z2) + ½ D(p2, sg z1); z from the EMA target, or from the online network (SimSiam)."""
         f1, f2 = (ref.projector(ref.backbone(x)) for x in views)
         written, buffers = {}, {}
-        W = ref.predictor.weight.detach() if hasattr(ref.predictor, "weight") else None
+        W = ref.predictor.weight.detach() if self.config["predictor"] in ("directpred", "directcopy") else None
         if self.config["predictor"] in ("linear", "directpred", "directcopy"):
             f = torch.cat([f1, f2]).detach()
             batch = torch.einsum("ni,nj->ij", f, f) / len(f)  # uncentred, both views
@@ -164,8 +164,14 @@ class HandStep:
                 formula = directpred_matrix if self.config["predictor"] == "directpred" else directcopy_matrix
                 W = formula(self.F, self.config["eps"])
                 written["predictor.weight"] = W
-        if self.config["predictor"] in ("directpred", "directcopy"):
+        if self.config["predictor"] == "linear":
+            W = ref.predictor.weight  # trained: y = W_p f, no bias
+        elif self.config["predictor"] == "symmetric":
+            W = 0.5 * (ref.predictor.raw + ref.predictor.raw.T)  # W_p = (A + Aᵀ)/2, A trained
+        if self.config["predictor"] in ("linear", "symmetric", "directpred", "directcopy"):
             p1, p2 = f1 @ W.T, f2 @ W.T
+        elif self.config["predictor"] == "none":
+            p1, p2 = f1, f2
         else:
             p1, p2 = ref.predictor(f1), ref.predictor(f2)
         with torch.no_grad():
