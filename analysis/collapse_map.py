@@ -18,6 +18,12 @@ constant and ignores the cosine loss, BatchNorm and the non-linear network; the 
 `predicted_eta_star`, keeps the theory's *dependence* on σ² and τ but fits one constant c in η =
 c·weight_decay on the reference setting only (linear predictor, α_p = 1, ema 0.9), so it predicts
 every other setting. By the theory η* does not depend on α_p at all.
+
+The second model is the cosine-loss model (`linear_dynamics.cosine_sgd`, docs/cosine-model.md): the
+threshold is wd_c = D_c(1 + μ)(1 − m²(1 − γ)²)/(2·lr·m²), with γ, the rate at which the online network
+is pulled back to its EMA target, measured from the target's weight coherence at the healthy edge
+(`restoring_rate`), and the critical mismatch D_c fitted on the same reference setting. It predicts
+no finite threshold without EMA (m = 0), a threshold ∝ 1/lr, falling as m grows.
 """
 import csv
 import math
@@ -27,12 +33,14 @@ from pathlib import Path
 import numpy as np
 
 from analysis import verdicts as v
+from linear_dynamics.cosine_sgd import SGDSetting, critical_weight_decay, restoring_rate, target_mismatch
 from linear_dynamics.fixed_points import eta_critical
 
 REFERENCE = ("linear", 1.0, 0.9)    # (predictor, α_p, ema) the constant c is fitted on
 AGREE_FACTOR = 1.5                  # H5: a prediction within ×1.5 of the observed threshold agrees ...
 SEED_SIGMAS = 2.0                   # ... or within 2 standard deviations of the seeds' log10 estimates
 MOVES_FACTOR = 1.5                  # H6/H7: the threshold moved if the extreme settings differ by more
+MOMENTUM = 0.9                      # SGD momentum of every probe (the presets')
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,8 @@ def thresholds(chains: list[Chain], probes: list[dict]) -> list[dict]:
         edges = [p for c in located for p in probes if p["setting"] == name and p["seed"] == c.seed
                  and p["weight_decay"] == c.low and p["outcome"] == "healthy"]
         sigma2, tau = _median([p["sigma2"] for p in edges]), _median([p["tau"] for p in edges])
+        coherence, lr = _median([p.get("coherence") for p in edges]), _median([p.get("lr") for p in edges])
+        gamma = _median([_restoring_rate(mine[0].ema, p) for p in edges])
         logs = [math.log10(c.estimate) for c in located]
         failed = [c for c in mine if c.status != "located"]
         first = mine[0]
@@ -85,8 +95,43 @@ def thresholds(chains: list[Chain], probes: list[dict]) -> list[dict]:
             "seed_brackets": " ".join(f"{c.seed}:[{_g(c.low)},{_g(c.high)}]" for c in mine),
             "sigma2_measured": sigma2, "tau_measured": tau,
             "eta_star_mapped": eta_critical(tau, sigma2) if math.isfinite(sigma2) and math.isfinite(tau) else math.nan,
+            "coherence_measured": coherence, "lr": lr,
+            "restoring_rate": gamma,
         })
-    return _fit_constant(rows)
+    return _fit_cosine(_fit_constant(rows))
+
+
+def _restoring_rate(ema: float, probe: dict) -> float:
+    """γ of the cosine model from one healthy probe's weight coherence at its weight decay (NaN where it
+    cannot be measured: no EMA, no coherence, or one the lag model does not describe)."""
+    lr, coherence = probe.get("lr", math.nan), probe.get("coherence", math.nan)
+    if ema == 0 or not (math.isfinite(lr) and math.isfinite(coherence)):
+        return math.nan
+    try:
+        return restoring_rate(SGDSetting(lr, MOMENTUM, ema), probe["weight_decay"], coherence)
+    except ValueError:
+        return math.nan
+
+
+def _fit_cosine(rows: list[dict]) -> list[dict]:
+    """predicted_cosine = wd_c with D_c fitted on the reference setting (inf without EMA, NaN where
+    γ or the fit is missing)."""
+    reference = next((r for r in rows if r["is_reference"]), None)
+    critical = math.nan
+    if reference is not None and math.isfinite(reference["restoring_rate"]):
+        setting = SGDSetting(reference["lr"], MOMENTUM, reference["ema"])
+        critical = target_mismatch(setting, reference["threshold"], reference["restoring_rate"])
+    for r in rows:
+        r["critical_mismatch"] = critical
+        if r["ema"] == 0:
+            r["predicted_cosine"] = math.inf
+        elif math.isfinite(critical) and math.isfinite(r["restoring_rate"]):
+            r["predicted_cosine"] = critical_weight_decay(SGDSetting(r["lr"], MOMENTUM, r["ema"]), r["restoring_rate"],
+                                                          critical)
+        else:
+            r["predicted_cosine"] = math.nan
+        r["observed_over_cosine"] = r["threshold"] / r["predicted_cosine"]
+    return rows
 
 
 def _g(x) -> str:
@@ -145,6 +190,31 @@ def h5_verdict(rows: list[dict]) -> v.Verdict | None:
         f"×{AGREE_FACTOR:g} or {SEED_SIGMAS:g} seed standard deviations",
         observation + ". Unfitted (η = weight_decay): observed/η* = "
         + ", ".join(f"{r['observed_over_mapped']:.3g}" for r in located), outcome, {"settings": rows})
+
+
+def cosine_verdict(rows: list[dict]) -> v.Verdict | None:
+    """H5 on the map by the cosine model: its threshold (D_c fitted on the reference setting, γ measured)
+    agrees with every other setting it predicts (`_agrees`, the same rule as η*'s); a setting without
+    EMA agrees only if no weight decay in the range collapsed it (the model predicts no threshold)."""
+    tested = [r for r in rows if not r["is_reference"] and (r["ema"] == 0 or math.isfinite(r["observed_over_cosine"]))]
+    if not tested or not math.isfinite(tested[0]["critical_mismatch"]):
+        return None
+
+    def agrees(r):
+        if r["ema"] == 0:
+            return r["status"] == "no collapse"
+        return r["status"] == "located" and _agrees({**r, "observed_over_predicted": r["observed_over_cosine"]})
+
+    observation = "; ".join(
+        f"{r['setting']}: " + (f"observed [{r['weight_decay_low']:.3g}, {r['weight_decay_high']:.3g}] ({r['status']})"
+                               if r["status"] == "located" else r["status"])
+        + (", predicted no threshold" if r["ema"] == 0 else f", predicted {r['predicted_cosine']:.3g}")
+        for r in tested)
+    return v.Verdict(
+        "H5", "deep: collapse map, cosine model",
+        f"wd_c = D_c(1+μ)(1−m²(1−γ)²)/(2·lr·m²), γ measured, D_c = {tested[0]['critical_mismatch']:.3g} fitted on "
+        f"{REFERENCE}; no threshold without EMA",
+        observation, v.HOLDS if all(agrees(r) for r in tested) else v.FAILS, {"settings": rows})
 
 
 def _line(rows: list[dict], predictor: str, knob: str) -> list[dict]:
@@ -210,8 +280,8 @@ def h7_verdicts(rows: list[dict]) -> list[v.Verdict]:
 
 def map_verdicts(rows: list[dict]) -> list[v.Verdict]:
     """Every verdict the map allows."""
-    h5 = h5_verdict(rows)
-    return ([h5] if h5 else []) + h6_verdicts(rows) + h7_verdicts(rows)
+    h5, cosine = h5_verdict(rows), cosine_verdict(rows)
+    return [x for x in (h5, cosine) if x] + h6_verdicts(rows) + h7_verdicts(rows)
 
 
 THRESHOLDS = "thresholds.csv"

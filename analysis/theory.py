@@ -48,6 +48,7 @@ class Prediction:
     p_plus: float | None       # stable non-collapsed p₊ (None when η > η*)
     fixed_points: dict         # linear_dynamics' FixedPointReport.to_dict()
     verdicts: tuple = ()       # one per initial state: COLLAPSE / NO_COLLAPSE / UNDECIDED (fate under Eqs. 11–13)
+    basis: tuple = ()          # per initial state: 'theorem' | 'numerical' | None (linear_dynamics.fate)
     final: dict = field(default_factory=dict)  # p, s, τ at t_end per initial state
     t_end: float | None = None
 
@@ -68,7 +69,7 @@ class Prediction:
         return {"alpha_p": self.alpha_p, "eta": self.eta, "sigma2": self.sigma2, "tau": self.tau,
                 "beta": self.beta, "regime": self.regime, "eta_star": self.eta_star,
                 "p_minus": self.p_minus, "p_plus": self.p_plus, "verdict": self.verdict,
-                "verdicts": list(self.verdicts), "final": self.final, "t_end": self.t_end,
+                "verdicts": list(self.verdicts), "basis": list(self.basis), "final": self.final, "t_end": self.t_end,
                 "fixed_points": self.fixed_points}
 
 
@@ -104,7 +105,7 @@ def predict(alpha_p: float, eta: float, sigma2: float = 0.0, *, tau: float | Non
     words = {"collapsed": COLLAPSE, "non-collapsed": NO_COLLAPSE, "undecided": UNDECIDED}
     verdicts = tuple(words[v] for v in traj.verdicts)
     final = {k: v.tolist() for k, v in traj.final.items()}
-    return Prediction(**base, verdicts=verdicts, final=final, t_end=horizon)
+    return Prediction(**base, verdicts=verdicts, basis=traj.basis, final=final, t_end=horizon)
 
 
 @dataclass(frozen=True)

@@ -29,12 +29,15 @@ Exact consequences (proved in docs/cosine-model.md, checked in the tests):
       dŵ/dT = −P⊥ ∇_w L(ŵ, p̂, â),   dp̂/dT = −R(T) P⊥ ∇_p L(ŵ, p̂, â),
       R(T) = α_p‖w‖²/‖p‖² = R(0)(1 + 2η‖w(0)‖² T)^{α_p − 1},
   and the target ratio r_a = ‖a‖/‖w‖ and â follow da/dt = β(w − a) (given below in T).
-  Weight decay therefore does not move the fixed points of the directions: with SimSiam and a
-  closed-form predictor (or α_p = 1) it only reparametrises time, and the η-flow at time t is the η = 0
-  flow at time (e^{2ηt} − 1)/(2η). With α_p ≠ 1 it changes the predictor's relative speed R, and with
-  EMA the target's (β‖w‖² in T): neither creates a collapsed attractor (see `flow_fate` and the docs).
-  In continuous time the cosine model has no critical weight decay; thresholds come from discrete SGD
-  (`linear_dynamics.cosine_sgd`).
+  So weight decay does not move the fixed points of the directions. With SimSiam and a closed-form
+  predictor (or a trained one at α_p = 1) it only reparametrises time: the η-flow at time t is the
+  η = 0 flow at time (e^{2ηt} − 1)/(2η), and the closed form still makes the modes isotropic
+  (Halvagal et al.'s implicit variance regularisation). With α_p ≠ 1 it multiplies the predictor's
+  relative speed R by e^{2(α_p − 1)ηt}, and a slow predictor concentrates W on its smallest positive
+  eigenvalue (dimensional collapse; α_p < 1 makes that worse, α_p > 1 better); with EMA it slows the
+  target relative to the online directions (rate β‖w‖² in T), freezing it in the limit. None of this is
+  a threshold in η: in continuous time the cosine model has no critical weight decay; thresholds come
+  from discrete SGD (`linear_dynamics.cosine_sgd`).
 
 The integrator works in T, where nothing blows up as ‖w‖ → 0 (the t-flow speeds up as e^{2ηt}).
 Collapse rule (dimensional; a bias-free linear map on zero-mean data cannot collapse to a point): a
@@ -50,8 +53,7 @@ from scipy.integrate import solve_ivp
 from linear_dynamics.params import check_nonnegative, check_positive
 
 COLLAPSE_RANK_FRACTION = 0.5
-DEAD_COMPONENT = 1e-150
-MAX_STRETCH_EXPONENT = 30.0  # 2ηt: T ≲ 10¹³‖w(0)‖⁻², where float64 still resolves the solver's steps in T
+MAX_STRETCH_EXPONENT = 16.0  # κt ≤ 16 (κ = 2η, or 2α_pη for α_p > 1): the integrator's time stays ≤ e¹⁶ of its unit
 
 
 @dataclass(frozen=True)
@@ -137,28 +139,42 @@ def intrinsic_time(t, eta: float, w_norm0: float):
     return np.expm1(2 * eta * t) / (2 * eta * w_norm0**2)
 
 
-def flow_time(T, eta: float, w_norm0: float):
-    """The inverse of `intrinsic_time`: t = ln(1 + 2η‖w(0)‖² T)/(2η)."""
-    T = np.asarray(T, dtype=float)
-    if eta == 0:
-        return T * w_norm0**2
-    return np.log1p(2 * eta * w_norm0**2 * T) / (2 * eta)
+def predictor_speed_ratio(t, params: CosineModeParams, w_norm0: float, p_norm0: float):
+    """R = α_p‖w‖²/‖p‖² = R(0)e^{2(α_p − 1)ηt}: the predictor's direction speed over the encoder's."""
+    return params.alpha_p * w_norm0**2 / p_norm0**2 * np.exp(2 * (params.alpha_p - 1) * params.eta * np.asarray(t))
+
+
+@dataclass(frozen=True)
+class _Clock:
+    """The integrator's time τ = ∫ e^{κt}/ν dt: the intrinsic time of the faster of encoder (κ = 2η,
+    ν = ‖w(0)‖²) and predictor (κ = 2α_pη, ν = ‖p(0)‖²/α_p), so the slower one's speed only decays."""
+
+    kappa: float
+    nu: float
+
+    def tau(self, t):
+        t = np.asarray(t, dtype=float)
+        return t / self.nu if self.kappa == 0 else np.expm1(self.kappa * t) / (self.kappa * self.nu)
+
+    def t(self, tau):
+        return tau * self.nu if self.kappa == 0 else math.log1p(self.kappa * self.nu * tau) / self.kappa
+
+
+def _clock(params: CosineModeParams, w_norm0: float, p_norm0: float) -> _Clock:
+    if params.trained_predictor and params.alpha_p > 1:
+        return _Clock(2 * params.alpha_p * params.eta, p_norm0**2 / params.alpha_p)
+    return _Clock(2 * params.eta, w_norm0**2)
 
 
 def _tangential(v, u):
     return v - np.dot(v, u) * u
 
 
-def _direction_rhs(T, y, n, params: CosineModeParams, w_norm0: float, p_norm0: float):
-    """d/dT of (ŵ, p̂, â, r_a = ‖a‖/‖w‖): the module docstring's intrinsic-time system.
-
-    Components below DEAD_COMPONENT are set to 0, which the flow keeps invariant (a dead mode of W has
-    dw_j = 0 in Eq. M2 when its target vanishes too): it stops them decaying into subnormal floats,
-    which would slow the arithmetic down a hundredfold without changing any result.
-    """
-    y = np.where(np.abs(y) < DEAD_COMPONENT, 0.0, y)
+def _direction_rhs(tau, y, n, params: CosineModeParams, clock: _Clock, w_norm0: float, p_norm0: float):
+    """d/dτ of (ŵ, p̂, â, r_a = ‖a‖/‖w‖): the module docstring's intrinsic-time system on `clock`."""
+    t = clock.t(tau)
+    dt_dtau = clock.nu * math.exp(-clock.kappa * t)
     u_w = y[:n] / np.linalg.norm(y[:n])  # the solver's round-off would otherwise walk off the sphere
-    stretch = 1 + 2 * params.eta * w_norm0**2 * T  # ‖w(0)‖²/‖w‖² = e^{2ηt}
     if params.trained_predictor:
         u_p = y[n:2 * n] / np.linalg.norm(y[n:2 * n])
     else:
@@ -168,15 +184,17 @@ def _direction_rhs(T, y, n, params: CosineModeParams, w_norm0: float, p_norm0: f
     else:
         u_a, r_a = y[-n - 1:-1] / np.linalg.norm(y[-n - 1:-1]), y[-1]
     grad_w, grad_p = cosine_gradients(u_w, u_p, u_a, params.sigma2)
-    out = [_tangential(grad_w, u_w)]
+    # dŵ/dt = P⊥(−∂L/∂w)(ŵ, p̂, â)/‖w‖² (homogeneous of degree −1), likewise p̂ with α_p/‖p‖²; times dt/dτ,
+    # written with the exponents' difference (one of them is 0 on the faster one's clock).
+    w_speed = clock.nu / w_norm0**2 * math.exp((2 * params.eta - clock.kappa) * t)
+    out = [w_speed * _tangential(grad_w, u_w)]
     if params.trained_predictor:
-        speed = params.alpha_p * w_norm0**2 / p_norm0**2 * stretch ** (params.alpha_p - 1)  # R(T)
-        out.append(speed * _tangential(grad_p, u_p))
+        p_speed = params.alpha_p * clock.nu / p_norm0**2 * math.exp((2 * params.alpha_p * params.eta - clock.kappa) * t)
+        out.append(p_speed * _tangential(grad_p, u_p))
     if params.beta is not None:
-        # da/dt = β(w − a) with a = r_a‖w‖â, ‖w‖ decaying at rate η; dt/dT = ‖w‖² = ‖w(0)‖²/stretch.
-        dt_dT = w_norm0**2 / stretch
-        out.append(params.beta / r_a * _tangential(u_w, u_a) * dt_dT)
-        out.append(np.array([(params.beta * (np.dot(u_w, u_a) - r_a) + params.eta * r_a) * dt_dT]))
+        # da/dt = β(w − a) with a = r_a‖w‖â and ‖w‖ decaying at rate η.
+        out.append(params.beta / r_a * _tangential(u_w, u_a) * dt_dtau)
+        out.append(np.array([(params.beta * (np.dot(u_w, u_a) - r_a) + params.eta * r_a) * dt_dtau]))
     return np.concatenate(out)
 
 
@@ -243,26 +261,28 @@ def integrate_cosine_modes(w0, p0, params: CosineModeParams, t_end: float, a0=No
         y0 += [a0 / np.linalg.norm(a0), [np.linalg.norm(a0) / w_norm0]]
     elif a0 is not None:
         raise ValueError("a0: only with an EMA target (beta); SimSiam's target is the online network")
-    if 2 * params.eta * t_end > MAX_STRETCH_EXPONENT:
-        raise ValueError(f"t_end: 2·eta·t_end must be <= {MAX_STRETCH_EXPONENT} (‖w‖ shrinks by e^(-eta t) and "
-                         f"the intrinsic time by e^(2 eta t) overflows), got {2 * params.eta * t_end:g}")
+    clock = _clock(params, w_norm0, p_norm0)
+    if clock.kappa * t_end > MAX_STRETCH_EXPONENT:
+        raise ValueError(f"t_end: 2·eta·t_end (times alpha_p if alpha_p > 1) must be <= {MAX_STRETCH_EXPONENT}: the "
+                         f"flow speeds up as e^(2 eta t) while the norms vanish; got {clock.kappa * t_end:g}")
     t = np.linspace(0.0, t_end, n_save)
-    T = intrinsic_time(t, params.eta, w_norm0)
-    # T grows as e^{2ηt} while the directions settle long before: an implicit method (BDF) lets the
-    # steps grow with T (an explicit one would crawl at the settled state's stability limit).
-    sol = solve_ivp(_direction_rhs, (0.0, T[-1]), np.concatenate(y0), method="BDF", t_eval=T,
-                    args=(n, params, w_norm0, p_norm0), rtol=rtol, atol=atol)
+    tau = clock.tau(t)
+    # τ grows as e^{κt} while the directions settle long before: an implicit method (BDF) lets the
+    # steps grow with τ (an explicit one would crawl at the settled state's stability limit).
+    sol = solve_ivp(_direction_rhs, (0.0, tau[-1]), np.concatenate(y0), method="BDF", t_eval=tau,
+                    args=(n, params, clock, w_norm0, p_norm0), rtol=rtol, atol=atol)
     if not sol.success:
         raise FloatingPointError(f"the cosine mode flow failed: {sol.message}")
     y = sol.y.T
     w_norm = w_norm0 * np.exp(-params.eta * t)[:, None]
-    w = y[:, :n] * w_norm
+    w = y[:, :n] / np.linalg.norm(y[:, :n], axis=1, keepdims=True) * w_norm
     if params.trained_predictor:
-        p = y[:, n:2 * n] * p_norm0 * np.exp(-params.alpha_p * params.eta * t)[:, None]
+        p_norm = p_norm0 * np.exp(-params.alpha_p * params.eta * t)[:, None]
+        p = y[:, n:2 * n] / np.linalg.norm(y[:, n:2 * n], axis=1, keepdims=True) * p_norm
     else:
         p = closed_form_predictor(w, params.predictor_exponent)
     if params.beta is None:
         a = w
     else:
-        a = y[:, -n - 1:-1] * (y[:, -1:] * w_norm)
+        a = y[:, -n - 1:-1] / np.linalg.norm(y[:, -n - 1:-1], axis=1, keepdims=True) * (y[:, -1:] * w_norm)
     return CosineModeTrajectories(t=t, w=w, p=p, a=a, params=params)

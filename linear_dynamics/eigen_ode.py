@@ -32,9 +32,10 @@ import numpy as np
 
 from linear_dynamics.batched_rk import solve_batched
 from linear_dynamics.fate import COLLAPSED, decide_fates
-from linear_dynamics.params import EigenParams, check_positive
+from linear_dynamics.params import MAX_VALUE, EigenParams, check_positive
 
 COLLAPSE_TOL = 1e-6  # with EMA, τ = W_a/W is reported as NaN where s ≤ this (W has all but vanished)
+EMA_FLOOR = 1e-300  # absolute tolerance of w and a with EMA: their error control stays relative
 
 
 def eigen_rhs(state: np.ndarray, params: EigenParams) -> np.ndarray:
@@ -145,6 +146,8 @@ def integrate_eigen(p0, s0, params: EigenParams, t_end: float, tau0=None, n_save
             raise ValueError(f"{name} must be a scalar or a 1-D array, got shape {arr.shape}")
         if not np.all(np.isfinite(arr)):
             raise ValueError(f"{name} must be finite (no NaN or inf)")
+        if np.any(np.abs(arr) > MAX_VALUE):
+            raise ValueError(f"{name} must be at most {MAX_VALUE:g} in size (rescale the weights), got {np.abs(arr).max():g}")
     if np.any(initial[1] < 0):
         raise ValueError("s0 must be >= 0 (an eigenvalue of F = W X Wᵀ)")
     t = np.linspace(0.0, t_end, n_save)
@@ -179,8 +182,11 @@ def integrate_eigen(p0, s0, params: EigenParams, t_end: float, tau0=None, n_save
     def jacobian(state):
         return ema_mode_jacobian(state, params)
 
-    y = solve_batched(rhs, np.stack([p0, w0, tau0 * w0]), t, rtol=rtol, atol=atol, jacobian=jacobian)
-    fate = decide_fates(t, y, rhs, params, rtol=rtol, atol=atol, jacobian=jacobian)
+    # Relative error control on w and a down to the smallest floats: whether a mode whose W has all but
+    # vanished comes back past p₋ depends on how small it got (as for ln s at a fixed τ).
+    atol_rows = np.array([atol, EMA_FLOOR, EMA_FLOOR])
+    y = solve_batched(rhs, np.stack([p0, w0, tau0 * w0]), t, rtol=rtol, atol=atol_rows, jacobian=jacobian)
+    fate = decide_fates(t, y, rhs, params, rtol=rtol, atol=atol_rows, jacobian=jacobian)
     p, w, a = y[:, 0], y[:, 1], y[:, 2]
     # τ = W_a/W means nothing once W has collapsed (a/w would then be a ratio of solver noise):
     # it is NaN wherever s ≤ collapse_tol.

@@ -6,6 +6,11 @@ the allowed range, so the command line can print it as one line.
 import math
 from dataclasses import dataclass
 
+# Every parameter and initial value is at most MAX_VALUE in size: products of a few of them then stay far
+# inside the floating-point range, and the rates (up to 10⁶ against η down to 0) within what the
+# integrators' stiff paths resolve in seconds.
+MAX_VALUE = 1e6
+
 # The matrix model keeps every saved W, W_p, W_a (201 by default): n1·n2 and n2² at most this many
 # entries each (e.g. n1 = n2 = 128) keeps a run under about 80 MB and a few seconds per unit of time.
 MAX_MATRIX_ENTRIES = 128 * 128
@@ -18,6 +23,8 @@ def _check(name: str, value, allowed: str, ok) -> None:
         raise ValueError(f"{name} must be a finite number ({allowed}), got {value}")
     if not ok(value):
         raise ValueError(f"{name} must be {allowed}, got {value}")
+    if abs(value) > MAX_VALUE:
+        raise ValueError(f"{name} must be at most {MAX_VALUE:g} in size (rescale time or the weights), got {value:g}")
 
 
 def check_positive(name: str, value) -> None:

@@ -20,6 +20,8 @@ from linear_dynamics.matrix_model import initial_state
 from linear_dynamics.params import LinearConfig, check_count, check_positive
 from linear_dynamics.run import LinearRun
 
+MAX_STEPS = 1_000_000  # several minutes of this loop (4000 default steps take about 1 s)
+
 
 def simulate_sgd(config: LinearConfig, batch: int = 128, lr: float = 0.01, steps: int | None = None,
                  n_save: int = 201) -> LinearRun:
@@ -35,6 +37,8 @@ def simulate_sgd(config: LinearConfig, batch: int = 128, lr: float = 0.01, steps
     if steps is None:
         steps = max(1, round(config.t_end / lr))
     check_count("steps", steps)
+    if steps > MAX_STEPS:
+        raise ValueError(f"lr, steps: at most {MAX_STEPS} SGD steps (t_end/lr or --steps), got {steps}; raise lr or lower t_end")
     if config.ema and config.beta * lr > 1:
         raise ValueError(f"lr: the EMA step beta*lr must be <= 1, got {config.beta * lr:g}")
     if isinstance(n_save, bool) or not isinstance(n_save, int) or n_save < 2:

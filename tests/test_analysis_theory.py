@@ -40,7 +40,7 @@ def test_integrated_verdicts_match_the_saddle_on_the_parabola(eta_fraction, alph
     pred = predict(alpha_p, eta, sigma2, tau=1.0, p0=p0, s0=s0)
     expected = collapses_closed_form(p0, s0, alpha_p, eta, sigma2, 1.0)
     assert [v == COLLAPSE for v in pred.verdicts] == list(expected) == [True, True, False, False]
-    assert pred.verdict == "partial collapse"
+    assert pred.verdict == "partial collapse" and pred.as_dict()["basis"] == ["theorem"] * 4
 
 
 def test_an_undecided_mode_leaves_the_overall_verdict_open():

@@ -84,7 +84,8 @@ def test_a_probe_is_the_beginning_of_a_run_of_the_preset():
 def _row(**changes):
     row = {"protocol": "cpu/cifar10/abc", "setting": "linear-alpha1-ema0.9", "predictor": "linear",
            "predictor_lr_mult": 1.0, "ema": 0.9, "weight_decay": 0.0316, "seed": 0, "epochs": 1, "outcome": "healthy",
-           "std": 0.5, "effective_rank": 20.0, "knn_top1": 30.0, "sigma2": 1.5, "tau": 0.9, "seconds": 80.0,
+           "std": 0.5, "effective_rank": 20.0, "knn_top1": 30.0, "sigma2": 1.5, "tau": 0.9, "coherence": 0.99,
+           "lr": 0.2, "seconds": 80.0,
            "preset": "cpu", "dataset": "cifar10", "device": "cpu"}
     return {**row, **changes}
 
@@ -298,3 +299,30 @@ def test_h6_with_seeds_pools_them_per_alpha(tmp_path):
     assert holds.outcome == v.HOLDS and holds.evidence["collapsed_fraction"] == {1.0: 2 / 3, 10.0: 1 / 3}
     (fails,) = deep_h6(runs({1.0: 1, 10.0: 2}))
     assert fails.outcome == v.FAILS
+
+
+def test_the_cosine_model_verdict_holds_on_its_own_prediction_and_fails_at_twice_it_or_a_simsiam_threshold():
+    from linear_dynamics.cosine_sgd import SGDSetting, critical_weight_decay, target_coherence, target_mismatch
+
+    lr, gammas = 0.2, {0.9: 0.05, 0.99: 0.02}
+    reference_threshold = 0.01
+    critical = target_mismatch(SGDSetting(lr, 0.9, 0.9), reference_threshold, gammas[0.9])
+    predicted = critical_weight_decay(SGDSetting(lr, 0.9, 0.99), gammas[0.99], critical)
+
+    def rows(strong_ema_threshold, simsiam_status):
+        thresholds = {("linear", 1.0, 0.9): reference_threshold, ("linear", 1.0, 0.99): strong_ema_threshold}
+        chains = _chains(thresholds, spread=1.0)
+        chains.append(analysis_map.Chain("linear-alpha1-ema0", "linear", 1.0, 0.0, 0, 1.0 if simsiam_status else 0.02,
+                                         None if simsiam_status else 0.03, simsiam_status or "located"))
+        probes = [{"setting": c.setting, "seed": c.seed, "weight_decay": c.low, "outcome": "healthy", "sigma2": 1.0,
+                   "tau": 1.0, "lr": lr,
+                   "coherence": target_coherence(SGDSetting(lr, 0.9, c.ema), c.low, gammas[c.ema]) if c.ema else 1.0}
+                  for c in chains]
+        return analysis_map.thresholds(chains, probes)
+
+    holds = analysis_map.cosine_verdict(rows(predicted, "no collapse"))
+    assert holds.outcome == v.HOLDS
+    reference = next(r for r in holds.evidence["settings"] if r["is_reference"])
+    assert reference["restoring_rate"] == pytest.approx(gammas[0.9], rel=1e-6)  # γ read back from the coherence
+    assert analysis_map.cosine_verdict(rows(2 * predicted, "no collapse")).outcome == v.FAILS
+    assert analysis_map.cosine_verdict(rows(predicted, None)).outcome == v.FAILS  # SimSiam collapsed at 0.02–0.03

@@ -6,7 +6,8 @@ from scipy.integrate import solve_ivp
 from scipy.linalg import expm
 
 from linear_dynamics.batched_rk import solve_batched
-from linear_dynamics.eigen_ode import ema_mode_rhs, eigen_rhs, integrate_eigen, parabola_offset
+from linear_dynamics.eigen_ode import (ema_mode_jacobian, ema_mode_rhs, eigen_rhs, integrate_eigen, log_s_jacobian,
+                                       log_s_rhs, parabola_offset)
 from linear_dynamics.fixed_points import eta_critical, p_roots
 from linear_dynamics.params import EigenParams
 
@@ -184,3 +185,17 @@ def test_ema_mode_with_negative_predictor_eigenvalue_passes_through_zero():
     traj = integrate_eigen(-1.0, 1.0, EigenParams(1.0, 0.0, 0.0, beta=1.0), 30.0, tau0=1.0)
     assert np.all(np.isfinite(traj.p)) and np.all(np.isfinite(traj.s))
     assert traj.s.min() < 1e-3 * traj.s[0, 0]
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.floats(-2, 2), st.floats(-8, 1), st.floats(-2, 2), alpha_ps, st.floats(0, 0.5), sigma2s, st.floats(0.05, 5),
+       st.floats(0.2, 2.0))
+def test_jacobians_for_the_implicit_solver_match_central_differences(p, log_s, a, alpha_p, eta, sigma2, beta, tau):
+    """The Jacobians handed to Radau for stiff modes: fixed τ in (p, ln s), EMA in (p, w, a)."""
+    step = 1e-6
+    for rhs, jacobian, params, state in (
+            (log_s_rhs, log_s_jacobian, EigenParams(alpha_p, eta, sigma2, tau=tau), np.array([p, log_s])),
+            (ema_mode_rhs, ema_mode_jacobian, EigenParams(alpha_p, eta, sigma2, beta=beta), np.array([p, np.exp(log_s / 2), a]))):
+        numeric = np.column_stack([(rhs((state + d)[:, None], params) - rhs((state - d)[:, None], params))[:, 0] / (2 * step)
+                                   for d in step * np.eye(state.size)])
+        np.testing.assert_allclose(jacobian(state[:, None], params)[:, :, 0], numeric, rtol=1e-6, atol=1e-6)

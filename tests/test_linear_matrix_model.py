@@ -7,8 +7,8 @@ from hypothesis import given, settings, strategies as st
 from scipy.integrate import solve_ivp
 
 from linear_dynamics.eigen_ode import integrate_eigen
-from linear_dynamics.matrix_model import (alignment_K, balance, initial_state, matrix_rhs, no_stopgrad_hessian,
-                                          simulate_flow, symmetric_predictor_fixed_point)
+from linear_dynamics.matrix_model import (alignment_K, balance, flow_rhs, initial_state, matrix_jacobian, matrix_rhs,
+                                          no_stopgrad_hessian, simulate_flow, symmetric_predictor_fixed_point)
 from linear_dynamics.params import EigenParams, LinearConfig
 from linear_dynamics.sgd import simulate_sgd
 
@@ -84,6 +84,20 @@ def test_aligned_matrix_flow_follows_the_eigenvalue_odes(beta):
     traj = integrate_eigen(p0, w0**2, params, 20.0, tau0=None if beta is None else 1.0, n_save=5)
     np.testing.assert_allclose(p_t, traj.p, atol=1e-8)
     np.testing.assert_allclose(s_t, traj.s, atol=1e-8)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.sampled_from(list(VARIANTS.values())), st.floats(0.1, 5.0), st.floats(0.0, 1.0),
+       st.floats(0.0, 0.5))
+def test_matrix_jacobian_matches_central_differences(seed, variant, alpha_p, sigma2, eta):
+    """The Jacobian handed to LSODA for stiff flows (large α_p), for every variant."""
+    config = replace(LinearConfig(n1=4, n2=3, alpha_p=alpha_p, sigma2=sigma2, eta=eta), **variant[0])
+    rng = np.random.default_rng(seed)
+    state = (rng.normal(size=(3, 4)), rng.normal(size=(3, 3)), rng.normal(size=(3, 4)))
+    rhs, pack, _ = flow_rhs(config, state)
+    y, step = pack(*state), 1e-6
+    numeric = np.column_stack([(rhs(0, y + d) - rhs(0, y - d)) / (2 * step) for d in step * np.eye(y.size)])
+    np.testing.assert_allclose(matrix_jacobian(*state, config), numeric, rtol=1e-6, atol=1e-6)
 
 
 def test_predictor_decay_is_not_scaled_by_alpha_p():

@@ -12,6 +12,10 @@ h, the projector's hidden layer (after BatchNorm and ReLU). So
   projector's f over the same clean images, Σ⟨z, f⟩ / Σ‖f‖²: 1 when the target is the online network
   (ema = 0), below 1 while an EMA target lags a growing online network.
 Both are taken in eval mode (BatchNorm's running statistics), on images the probe never trained on.
+- the target's weight coherence (the cosine model, docs/cosine-model.md, S3): the cosine between the
+  target's and the online network's weights, over the convolution and linear weights (those the
+  cosine loss, through BatchNorm or the final normalisation, does not see the scale of); 1 without
+  EMA.
 """
 import torch
 
@@ -54,3 +58,16 @@ def target_ratio(method, images: torch.Tensor, mean, std) -> float:
     method.train(was_training)
     norm = (online * online).sum()
     return float((target * online).sum() / norm) if norm > 0 else float("nan")
+
+
+@torch.no_grad()
+def weight_coherence(method) -> float:
+    """⟨θ_target, θ_online⟩/(‖θ_target‖‖θ_online‖) over the weight matrices and kernels of the backbone
+    and projector (module docstring); 1.0 when the target is the online network."""
+    if method.target_backbone is None:
+        return 1.0
+    pairs = [(t, o) for target, online in method.momentum_pairs()
+             for t, o in zip(target.parameters(), online.parameters()) if o.dim() > 1]
+    dot = sum(float((t.double() * o.double()).sum()) for t, o in pairs)
+    norms = [sum(float(x.double().pow(2).sum()) for x in side) ** 0.5 for side in zip(*pairs)]
+    return dot / (norms[0] * norms[1])

@@ -18,7 +18,8 @@ from deep.seeds import seed_values
 THRESHOLD_COLUMNS = ("setting", "predictor", "predictor_lr_mult", "ema", "seeds", "status", "weight_decay_low",
                      "weight_decay_high", "threshold", "threshold_log10_std", "seeds_overlap", "seed_brackets",
                      "sigma2_measured", "tau_measured", "eta_star_mapped", "fitted_constant", "predicted_eta_star",
-                     "observed_over_mapped", "observed_over_predicted", "is_reference", "status_detail")
+                     "observed_over_mapped", "observed_over_predicted", "coherence_measured", "lr", "restoring_rate",
+                     "critical_mismatch", "predicted_cosine", "observed_over_cosine", "is_reference", "status_detail")
 CHECK_COLUMNS = ("setting", "seed", "weight_decay", "edge", "epochs", "outcome", "std", "later_epochs",
                  "later_outcome", "later_std", "changed")
 
@@ -37,8 +38,9 @@ def write_rows(path: Path, columns, rows) -> Path:
 
 
 def _cell(value) -> str:
+    """A CSV cell: floats to 6 digits, NaN (not measured) empty, infinity as `inf`."""
     if isinstance(value, float):
-        return "" if not math.isfinite(value) else f"{value:.6g}"
+        return "" if math.isnan(value) else f"{value:.6g}"
     return str(value)
 
 
@@ -87,14 +89,16 @@ def render_markdown(summary: dict) -> str:
              f"scale from [{summary['weight_decay_range'][0]:g}, {summary['weight_decay_range'][1]:g}] until high/low ≤ "
              f"{1 + summary['tolerance']:g}.", "",
              "| setting | bracket over seeds | threshold (geo. mean) | log10 spread | seeds' brackets | σ² | τ | "
-             "η* = τ²/4(1+σ²) | predicted (fitted) | observed / predicted |", "|" + "---|" * 10]
+             "η* = τ²/4(1+σ²) | η* model, fitted | observed / η* model | γ | cosine model, fitted | observed / cosine |",
+             "|" + "---|" * 13]
     for r in rows:
         lines.append(f"| {r['setting']}{' (reference)' if r['is_reference'] else ''} | "
                      + (f"[{r['weight_decay_low']:.3g}, {r['weight_decay_high']:.3g}]" if r["status"] == "located"
                         else r["status"])
                      + f" | {_cell(r['threshold'])} | {_cell(r['threshold_log10_std'])} | {r['seed_brackets']} | "
                      f"{_cell(r['sigma2_measured'])} | {_cell(r['tau_measured'])} | {_cell(r['eta_star_mapped'])} | "
-                     f"{_cell(r['predicted_eta_star'])} | {_cell(r['observed_over_predicted'])} |")
+                     f"{_cell(r['predicted_eta_star'])} | {_cell(r['observed_over_predicted'])} | "
+                     f"{_cell(r['restoring_rate'])} | {_cell(r['predicted_cosine'])} | {_cell(r['observed_over_cosine'])} |")
     if checks:
         changed = [c for c in checks if c["changed"]]
         lines += ["", f"**Is the probe long enough?** {len(checks)} probes at the edge of their bracket were continued to "

@@ -70,8 +70,8 @@ def run_probe(setting, weight_decay: float, seed: int, epochs: int, *, preset: s
 
     from analysis.verdicts import COLLAPSED, collapse_status
     from deep import rundir
-    from deep.collapse_map.measure import augmentation_ratio, target_ratio
-    from deep.train import NonFiniteLoss, load_method, train, training_splits
+    from deep.collapse_map.measure import augmentation_ratio, target_ratio, weight_coherence
+    from deep.train import NonFiniteLoss, load_method, peak_lr, train, training_splits
 
     config = grid_module.probe_config(setting, weight_decay, seed, preset=preset, dataset=dataset,
                                       data_root=data_root, device=device)
@@ -99,7 +99,7 @@ def run_probe(setting, weight_decay: float, seed: int, epochs: int, *, preset: s
     line = _epoch_line(run, epochs) or {}
     measured = {"std": line.get("std", math.nan), "effective_rank": line.get("effective_rank", math.nan),
                 "knn_top1": line.get("knn_top1", math.nan), "seconds": line.get("seconds", math.nan)}
-    sigma2 = tau = math.nan
+    sigma2 = tau = coherence = math.nan
     if outcome is None:
         status = collapse_status(measured["std"], measured["effective_rank"])
         outcome = "collapsed" if status == COLLAPSED else "healthy"
@@ -107,11 +107,14 @@ def run_probe(setting, weight_decay: float, seed: int, epochs: int, *, preset: s
         images = training_splits(data, config).monitor.images[:MEASURE_IMAGES].to(device)
         sigma2 = augmentation_ratio(method, images, info["mean"], info["std"], seed=seed)
         tau = target_ratio(method, images, info["mean"], info["std"])
-    row.update(measured, outcome=outcome, sigma2=sigma2, tau=tau, preset=preset, dataset=dataset, device=device)
+        coherence = weight_coherence(method)
+    row.update(measured, outcome=outcome, sigma2=sigma2, tau=tau, coherence=coherence, lr=peak_lr(config),
+               preset=preset, dataset=dataset, device=device)
     store.add(row)
     print(f"collapse-map: {setting.name} seed {seed}: weight decay {weight_decay:g} → {outcome} "
           f"(std × √d {measured['std']:.3g}, effective rank {measured['effective_rank']:.3g}, "
-          f"kNN {measured['knn_top1']:.1f}%, σ² {sigma2:.3g}, τ {tau:.3g})", file=sys.stderr, flush=True)
+          f"kNN {measured['knn_top1']:.1f}%, σ² {sigma2:.3g}, τ {tau:.3g}, coherence {coherence:.4g})",
+          file=sys.stderr, flush=True)
     return row
 
 

@@ -3,7 +3,8 @@
 One row per probe: its setting, weight decay, seed and length (epochs), the protocol it ran under
 (a fingerprint of the probe's config without the per-probe keys, so that probes of another preset,
 data set or code default never stand in for each other), what it measured at its last epoch, and
-its outcome: `collapsed`, `healthy` or `diverged` (a non-finite loss). A map started on one machine is
+its outcome: `collapsed`, `healthy` or `diverged` (a non-finite loss), and the peak lr and target weight
+coherence the cosine model needs. A map started on one machine is
 finished on another by giving it the probes.csv of the first (`--probes`, or the committed
 figures/collapse_map/probes.csv, read by default): probes found there are not trained again.
 Appends take an exclusive lock, so worker processes (--jobs) can share one file.
@@ -16,8 +17,10 @@ import math
 from pathlib import Path
 
 COLUMNS = ("protocol", "setting", "predictor", "predictor_lr_mult", "ema", "weight_decay", "seed", "epochs",
-           "outcome", "std", "effective_rank", "knn_top1", "sigma2", "tau", "seconds", "preset", "dataset", "device")
-FLOATS = ("predictor_lr_mult", "ema", "weight_decay", "std", "effective_rank", "knn_top1", "sigma2", "tau", "seconds")
+           "outcome", "std", "effective_rank", "knn_top1", "sigma2", "tau", "coherence", "lr", "seconds", "preset", "dataset",
+           "device")
+FLOATS = ("predictor_lr_mult", "ema", "weight_decay", "std", "effective_rank", "knn_top1", "sigma2", "tau",
+          "coherence", "lr", "seconds")
 INTS = ("seed", "epochs")
 OUTCOMES = ("collapsed", "healthy", "diverged")
 PER_PROBE_KEYS = ("weight_decay", "seed", "predictor", "predictor_lr_mult", "ema")
