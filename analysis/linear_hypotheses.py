@@ -81,7 +81,7 @@ def _threshold_row(threshold, **setting) -> dict:
 
 def _threshold_verdict(setting: str, prediction: str, rows: list) -> v.Verdict:
     observation = "; ".join(
-        ", ".join(f"{key} {row[key]:g}" for key in ("sigma2", "tau", "alpha_p") if key in row)
+        ", ".join(f"{symbol} = {row[key]:g}" for key, symbol in (("sigma2", "σ²"), ("tau", "τ"), ("alpha_p", "α_p")))
         + f": η_c = {row['eta_threshold_observed']:.5g} vs η* = {row['eta_critical']:.5g} "
           f"({row['eta_threshold_observed'] / row['eta_critical'] - 1:+.2%}, {row['status']})" for row in rows)
     return v.Verdict("H5", setting, prediction, observation, v.combine(row["outcome"] for row in rows),

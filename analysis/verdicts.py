@@ -23,9 +23,6 @@ SMALL_MISALIGNMENT = 0.05  # 1 − mean |cos ∠(W_p u_j, u_j)| over the signal 
 SMALL_COMMUTATOR = 0.05    # ‖[F,W_p]‖/(‖F‖‖W_p‖), at most √2 (Böttcher–Wenzel): 3.5% of its largest value
 DROP = 0.1
 STALLED = 0.9
-# analysis/report.py prints its own sentence about the H3/H4 rule from the name HALVED; it is to print
-# RULES instead (requested from its owner). No rule here reads HALVED.
-HALVED = DROP
 RULES = {
     "H3": (f"H3 holds if the asymmetry at the last snapshot is ≤ {SMALL_ASYMMETRY:g} and ≤ {DROP:g}× its first "
            f"value, fails if it is still ≥ {STALLED:g}× the first, else inconclusive."),

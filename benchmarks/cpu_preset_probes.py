@@ -26,7 +26,7 @@ from deep.ablate.runner import execute, plan
 from deep.ablate.sweeps import Variant, set_text
 
 BYOL_LRS = (0.06, 0.12, 0.2, 0.35)
-SIMSIAM_LRS = (0.04, 0.08, 0.13, 0.2)
+SIMSIAM_LRS = (0.04, 0.08, 0.13, 0.2, 0.35)
 RHOS = (0.3, 0.99)
 ONE_EPOCH = {"epochs": 1, "warmup_epochs": 0.1}
 TWO_EPOCHS = {"epochs": 2, "warmup_epochs": 0.2}

@@ -144,7 +144,8 @@ def linear_command(args) -> int:
     fate = run.fate.to_dict()
     result = {"final": run.final(), **fate, "method": run.method, "t_end": float(run.t[-1])}
     f = result["final"]
-    when = f", certain from t = {fate['t_decided']:g}" if fate["t_decided"] is not None else ""
+    when = "" if fate["t_decided"] is None else (f", at t = {fate['t_decided']:g}" if run.verdict == "diverged"
+                                                  else f", certain from t = {fate['t_decided']:g}")
     text = (f"{run.method} to t = {run.t[-1]:g}: ||W|| {run.W_norm[0]:.4g} -> {f['W_norm']:.4g}, "
             f"asymmetry(W_p) {f['asymmetry']:.3g}, relative [F, W_p] {f['commutator']:.3g} -> {run.verdict}"
             f" ({fate['basis'] or 'no certificate'}{when})\n  rule: {fate['rule']}")

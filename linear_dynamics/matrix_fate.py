@@ -8,7 +8,8 @@ Certificates that hold for every state of a variant (basis: theorem; decided at 
   G1 no stop-gradient, σ² + η > 0: d‖W‖²/dt = −2 vec(W)ᵀH vec(W) ≤ −2(σ² + η)‖W‖² (Thm 2, H ⪰ (σ²+η)I).
   G2 no predictor (W_p ≡ I): dW/dt = W_a − (k + η)W is linear; SimSiam contracts at rate σ² + η; with
      EMA the matrix [[−(k+η), 1], [β, −β]] has eigenvalues of negative real part iff σ² + η > 0.
-     At σ² + η = 0 nothing moves W for good (W constant; with EMA βW + W_a is conserved): non-collapsed.
+     At σ² + η = 0 nothing moves W for good (W constant, with or without stop-gradient; with EMA
+     βW + W_a is conserved): non-collapsed.
   G3 stop-gradient with a predictor, η > η*: with x = ‖W_pW‖, y = ‖W‖, z = ‖W_a‖,
      d‖W‖²/dt = 2⟨W_pW, W_a⟩ − 2k x² − 2η y² ≤ z²/(2k) − 2η y² (maximised over x). SimSiam (z = y):
      d‖W‖²/dt ≤ −2(η − η*)‖W‖². EMA: V = ‖W‖² + (2η/β)‖W_a‖² has dV/dt ≤ −(quadratic form in y, z),
@@ -32,10 +33,11 @@ saved step lr·κ > 2, κ the largest curvature of the loss along W or along W_p
 α_p), weight decay included: gradient descent on a quadratic of curvature κ diverges for lr·κ > 2,
 and by Cauchy interlacing the Hessian's top eigenvalue is at least each block's. Otherwise, in the
 variants G1–G3: 'collapsed' if the sampled ‖W(T)‖ ≤ ‖W(0)‖ e^{−rT/2}, at least half the flow's
-guaranteed rate r, over a window T ≥ 2/r (one e-fold at that rate), else 'undecided'. In the others B and A are applied to the sampled states (the
-verdict holding at the last one, dated from the first saved time from which it held); if neither
-holds at the end, the gradient flow is continued from SGD's last state as above: the verdict is then
-the fate of the state SGD reached (minibatch noise keeps W_p from aligning to FLOW_ALIGN_TOL itself).
+guaranteed rate r, over a window T ≥ 2/r (one e-fold at that rate), else 'undecided'. In the others
+B and A are applied to the sampled states (the verdict holding at the last one, dated from the first
+saved time from which it held); if neither holds at the end, the gradient flow is continued from
+SGD's last state as above: the verdict is then the fate of the state SGD reached (minibatch noise
+keeps W_p from aligning to FLOW_ALIGN_TOL itself).
 """
 import math
 from dataclasses import dataclass
@@ -110,7 +112,7 @@ def global_certificate(config: LinearConfig, W0: np.ndarray, W_p0: np.ndarray) -
     if not config.predictor:
         if decay > 0:
             return MatrixFate(COLLAPSED, THEOREM, f"G2: without a predictor W contracts (σ²+η = {decay:g} > 0)", 0.0)
-        if config.stop_grad and np.linalg.norm(W0) > 0:
+        if np.linalg.norm(W0) > 0:
             return MatrixFate(NON_COLLAPSED, THEOREM, "G2: σ²+η = 0 without a predictor: W does not move for good", 0.0)
         return None
     if not config.stop_grad:

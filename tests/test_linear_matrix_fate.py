@@ -221,3 +221,18 @@ def test_size_limit_is_one_clear_error():
     with pytest.raises(ValueError, match="n2²"):
         LinearConfig(n1=1, n2=200)
     LinearConfig(n1=128, n2=128)
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    (dict(alpha_p=1e7), "alpha_p"), (dict(sigma2=2e6), "sigma2"), (dict(eta=1e300), "eta"),
+    (dict(beta=1e7), "beta"), (dict(t_end=2e4), "t_end"),
+])
+def test_magnitude_limits(kwargs, field):
+    with pytest.raises(ValueError, match=f"{field} must be at most"):
+        LinearConfig(**kwargs)
+
+
+@pytest.mark.parametrize("changes, verdict", [({"sigma2": 1e6}, "collapsed"), ({"alpha_p": 1e6}, "non-collapsed")])
+def test_extreme_rates_at_the_limits_are_decided(changes, verdict):
+    """σ² = 10⁶ (W_p relaxes 10⁶ times faster than W moves) and α_p = 10⁶: stiff, handed to Radau."""
+    assert simulate_flow(replace(LinearConfig(n1=6, n2=4), **changes)).verdict == verdict
