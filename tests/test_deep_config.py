@@ -63,7 +63,7 @@ def test_linear_lr_scaling_is_per_256_images():
 def test_cpu_preset_adjusts_what_a_ten_epoch_schedule_needs_and_nothing_else():
     """deep.presets: larger lr for the BYOL family, ρ = 0.3 for the F̂-written predictors; thesis values elsewhere."""
     changed = {"byol": {"lr": 0.2}, "directpred": {"lr": 0.2, "rho": 0.3}, "directcopy": {"lr": 0.2, "rho": 0.3},
-               "simsiam": {"lr": 0.13}, "moco": {}, "barlowtwins": {}, "supervised": {}}
+               "simsiam": {"lr": 0.2}, "moco": {}, "barlowtwins": {}, "supervised": {}}
     generic = {"width", "batch_size", "epochs", "warmup_epochs", "lr_schedule", "log_every", "val_split", "preset"}
     for method, values in changed.items():
         thesis, cpu = resolve(method, "cifar10"), resolve(method, "cifar10", preset="cpu")
