@@ -59,6 +59,16 @@ class Verdict:
                 "observation": self.observation, "outcome": self.outcome, "evidence": self.evidence}
 
 
+def complete_collapse(effective_rank: float) -> bool:
+    """The collapse map's probe rule: collapsed iff the projector outputs span fewer than
+    COLLAPSED_RANK directions (RankMe): the trivial fixed point that weight decay drives a network to
+    (every output equal, or zero: rank 1). The std half of `collapse_status` is left out here: early
+    in training a linear predictor's outputs share one large mean direction, which holds std × √d
+    near 0.05 while they still span 7–9 directions and recover (the map's pilot, docs/ablations.md).
+    NaN (not logged) is not collapse."""
+    return bool(effective_rank < COLLAPSED_RANK)
+
+
 def decay_outcome(first: float, last: float, small: float) -> str:
     """Did a quantity that should go to 0 go there? holds: last ≤ small and last ≤ DROP·first;
     fails: last ≥ STALLED·first (fell by less than 10%, or grew); inconclusive otherwise."""

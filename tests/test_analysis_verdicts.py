@@ -145,3 +145,15 @@ def test_trajectory_works_on_torch_tensors():
 def test_trajectory_needs_pairs():
     with pytest.raises(ValueError, match="one F per W_p"):
         predictor_trajectory([np.eye(2)], [])
+
+
+def test_complete_collapse_reads_the_effective_rank_only():
+    """The collapse map's rule: a representation with a dominant mean direction (small std) that still
+    spans several directions is not collapsed; one that spans a single direction is."""
+    import math
+
+    from analysis.verdicts import COLLAPSED, collapse_status, complete_collapse
+
+    assert complete_collapse(1.0) and complete_collapse(1.99)
+    assert not complete_collapse(2.0) and not complete_collapse(9.1) and not complete_collapse(math.nan)
+    assert collapse_status(0.05, 9.1) == COLLAPSED and not complete_collapse(9.1)  # where the two rules part

@@ -85,7 +85,8 @@ def render_markdown(summary: dict) -> str:
     lines = [f"# Collapse map: preset `{summary['preset']}`, {summary['dataset']}, {summary['seeds']} seeds", "",
              "![collapse map](collapse_map.png)", "",
              f"Each probe: the first {summary['probe_epochs']} epoch(s) of BYOL at the preset with the setting; collapsed "
-             "if std × √d < 0.1 or effective rank < 2 on the validation images (analysis.verdicts). Bisection on a log "
+             "if the effective rank of the projector outputs on the validation images is < 2 "
+             "(analysis.verdicts.complete_collapse). Bisection on a log "
              f"scale from [{summary['weight_decay_range'][0]:g}, {summary['weight_decay_range'][1]:g}] until high/low ≤ "
              f"{1 + summary['tolerance']:g}.", "",
              "| setting | bracket over seeds | threshold (geo. mean) | log10 spread | seeds' brackets | σ² | τ | "

@@ -2,10 +2,10 @@
 
 A probe (`run_probe`) trains the first `epochs` epochs of its config into OUT/runs/<setting>/seed-<s>/
 wd-<weight decay>/ (resuming a shorter run of the same probe, so that the K check continues probes
-instead of retraining them), judges the last epoch with the analysis layer's collapse rule
-(`analysis.verdicts.collapse_status`: std of the ℓ2-normalised projector outputs × √d < 0.1 or
-effective rank < 2, on the validation images), measures σ² and τ (`deep.collapse_map.measure`) and
-appends its row to probes.csv. A probe already in probes.csv (or in a cache given) is not trained.
+instead of retraining them), judges the last epoch with the analysis layer's rule for complete
+collapse (`analysis.verdicts.complete_collapse`: effective rank < 2 on the validation images),
+measures σ², τ and the target's weight coherence (`deep.collapse_map.measure`) and appends its row
+to probes.csv. A probe already in probes.csv (or in a cache given) is not trained.
 Chains run one after another, or in `jobs` worker processes (each with cores/jobs threads).
 """
 import math
@@ -68,7 +68,7 @@ def run_probe(setting, weight_decay: float, seed: int, epochs: int, *, preset: s
     """The probe's row: from `store` if it is there, else trained (or continued) for `epochs` epochs."""
     import torch
 
-    from analysis.verdicts import COLLAPSED, collapse_status
+    from analysis.verdicts import complete_collapse
     from deep import rundir
     from deep.collapse_map.measure import augmentation_ratio, target_ratio, weight_coherence
     from deep.train import NonFiniteLoss, load_method, peak_lr, train, training_splits
@@ -101,8 +101,7 @@ def run_probe(setting, weight_decay: float, seed: int, epochs: int, *, preset: s
                 "knn_top1": line.get("knn_top1", math.nan), "seconds": line.get("seconds", math.nan)}
     sigma2 = tau = coherence = math.nan
     if outcome is None:
-        status = collapse_status(measured["std"], measured["effective_rank"])
-        outcome = "collapsed" if status == COLLAPSED else "healthy"
+        outcome = "collapsed" if complete_collapse(measured["effective_rank"]) else "healthy"
         method, info = load_method(run, device)
         images = training_splits(data, config).monitor.images[:MEASURE_IMAGES].to(device)
         sigma2 = augmentation_ratio(method, images, info["mean"], info["std"], seed=seed)
