@@ -193,11 +193,15 @@ def h5_verdict(rows: list[dict]) -> v.Verdict | None:
 
 
 def cosine_verdict(rows: list[dict]) -> v.Verdict | None:
-    """H5 on the map by the cosine model: its threshold (D_c fitted on the reference setting, γ measured)
-    agrees with every other setting it predicts (`_agrees`, the same rule as η*'s); a setting without
-    EMA agrees only if no weight decay in the range collapsed it (the model predicts no threshold)."""
-    tested = [r for r in rows if not r["is_reference"] and (r["ema"] == 0 or math.isfinite(r["observed_over_cosine"]))]
-    if not tested or not math.isfinite(tested[0]["critical_mismatch"]):
+    """H5 on the map by the cosine model. Its sharpest prediction needs no constant: no finite threshold
+    without EMA (m = 0). With EMA its threshold (D_c fitted on the reference setting, γ measured) must
+    agree with every other setting it predicts (`_agrees`, the same rule as η*'s). fails if a setting
+    without EMA collapsed inside the range, or a prediction disagrees; holds if every tested setting
+    agrees; None when nothing can be tested. Where γ cannot be measured (the coherence is outside
+    what the lag model allows, e.g. before the weight norms have equilibrated), that is said."""
+    without_ema = [r for r in rows if r["ema"] == 0]
+    with_ema = [r for r in rows if r["ema"] > 0 and not r["is_reference"] and math.isfinite(r["observed_over_cosine"])]
+    if not without_ema and not with_ema:
         return None
 
     def agrees(r):
@@ -205,15 +209,22 @@ def cosine_verdict(rows: list[dict]) -> v.Verdict | None:
             return r["status"] == "no collapse"
         return r["status"] == "located" and _agrees({**r, "observed_over_predicted": r["observed_over_cosine"]})
 
+    tested = without_ema + with_ema
     observation = "; ".join(
-        f"{r['setting']}: " + (f"observed [{r['weight_decay_low']:.3g}, {r['weight_decay_high']:.3g}] ({r['status']})"
+        f"{r['setting']}: " + (f"observed [{r['weight_decay_low']:.3g}, {r['weight_decay_high']:.3g}]"
                                if r["status"] == "located" else r["status"])
         + (", predicted no threshold" if r["ema"] == 0 else f", predicted {r['predicted_cosine']:.3g}")
         for r in tested)
+    unmeasured = [r["setting"] for r in rows if r["ema"] > 0 and r["status"] == "located"
+                  and not math.isfinite(r["restoring_rate"])]
+    if unmeasured:
+        observation += (f". γ not measurable for {', '.join(unmeasured)}: the target's weight coherence is closer to 1 "
+                        "than the model's equilibrium angular step allows, so no EMA threshold is predicted there")
+    critical = rows[0]["critical_mismatch"] if rows else math.nan
     return v.Verdict(
         "H5", "deep: collapse map, cosine model",
-        f"wd_c = D_c(1+μ)(1−m²(1−γ)²)/(2·lr·m²), γ measured, D_c = {tested[0]['critical_mismatch']:.3g} fitted on "
-        f"{REFERENCE}; no threshold without EMA",
+        "no finite threshold without EMA; with EMA wd_c = D_c(1+μ)(1−m²(1−γ)²)/(2·lr·m²), γ measured, "
+        + (f"D_c = {critical:.3g} fitted on {REFERENCE}" if math.isfinite(critical) else "D_c not fittable"),
         observation, v.HOLDS if all(agrees(r) for r in tested) else v.FAILS, {"settings": rows})
 
 

@@ -112,7 +112,7 @@ def run_probe(setting, weight_decay: float, seed: int, epochs: int, *, preset: s
     store.add(row)
     print(f"collapse-map: {setting.name} seed {seed}: weight decay {weight_decay:g} → {outcome} "
           f"(std × √d {measured['std']:.3g}, effective rank {measured['effective_rank']:.3g}, "
-          f"kNN {measured['knn_top1']:.1f}%, σ² {sigma2:.3g}, τ {tau:.3g}, coherence {coherence:.4g})",
+          f"kNN {measured['knn_top1']:.1f}%, σ² {sigma2:.3g}, τ {tau:.3g}, coherence {coherence:.8f})",
           file=sys.stderr, flush=True)
     return row
 

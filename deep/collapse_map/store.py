@@ -62,7 +62,7 @@ def read_probes(path: Path) -> list[dict]:
 
 def _cell(value) -> str:
     if isinstance(value, float):
-        return "" if not math.isfinite(value) else f"{value:.6g}"
+        return "" if not math.isfinite(value) else f"{value:.10g}"  # coherence sits within 1e-6 of 1
     return str(value)
 
 
