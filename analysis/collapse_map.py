@@ -235,7 +235,7 @@ def _line(rows: list[dict], predictor: str, knob: str) -> list[dict]:
     return sorted(line, key=lambda r: r[knob])
 
 
-def _trend(line: list[dict], knob: str) -> tuple[str, float]:
+def _trend(line: list[dict]) -> tuple[str, float]:
     """'rises', 'falls' or 'flat' and the ratio of the last to the first threshold along the line:
     it moved if the two differ by more than MOVES_FACTOR and their seeds' brackets do not overlap."""
     first, last = line[0], line[-1]
@@ -246,26 +246,32 @@ def _trend(line: list[dict], knob: str) -> tuple[str, float]:
     return "flat", ratio
 
 
+def _line_verdicts(rows: list[dict], hypothesis: str, knob: str, outcomes: dict, prediction: str, cell) -> list:
+    """One verdict per predictor along the grid line of `knob`: the threshold's trend (`_trend`) read
+    by `outcomes` {trend: outcome}; `cell(row)` describes one setting."""
+    out = []
+    for predictor in dict.fromkeys(r["predictor"] for r in rows):
+        line = _line(rows, predictor, knob)
+        if len(line) < 2:
+            continue
+        trend, ratio = _trend(line)
+        out.append(v.Verdict(
+            hypothesis, f"deep: collapse map, {predictor} predictor", prediction,
+            "; ".join(cell(r) for r in line) + f" — {trend} (×{ratio:.2f} from the first setting to the last)",
+            outcomes[trend], {"line": line, "trend": trend, "ratio": ratio}))
+    return out
+
+
 def h6_verdicts(rows: list[dict]) -> list[v.Verdict]:
     """H6 on the map, per predictor: the linear theory's η* does not depend on α_p, and a larger α_p
     shrinks the collapse basin, i.e. never lowers the threshold. holds if the threshold is flat
     along the α_p line; fails if it falls with α_p (the basin grows); a rising threshold is
     reported as inconclusive for H6 as stated: the basin shrinks as H6 says but η* moves, which the
     theory says it does not."""
-    out = []
-    for predictor in dict.fromkeys(r["predictor"] for r in rows):
-        line = _line(rows, predictor, "predictor_lr_mult")
-        if len(line) < 2:
-            continue
-        trend, ratio = _trend(line, "predictor_lr_mult")
-        outcome = {"flat": v.HOLDS, "falls": v.FAILS, "rises": v.INCONCLUSIVE}[trend]
-        out.append(v.Verdict(
-            "H6", f"deep: collapse map, {predictor} predictor",
-            "the threshold does not depend on α_p (η* has no α_p) and never falls as α_p grows (the basin shrinks)",
-            "; ".join(f"α_p {r['predictor_lr_mult']:g}: [{r['weight_decay_low']:.3g}, {r['weight_decay_high']:.3g}]"
-                      for r in line) + f" — {trend} (×{ratio:.2f} from the smallest α_p to the largest)",
-            outcome, {"line": line, "trend": trend, "ratio": ratio}))
-    return out
+    return _line_verdicts(
+        rows, "H6", "predictor_lr_mult", {"flat": v.HOLDS, "falls": v.FAILS, "rises": v.INCONCLUSIVE},
+        "the threshold does not depend on α_p (η* has no α_p) and never falls as α_p grows (the basin shrinks)",
+        lambda r: f"α_p {r['predictor_lr_mult']:g}: [{r['weight_decay_low']:.3g}, {r['weight_decay_high']:.3g}]")
 
 
 def h7_verdicts(rows: list[dict]) -> list[v.Verdict]:
@@ -273,20 +279,10 @@ def h7_verdicts(rows: list[dict]) -> list[v.Verdict]:
     threshold. holds if the threshold rises along the EMA line (ema 0 → 0.99), fails if it falls,
     inconclusive if flat within the seeds' spread. (The linear theory at a fixed point has τ = 1 for
     every EMA; a lagging target lowers τ and with it η* = τ²/(4(1+σ²)), measured here as τ.)"""
-    out = []
-    for predictor in dict.fromkeys(r["predictor"] for r in rows):
-        line = _line(rows, predictor, "ema")
-        if len(line) < 2:
-            continue
-        trend, ratio = _trend(line, "ema")
-        outcome = {"rises": v.HOLDS, "falls": v.FAILS, "flat": v.INCONCLUSIVE}[trend]
-        out.append(v.Verdict(
-            "H7", f"deep: collapse map, {predictor} predictor",
-            "a stronger EMA widens the region without collapse: the threshold rises with ema",
-            "; ".join(f"ema {r['ema']:g}: [{r['weight_decay_low']:.3g}, {r['weight_decay_high']:.3g}], τ {r['tau_measured']:.3g}"
-                      for r in line) + f" — {trend} (×{ratio:.2f} from the weakest EMA to the strongest)",
-            outcome, {"line": line, "trend": trend, "ratio": ratio}))
-    return out
+    return _line_verdicts(
+        rows, "H7", "ema", {"rises": v.HOLDS, "falls": v.FAILS, "flat": v.INCONCLUSIVE},
+        "a stronger EMA widens the region without collapse: the threshold rises with ema",
+        lambda r: f"ema {r['ema']:g}: [{r['weight_decay_low']:.3g}, {r['weight_decay_high']:.3g}], τ {r['tau_measured']:.3g}")
 
 
 def map_verdicts(rows: list[dict]) -> list[v.Verdict]:

@@ -64,6 +64,17 @@ def writable_dir(text: str) -> Path:
     return path
 
 
+def out_or_default(out: Path | None, default: str) -> Path:
+    """`--out` as given, or `default` checked like `writable_dir` (a bad default is the same one-line
+    error as a bad --out)."""
+    if out is not None:
+        return out
+    try:
+        return writable_dir(default)
+    except argparse.ArgumentTypeError as err:
+        raise ValueError(f"argument --out: {err}") from None
+
+
 def existing_path(text: str) -> Path:
     path = Path(text)
     if not path.exists():

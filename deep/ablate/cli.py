@@ -36,9 +36,9 @@ def register(subparsers) -> None:
 
 
 def run_ablate(args) -> int:
-    from argparse import ArgumentTypeError
     from pathlib import Path
 
+    from ssldyn.args import out_or_default
     from ssldyn.cli import emit
 
     from analysis.cli import _strict_json
@@ -46,12 +46,7 @@ def run_ablate(args) -> int:
     from deep.config import parse_overrides
     from deep.seeds import mean_pm_std
 
-    out = args.out
-    if out is None:
-        try:
-            out = writable_dir(f"runs/ablate-{args.name}")
-        except ArgumentTypeError as err:
-            raise ValueError(f"argument --out: {err}") from None
+    out = out_or_default(args.out, f"runs/ablate-{args.name}")
     summary = run_ablation(args.name, out, preset=args.preset, dataset=args.dataset,
                            overrides=parse_overrides(args.overrides), data_root=args.data_root,
                            device=args.device, jobs=args.jobs, seeds=args.seeds, tensorboard=args.tensorboard)

@@ -53,20 +53,14 @@ def register(subparsers) -> None:
 
 
 def run_collapse_map(args) -> int:
-    from argparse import ArgumentTypeError
-
+    from ssldyn.args import out_or_default
     from ssldyn.cli import emit
 
     from analysis.cli import _strict_json
     from deep.collapse_map.report import NotBracketed, make_map
     from deep.train import resolve_device
 
-    out = args.out
-    if out is None:
-        try:
-            out = writable_dir("runs/collapse-map")
-        except ArgumentTypeError as err:
-            raise ValueError(f"argument --out: {err}") from None
+    out = out_or_default(args.out, "runs/collapse-map")
     if args.preset not in grid_module.PROBES:
         raise ValueError(f"unknown --preset {args.preset!r}; allowed: {', '.join(grid_module.PROBES)}")
     low, high = args.wd_range
