@@ -36,7 +36,8 @@ from deep import augment
 from deep import config as config_module
 from deep.knn import extract_features, knn_accuracy
 from deep.methods import build_method
-from deep.train import autocast_factory, batch_views, build_optimizer, compile_backbones, lr_at, train_step
+from deep.schedule import lr_at
+from deep.train import autocast_factory, batch_views, build_optimizer, compile_backbones, train_step
 
 TARGET_SECONDS_PER_EPOCH = 2.5
 EPOCH_IMAGES, TEST_IMAGES = 50_000, 10_000

@@ -35,7 +35,8 @@ from deep import augment, config as config_module
 from deep.data import load_dataset
 from deep.methods import build_method
 from deep.threads import ThreadGovernor
-from deep.train import autocast_factory, batch_views, build_optimizer, peak_lr, train_step
+from deep.schedule import peak_lr
+from deep.train import autocast_factory, batch_views, build_optimizer, train_step
 
 WARMUP_STEPS = 3
 LOADED_FIXED_STEPS = 2  # fixed threads beside a busy process are 20-40x slower: a couple of steps show it

@@ -36,7 +36,7 @@ def test_thesis_preset_is_the_reference_recipe(method, lr):
     batch scaling at batch 512, CosineAnnealingLR(T_max = epochs) stepped per epoch, no warm-up."""
     import torch
 
-    from deep.train import lr_at, peak_lr
+    from deep.schedule import lr_at, peak_lr
 
     config = resolve(method, "cifar10")
     assert (config["batch_size"], config["momentum"], config["weight_decay"]) == (512, 0.9, 5e-4)
@@ -54,7 +54,7 @@ def test_thesis_preset_is_the_reference_recipe(method, lr):
 
 
 def test_linear_lr_scaling_is_per_256_images():
-    from deep.train import peak_lr
+    from deep.schedule import peak_lr
 
     config = resolve("byol", "cifar10", overrides={"lr_scaling": "linear"})
     assert peak_lr(config) == pytest.approx(0.06 * 512 / 256)

@@ -11,7 +11,8 @@ from deep import augment, distributed
 from deep import config as config_module
 from deep.data import load_dataset
 from deep.methods import METHODS
-from deep.train import batch_views, cosine_lr, load_method, snapshot_steps, train
+from deep.schedule import cosine_lr
+from deep.train import batch_views, load_method, snapshot_steps, train
 
 EPOCH_KEYS = {"kind", "epoch", "step", "loss", "knn_top1", "knn_top5", "std", "effective_rank", "seconds"}
 STEP_KEYS = {"kind", "step", "epoch", "loss", "lr", "img_per_s"}

@@ -27,7 +27,8 @@ from deep import augment, distributed
 from deep import config as config_module
 from deep.data import load_dataset
 from deep.methods import METHODS
-from deep.train import batch_views, build_optimizer, build_training_method, peak_lr, train, train_step
+from deep.schedule import peak_lr
+from deep.train import batch_views, build_optimizer, build_training_method, train, train_step
 from deep.train_ddp import main as train_ddp_main
 from ssldyn.cli import main
 

@@ -71,7 +71,8 @@ def run_probe(setting, weight_decay: float, seed: int, epochs: int, *, preset: s
     from analysis.verdicts import complete_collapse
     from deep import rundir
     from deep.collapse_map.measure import augmentation_ratio, target_ratio, weight_coherence
-    from deep.train import NonFiniteLoss, load_method, peak_lr, train, training_splits
+    from deep.schedule import peak_lr
+    from deep.train import NonFiniteLoss, load_method, train, training_splits
 
     config = grid_module.probe_config(setting, weight_decay, seed, preset=preset, dataset=dataset,
                                       data_root=data_root, device=device)

@@ -20,7 +20,8 @@ from deep import config as config_module
 from deep.evaluate.accuracy import classifier_accuracy
 from deep.evaluate.labels import label_subset
 from deep.methods import build_method
-from deep.train import build_optimizer, cosine_lr, peak_lr, train_step
+from deep.schedule import cosine_lr, peak_lr
+from deep.train import build_optimizer, train_step
 
 
 @dataclass

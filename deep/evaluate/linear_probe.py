@@ -3,7 +3,7 @@
 The protocol: softmax regression y = W f + b on the backbone's features, W and b from zero (the
 problem is convex, so no random start is needed), trained with SGD (momentum 0.9) and a cosine
 learning-rate decay to 0 over every step, minibatches of `batch_size` (the last smaller one kept),
-lr given per 256 images and scaled by batch_size/256 as in training. The thesis: 10 epochs, lr 0.3
+lr given per 256 images and scaled by batch_size/256 (lightly's convention). The thesis: 10 epochs, lr 0.3
 (Table 4.1 sweeps 0.05–0.35). The reported accuracy is the test top-1 after the FINAL epoch: the
 test set is never used to pick an epoch.
 """
@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from deep.evaluate.accuracy import topk_accuracy
-from deep.train import cosine_lr
+from deep.schedule import cosine_lr
 
 # Thesis Table 4.1: BYOL's linear-probe top-1 for each learning rate.
 THESIS_TABLE_4_1 = {0.05: 85.3, 0.1: 85.48, 0.15: 85.48, 0.2: 85.51, 0.25: 85.52, 0.3: 85.55, 0.35: 85.7}
