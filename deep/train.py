@@ -4,9 +4,11 @@ The whole uint8 training set sits on the training device. One seeded `torch.Gene
 every global batch, its indices (a permutation per epoch) and both views' augmentation parameters;
 every process draws the same global batch and keeps its own shard, so the stream of random numbers
 does not depend on the number of processes. A step is: augment → method forward (the loss) →
-finite-loss check → backward → SGD (momentum 0.9, cosine lr with linear warm-up, base lr scaled
-by batch/256) → EMA of the target networks. After each epoch: weighted kNN on clean features,
-collapse metrics, one metrics line and an atomic checkpoint (everything needed to resume).
+finite-loss check (on a GPU deferred to the next metrics line) → backward → SGD (momentum 0.9, the
+lr of `deep.schedule`) → EMA of the target networks. After each epoch: weighted kNN and the collapse
+metrics on the monitor images (validation or test), one metrics line and an atomic checkpoint
+(everything needed to resume); after the last, the test set once when the monitor was validation.
+On the CPU, the threads follow the load of other processes (`deep.threads`).
 
 On several processes (torchrun, `deep.train_ddp`) the same loop runs on every rank: BatchNorm is
 synchronised over the global batch, DistributedDataParallel averages the gradients, the lr follows
