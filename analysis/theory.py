@@ -7,7 +7,8 @@ Mapping a deep SGD run onto the linear model (used for H5–H7 on deep runs):
 - Time. SGD with learning rate lr and momentum μ moves the weights by about lr/(1−μ) × (gradient +
   weight_decay · W) per step, so one step is lr/(1−μ) of flow time, and the gradient and the decay
   are scaled alike: the flow's η is PyTorch's `weight_decay` of the encoder, whatever lr is.
-  (lr is the optimizer's lr = config lr · batch_size/256.)
+  (lr is the optimizer's peak lr, `deep.schedule.peak_lr`: config lr, times batch_size/256 only
+  with lr_scaling=linear.)
 - Predictor. The deep predictor's lr is α_p·lr with the same `weight_decay`, so its decay per unit
   of flow time is α_p·weight_decay, where Eq. 2 has η (SPEC §2 note: matching needs η/α_p). This
   does not move η*: with a predictor decay η_p, dp/dt = 0 and ds/dt = 0 (s ≠ 0) give
@@ -25,6 +26,7 @@ Mapping a deep SGD run onto the linear model (used for H5–H7 on deep runs):
 import math
 from dataclasses import asdict, dataclass, field
 
+from deep.schedule import peak_lr
 from linear_dynamics.eigen_ode import integrate_eigen
 from linear_dynamics.fixed_points import eta_critical, fixed_points, p_roots, regime
 from linear_dynamics.params import EigenParams
@@ -143,7 +145,8 @@ def deep_to_linear(config: dict, sigma2: float = 0.0) -> DeepMapping:
     ema = float(config.get("ema", 0.0) or 0.0)
     beta = None
     if ema > 0:
-        step_lr = need("lr") * need("batch_size") / 256
+        step_lr = peak_lr({"lr": need("lr"), "batch_size": need("batch_size"),
+                           "lr_scaling": config.get("lr_scaling", "linear")})
         beta = (1 - ema) * (1 - need("momentum")) / step_lr
     eta_star = eta_critical(STEADY_TAU, sigma2)
     mode = regime(eta, STEADY_TAU, sigma2)

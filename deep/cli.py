@@ -42,7 +42,7 @@ def register(subparsers) -> None:
     train.add_argument("--nproc", type=positive_int, metavar="N",
                        help="train with N processes on this machine (torchrun + DistributedDataParallel; with "
                             "--device cuda one per GPU); batch_size is the global batch and must divide by N. "
-                            "Several machines: torchrun ... -m deep.train_ddp (README, Scaling out)")
+                            "Several machines: torchrun ... -m deep.train_ddp (docs/evaluation.md, Scaling out)")
     train.add_argument("--seeds", type=positive_int, default=1, metavar="K",
                        help="train K runs, seeds s..s+K-1 (s: --set seed, default 0), into OUT/seed-<s>/, and write "
                             "OUT/summary.json with every seed's numbers and their mean ± std; run the same command "

@@ -45,7 +45,7 @@ PRESETS = {
 }
 
 # Method-specific adjustments of a preset, applied after the preset itself.
-# cpu: 10 epochs are 1,950 steps, 40× fewer than the thesis' 400 epochs, so the BYOL family and SimSiam
+# cpu: 10 epochs are 1,750 steps (45,000 images at batch 256), ~22× fewer than the thesis' 400 epochs, so the BYOL family and SimSiam
 # get a larger base lr, and DirectPred/DirectCopy the F̂ momentum ρ of the paper authors' published
 # DirectPred command (0.3) instead of the thesis' 0.99. Both were chosen on the validation set
 # (val_split, never the test set) by `python benchmarks/cpu_preset_probes.py`, two seeds per value,

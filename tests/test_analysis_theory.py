@@ -70,6 +70,9 @@ def test_deep_mapping():
     assert mapping.eta == 5e-4 and mapping.alpha_p == 10.0
     assert mapping.eta_predictor == pytest.approx(5e-3)  # PyTorch decays the predictor at α_p·wd
     assert mapping.beta == pytest.approx(0.01 * 0.1 / 0.12)  # (1 − m)(1 − μ) / (lr · 512/256)
+    # The thesis' recipe does not scale lr by the batch: the optimizer's lr is 0.06 itself.
+    unscaled = deep_to_linear({**config, "lr_scaling": "none"})
+    assert unscaled.beta == pytest.approx(0.01 * 0.1 / 0.06)
     assert mapping.eta_star == 0.125 and mapping.predicted == NO_COLLAPSE
     simsiam = deep_to_linear({**config, "ema": 0.0, "weight_decay": 0.3})
     assert simsiam.beta is None and simsiam.regime == "too-large" and simsiam.predicted == COLLAPSE

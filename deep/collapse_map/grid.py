@@ -23,7 +23,7 @@ PREDICTORS = ("linear", "mlp")
 # 10-epoch cosine) with a quarter-epoch warm-up instead of one epoch, so that a probe spends most of
 # its steps at the full lr and weight decay (our choice; with the preset's one-epoch warm-up a
 # one-epoch probe would be all warm-up), and 2 snapshots (W_p and F̂ at step 0: the initial spectrum
-# the eigenvalue ODE starts from). probe_epochs: see the K check in README/docs.
+# the eigenvalue ODE starts from). probe_epochs: see the K check in docs/ablations.md (the collapse map).
 PROBES = {
     "cpu": {"overrides": {"warmup_epochs": 0.25, "snapshots": 2}, "probe_epochs": 1},
     "thesis": {"overrides": {"snapshots": 2}, "probe_epochs": 10},
