@@ -233,6 +233,10 @@ def test_a_smoke_map_locates_resumes_from_its_probes_and_redraws(tmp_path, capsy
     assert {p["epochs"] for p in probes} == {1, 3}  # the K check continued a probe to 3K
     healthy_low = [p for p in probes if p["weight_decay"] == row["weight_decay_low"] and p["epochs"] == 1]
     assert healthy_low[0]["outcome"] == "healthy"
+    (check,) = summary["checks"]  # the K check reports the rank the rule reads, at K and at 3K, from the probes
+    later = [p for p in probes if p["weight_decay"] == check["weight_decay"] and p["epochs"] == 3]
+    assert check["later_effective_rank"] == pytest.approx(later[0]["effective_rank"])
+    assert check["changed"] == (check["outcome"] != later[0]["outcome"])
     assert {p.name for p in out.iterdir()} >= {"probes.csv", "thresholds.csv", "checks.csv", "summary.md",
                                                "collapse_map.png"}
     before = (out / "probes.csv").read_text()

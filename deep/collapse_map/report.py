@@ -20,8 +20,8 @@ THRESHOLD_COLUMNS = ("setting", "predictor", "predictor_lr_mult", "ema", "seeds"
                      "sigma2_measured", "tau_measured", "eta_star_mapped", "fitted_constant", "predicted_eta_star",
                      "observed_over_mapped", "observed_over_predicted", "coherence_measured", "lr", "restoring_rate",
                      "critical_mismatch", "predicted_cosine", "observed_over_cosine", "is_reference", "status_detail")
-CHECK_COLUMNS = ("setting", "seed", "weight_decay", "edge", "epochs", "outcome", "std", "later_epochs",
-                 "later_outcome", "later_std", "changed")
+CHECK_COLUMNS = ("setting", "seed", "weight_decay", "edge", "epochs", "outcome", "effective_rank", "std",
+                 "later_epochs", "later_outcome", "later_effective_rank", "later_std", "changed")
 
 
 class NotBracketed(ValueError):
@@ -85,7 +85,7 @@ def render_markdown(summary: dict) -> str:
     lines = [f"# Collapse map: preset `{summary['preset']}`, {summary['dataset']}, {summary['seeds']} seeds", "",
              "![collapse map](collapse_map.png)", "",
              f"Each probe: the first {summary['probe_epochs']} epoch(s) of BYOL at the preset with the setting; collapsed "
-             "if the effective rank of the projector outputs on the validation images is < 2 "
+             "if the effective rank of the projector outputs on the first 512 validation images is < 2 "
              "(analysis.verdicts.complete_collapse). Bisection on a log "
              f"scale from [{summary['weight_decay_range'][0]:g}, {summary['weight_decay_range'][1]:g}] until high/low ≤ "
              f"{1 + summary['tolerance']:g}.", "",
@@ -106,7 +106,8 @@ def render_markdown(summary: dict) -> str:
                   f"{checks[0]['later_epochs']} epochs: {len(changed)} changed outcome.", "",
                   "| setting | seed | weight decay | edge | at K | later |", "|---|---|---|---|---|---|"]
         lines += [f"| {c['setting']} | {c['seed']} | {c['weight_decay']:g} | {c['edge']} | {c['outcome']} "
-                  f"(std {_cell(c['std'])}) | {c['later_outcome']} (std {_cell(c['later_std'])}) |" for c in checks]
+                  f"(rank {_cell(c['effective_rank'])}) | {c['later_outcome']} (rank {_cell(c['later_effective_rank'])}) |"
+                  for c in checks]
     lines += ["", "## Verdicts (analysis.collapse_map)", ""]
     if summary["verdicts"]:
         lines += ["| hypothesis | setting | prediction | observation | verdict |", "|---|---|---|---|---|"]

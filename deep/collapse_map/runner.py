@@ -169,6 +169,7 @@ def check_probe_length(results: list[dict], count: int, *, preset: str, dataset:
                        "edge": "highest healthy" if kind == "low" else "lowest collapsed",
                        "epochs": epochs, "outcome": at_k["outcome"], "later_epochs": factor * epochs,
                        "later_outcome": later["outcome"], "std": at_k["std"], "later_std": later["std"],
+                       "effective_rank": at_k["effective_rank"], "later_effective_rank": later["effective_rank"],
                        "changed": at_k["outcome"] != later["outcome"]})
     return checks
 

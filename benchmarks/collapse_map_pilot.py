@@ -1,0 +1,39 @@
+"""Pilot of the collapse map's probe rule and length K (docs/ablations.md, "The collapse map").
+
+Five probes of the cpu preset, each trained for 3 epochs (seed 0), printing the monitor's std × √d,
+effective rank and kNN after every epoch: which metric separates runs that recover from runs that
+reach the trivial fixed point, and how early. About 25 min on 2 CPU cores.
+
+    python benchmarks/collapse_map_pilot.py [--out runs/collapse-pilot]
+"""
+import argparse
+import json
+from pathlib import Path
+
+from deep.collapse_map.grid import Setting
+from deep.collapse_map.runner import probe_dir, run_probe
+from deep.collapse_map.store import ProbeStore
+
+POINTS = [(Setting("linear", 1.0, 0.9), 1e-3), (Setting("linear", 1.0, 0.9), 1e-2),
+          (Setting("linear", 1.0, 0.9), 3e-2), (Setting("mlp", 1.0, 0.9), 1e-2),
+          (Setting("linear", 10.0, 0.9), 1e-3)]
+EPOCHS = 3
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("runs/collapse-pilot"), help="probe directories and probes.csv")
+    args = parser.parse_args()
+    store = ProbeStore(args.out / "probes.csv")
+    for setting, weight_decay in POINTS:
+        run_probe(setting, weight_decay, 0, EPOCHS, preset="cpu", dataset="cifar10", data_root=None, device="cpu",
+                  out=args.out, store=store)
+        lines = (probe_dir(args.out, setting, 0, weight_decay) / "metrics.jsonl").read_text().splitlines()
+        for line in map(json.loads, lines):
+            if line["kind"] == "epoch":
+                print(f"{setting.name} weight decay {weight_decay:g} epoch {line['epoch']}: std × √d {line['std']:.3f}, "
+                      f"effective rank {line['effective_rank']:.1f}, kNN {line['knn_top1']:.1f}%", flush=True)
+
+
+if __name__ == "__main__":
+    main()
