@@ -61,17 +61,17 @@ def _analyze(args) -> int:
 
 
 def _hypotheses(args) -> int:
-    from analysis.collapse_map import is_map, map_verdicts, read_thresholds
+    from analysis.collapse_map import is_map, map_verdicts, read_checks, read_thresholds
     from analysis.deep_hypotheses import deep_verdicts
     from analysis.hypotheses import summarize
     from analysis.linear_hypotheses import linear_verdicts
     from analysis.rundir import load_run
 
     # bad input fails before the slow part: a run directory, or a collapse map (`ssldyn collapse-map`)
-    maps = [read_thresholds(path) for path in args.runs if is_map(path)]
+    maps = [(read_thresholds(path), read_checks(path)) for path in args.runs if is_map(path)]
     runs = [load_run(path, need_snapshots=False) for path in args.runs if not is_map(path)]
     linear = linear_verdicts(sgd=not args.no_sgd)
-    deep = deep_verdicts(runs, sigma2=args.sigma2) + [x for rows in maps for x in map_verdicts(rows)]
+    deep = deep_verdicts(runs, sigma2=args.sigma2) + [x for rows, checks in maps for x in map_verdicts(rows, checks)]
     result = {"summary": summarize(linear, deep), "linear": [x.as_dict() for x in linear],
               "deep": [x.as_dict() for x in deep]}
     if args.json:

@@ -27,7 +27,7 @@ no finite threshold without EMA (m = 0), a threshold ∝ 1/lr, falling as m grow
 """
 import csv
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -285,13 +285,22 @@ def h7_verdicts(rows: list[dict]) -> list[v.Verdict]:
         lambda r: f"ema {r['ema']:g}: [{r['weight_decay_low']:.3g}, {r['weight_decay_high']:.3g}], τ {r['tau_measured']:.3g}")
 
 
-def map_verdicts(rows: list[dict]) -> list[v.Verdict]:
-    """Every verdict the map allows."""
+def map_verdicts(rows: list[dict], checks: list[dict] = ()) -> list[v.Verdict]:
+    """Every verdict the map allows. If a probe continued to 3K epochs changed its outcome (the K
+    check, `checks`), the thresholds are those of the first K epochs, not the runs' fate: every
+    verdict is then inconclusive, saying why."""
     h5, cosine = h5_verdict(rows), cosine_verdict(rows)
-    return [x for x in (h5, cosine) if x] + h6_verdicts(rows) + h7_verdicts(rows)
+    found = [x for x in (h5, cosine) if x] + h6_verdicts(rows) + h7_verdicts(rows)
+    changed = [c for c in checks if c["changed"]]
+    if not changed:
+        return found
+    reason = (f"probe length K failed its check: {len(changed)} of {len(checks)} edge probes changed outcome "
+              f"by {changed[0]['later_epochs']} epochs, so the thresholds are the first epochs' transient, not the fate")
+    return [replace(x, outcome=v.INCONCLUSIVE, observation=f"{reason}; {x.observation}",
+                    evidence={**x.evidence, "k_check_changed": len(changed), "k_checks": len(checks)}) for x in found]
 
 
-THRESHOLDS = "thresholds.csv"
+THRESHOLDS, CHECKS = "thresholds.csv", "checks.csv"
 _TEXT = ("setting", "predictor", "status", "status_detail", "seed_brackets")
 _FLAGS = ("seeds_overlap", "is_reference")
 
@@ -299,6 +308,21 @@ _FLAGS = ("seeds_overlap", "is_reference")
 def is_map(path) -> bool:
     """Whether `path` is a collapse-map directory (it holds thresholds.csv)."""
     return (Path(path) / THRESHOLDS).is_file()
+
+
+def read_checks(path) -> list[dict]:
+    """The rows of MAP/checks.csv (the K check; none if the file is absent), `changed` as a bool."""
+    file = Path(path) / CHECKS
+    if not file.is_file():
+        return []
+    with file.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for lineno, row in enumerate(rows, start=2):
+        if row.get("changed") not in ("True", "False"):
+            raise ValueError(f"{file} line {lineno}: changed={row.get('changed')!r} must be True or False")
+        row["changed"] = row["changed"] == "True"
+        row["later_epochs"] = int(float(row["later_epochs"]))
+    return rows
 
 
 def read_thresholds(path) -> list[dict]:

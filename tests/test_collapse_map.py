@@ -194,6 +194,17 @@ def test_h6_holds_for_a_flat_threshold_and_fails_when_it_falls_with_alpha():
     assert h6.outcome == v.FAILS and h6.evidence["trend"] == "falls"
 
 
+def test_a_failed_k_check_makes_every_map_verdict_inconclusive():
+    falling = _chains({("linear", 0.3, 0.9): 0.03, ("linear", 1.0, 0.9): 0.01, ("linear", 10.0, 0.9): 0.003})
+    rows = analysis_map.thresholds(falling, _edge_probes(falling))
+    passed = [{"changed": False, "later_epochs": 3}] * 2
+    assert [x.outcome for x in analysis_map.map_verdicts(rows, passed) if x.hypothesis == "H6"] == [v.FAILS]
+    failed = [{"changed": True, "later_epochs": 3}, {"changed": False, "later_epochs": 3}]
+    verdicts = analysis_map.map_verdicts(rows, failed)
+    assert verdicts and {x.outcome for x in verdicts} == {v.INCONCLUSIVE}
+    assert all("1 of 2 edge probes changed outcome" in x.observation for x in verdicts)
+
+
 def test_h7_holds_when_a_stronger_ema_raises_the_threshold_and_fails_when_it_collapses_more():
     rising = _chains({("mlp", 1.0, 0.0): 0.005, ("mlp", 1.0, 0.9): 0.01, ("mlp", 1.0, 0.99): 0.03})
     (h7,) = analysis_map.h7_verdicts(analysis_map.thresholds(rising, _edge_probes(rising)))
@@ -249,7 +260,7 @@ def test_a_smoke_map_locates_resumes_from_its_probes_and_redraws(tmp_path, capsy
     monkeypatch.setattr(analysis.linear_hypotheses, "linear_verdicts", lambda sgd: [])
     assert main(["hypotheses", "--no-sgd", "--json", "--runs", str(out)]) == 0
     deep = json.loads(capsys.readouterr().out)["deep"]
-    expected = analysis_map.map_verdicts(analysis_map.read_thresholds(out))
+    expected = analysis_map.map_verdicts(analysis_map.read_thresholds(out), analysis_map.read_checks(out))
     assert [(x["hypothesis"], x["outcome"]) for x in deep] == [(x.hypothesis, x.outcome) for x in expected] != []
     assert analysis_map.read_thresholds(out)[0]["weight_decay_low"] == row["weight_decay_low"]
 

@@ -65,7 +65,7 @@ def make_map(settings, out: Path, *, seeds: int, preset: str, dataset: str, data
                                      r["setting"].ema, r["seed"], r["bracket"].low, r["bracket"].high,
                                      r["bracket"].status) for r in results]
     rows = analysis_map.thresholds(chain_rows, probes)
-    verdicts = analysis_map.map_verdicts(rows)
+    verdicts = analysis_map.map_verdicts(rows, check_rows)
     files = [probes_path, write_rows(out / "thresholds.csv", THRESHOLD_COLUMNS, rows),
              write_rows(out / "checks.csv", CHECK_COLUMNS, check_rows)]
     trained = [p for p in read_probes(probes_path)]
@@ -103,7 +103,9 @@ def render_markdown(summary: dict) -> str:
     if checks:
         changed = [c for c in checks if c["changed"]]
         lines += ["", f"**Is the probe long enough?** {len(checks)} probes at the edge of their bracket were continued to "
-                  f"{checks[0]['later_epochs']} epochs: {len(changed)} changed outcome.", "",
+                  f"{checks[0]['later_epochs']} epochs: {len(changed)} changed outcome"
+                  + (" — **no: K is too short; the thresholds above are the first epochs' transient, not the runs' "
+                     "fate, and every verdict below is inconclusive**." if changed else "."), "",
                   "| setting | seed | weight decay | edge | at K | later |", "|---|---|---|---|---|---|"]
         lines += [f"| {c['setting']} | {c['seed']} | {c['weight_decay']:g} | {c['edge']} | {c['outcome']} "
                   f"(rank {_cell(c['effective_rank'])}) | {c['later_outcome']} (rank {_cell(c['later_effective_rank'])}) |"
