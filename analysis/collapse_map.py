@@ -318,10 +318,11 @@ def read_checks(path) -> list[dict]:
     with file.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     for lineno, row in enumerate(rows, start=2):
-        if row.get("changed") not in ("True", "False"):
-            raise ValueError(f"{file} line {lineno}: changed={row.get('changed')!r} must be True or False")
-        row["changed"] = row["changed"] == "True"
-        row["later_epochs"] = int(float(row["later_epochs"]))
+        later = row.get("later_epochs") or ""
+        if row.get("changed") not in ("True", "False") or not later.isdigit():
+            raise ValueError(f"{file} line {lineno}: changed={row.get('changed')!r} must be True or False and "
+                             f"later_epochs={later!r} a whole number; remake the map with `ssldyn collapse-map`")
+        row["changed"], row["later_epochs"] = row["changed"] == "True", int(later)
     return rows
 
 

@@ -341,3 +341,12 @@ def test_the_cosine_model_verdict_holds_on_its_own_prediction_and_fails_at_twice
     assert reference["restoring_rate"] == pytest.approx(gammas[0.9], rel=1e-6)  # γ read back from the coherence
     assert analysis_map.cosine_verdict(rows(2 * predicted, "no collapse")).outcome == v.FAILS
     assert analysis_map.cosine_verdict(rows(predicted, None)).outcome == v.FAILS  # SimSiam collapsed at 0.02–0.03
+
+
+def test_read_checks_names_a_corrupt_line(tmp_path):
+    assert analysis_map.read_checks(tmp_path) == []  # a map without a K check
+    (tmp_path / "checks.csv").write_text("changed,later_epochs\nTrue,3\nyes,3\n")
+    with pytest.raises(ValueError, match="checks.csv line 3: changed='yes'"):
+        analysis_map.read_checks(tmp_path)
+    (tmp_path / "checks.csv").write_text("changed,later_epochs\nTrue,3\n")
+    assert analysis_map.read_checks(tmp_path) == [{"changed": True, "later_epochs": 3}]
