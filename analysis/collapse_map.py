@@ -14,7 +14,8 @@ The linear theory's threshold (paper Sec. 4; thesis Sec. 3.1) is η* = τ²/(4(1
 measured on the network at the healthy edge of each seed's bracket (`deep.collapse_map.measure`;
 the median over seeds). In weight-decay units, with flow time lr/(1−μ) per SGD step, η =
 weight_decay (`analysis.theory.deep_to_linear`): `eta_star_mapped`. That mapping has no free
-constant and ignores the cosine loss, BatchNorm and the non-linear network; the second prediction,
+constant and ignores the cosine loss, BatchNorm and the non-linear network (its verdict:
+`h5_unfitted_verdict`); the second prediction,
 `predicted_eta_star`, keeps the theory's *dependence* on σ² and τ but fits one constant c in η =
 c·weight_decay on the reference setting only (linear predictor, α_p = 1, ema 0.9), so it predicts
 every other setting. By the theory η* does not depend on α_p at all.
@@ -188,8 +189,26 @@ def h5_verdict(rows: list[dict]) -> v.Verdict | None:
         "H5", "deep: collapse map",
         f"threshold = η*(σ², τ)/c with σ², τ measured and c = {c:.3g} fitted on {REFERENCE}; agreement within "
         f"×{AGREE_FACTOR:g} or {SEED_SIGMAS:g} seed standard deviations",
-        observation + ". Unfitted (η = weight_decay): observed/η* = "
-        + ", ".join(f"{r['observed_over_mapped']:.3g}" for r in located), outcome, {"settings": rows})
+        observation, outcome, {"settings": rows})
+
+
+def h5_unfitted_verdict(rows: list[dict]) -> v.Verdict | None:
+    """H5 on the map with no free constant: the observed threshold against the linear theory's η* =
+    τ²/(4(1+σ²)) in weight-decay units (η = weight_decay, `eta_star_mapped`). holds if every located
+    setting agrees (`_agrees`), fails if one does not; None when no setting is located."""
+    located = [r for r in rows if r["status"] == "located" and math.isfinite(r["observed_over_mapped"])]
+    if not located:
+        return None
+    outcome = v.HOLDS if all(_agrees({**r, "observed_over_predicted": r["observed_over_mapped"]}) for r in located) \
+        else v.FAILS
+    observation = "; ".join(f"{r['setting']}: observed {r['threshold']:.3g} (bracket [{r['weight_decay_low']:.3g}, "
+                            f"{r['weight_decay_high']:.3g}]) vs η* {r['eta_star_mapped']:.3g} from σ² "
+                            f"{r['sigma2_measured']:.3g}, τ {r['tau_measured']:.3g} (×{r['observed_over_mapped']:.3g})"
+                            for r in located)
+    return v.Verdict(
+        "H5", "deep: collapse map, no fitted constant",
+        f"threshold = η* = τ²/(4(1+σ²)) with σ², τ measured and η = weight_decay; agreement within ×{AGREE_FACTOR:g} "
+        f"or {SEED_SIGMAS:g} seed standard deviations", observation, outcome, {"settings": rows})
 
 
 def cosine_verdict(rows: list[dict]) -> v.Verdict | None:
@@ -285,19 +304,74 @@ def h7_verdicts(rows: list[dict]) -> list[v.Verdict]:
         lambda r: f"ema {r['ema']:g}: [{r['weight_decay_low']:.3g}, {r['weight_decay_high']:.3g}], τ {r['tau_measured']:.3g}")
 
 
-def map_verdicts(rows: list[dict], checks: list[dict] = ()) -> list[v.Verdict]:
-    """Every verdict the map allows. If a probe continued to 3K epochs changed its outcome (the K
-    check, `checks`), the thresholds are those of the first K epochs, not the runs' fate: every
-    verdict is then inconclusive, saying why."""
-    h5, cosine = h5_verdict(rows), cosine_verdict(rows)
-    found = [x for x in (h5, cosine) if x] + h6_verdicts(rows) + h7_verdicts(rows)
+def read_k_check(checks: list[dict]) -> tuple[str, str]:
+    """What the K check says, as (kind, sentence). kind: `none` (no check), `passed` (no probe changed
+    outcome), `falls` (every change went from healthy at K to collapsed at 3K while a collapsed edge
+    stayed collapsed: the threshold falls with training) or `transient` (any other change: a collapse
+    that did not last, or a divergence)."""
+    if not checks:
+        return "none", "the probe length was not checked"
     changed = [c for c in checks if c["changed"]]
+    later = checks[0]["later_epochs"]
     if not changed:
+        return "passed", f"all {len(checks)} edge probes kept their outcome to {later} epochs"
+    counted = f"{len(changed)} of {len(checks)} edge probes changed outcome by {later} epochs"
+    stayed = [c for c in checks if c.get("outcome") == "collapsed" and c.get("later_outcome") == "collapsed"]
+    if stayed and all((c.get("outcome"), c.get("later_outcome")) == ("healthy", "collapsed") for c in changed):
+        return "falls", (f"{counted}, every one from healthy to collapsed, while {len(stayed)} collapsed edge(s) stayed "
+                         "collapsed: the threshold falls with training, and the thresholds at K are upper bounds at best")
+    return "transient", f"{counted}, so the thresholds are the first epochs' transient, not the fate"
+
+
+def lasting_collapses(rows: list[dict], checks: list[dict]) -> list[tuple[dict, dict]]:
+    """(check, setting row) for every checked collapsed edge that was still collapsed at 3K: a collapse
+    observed at both lengths, which no reading of the K check makes less of a collapse."""
+    by_name = {r["setting"]: r for r in rows}
+    return [(c, by_name[c["setting"]]) for c in checks if c["setting"] in by_name
+            and c.get("outcome") == "collapsed" and c.get("later_outcome") == "collapsed"]
+
+
+def _far_below_eta_star(weight_decay: float, row: dict) -> bool:
+    """Whether a weight decay lies below the setting's unfitted η* by more than `_agrees` allows."""
+    if not math.isfinite(row["eta_star_mapped"]):
+        return False
+    spread = row["threshold_log10_std"] if math.isfinite(row["threshold_log10_std"]) else 0.0
+    return math.log10(row["eta_star_mapped"] / weight_decay) > max(math.log10(AGREE_FACTOR), SEED_SIGMAS * spread)
+
+
+def map_verdicts(rows: list[dict], checks: list[dict] = ()) -> list[v.Verdict]:
+    """Every verdict the map allows, read through the K check (`read_k_check`). Passed (or not run):
+    the verdicts as they are. Failed: every verdict is inconclusive, saying why, except two failures
+    the continued probes show at 3K as well (`lasting_collapses`): the unfitted H5 where a collapse
+    lasted at a weight decay far below η* (`_far_below_eta_star`, σ² and τ as measured at K), and the
+    cosine model where a setting without EMA (no threshold, it predicts) stayed collapsed."""
+    h5, unfitted, cosine = h5_verdict(rows), h5_unfitted_verdict(rows), cosine_verdict(rows)
+    found = [x for x in (h5, unfitted, cosine) if x] + h6_verdicts(rows) + h7_verdicts(rows)
+    checks = list(checks)
+    kind, reason = read_k_check(checks)
+    if kind in ("none", "passed"):
         return found
-    reason = (f"probe length K failed its check: {len(changed)} of {len(checks)} edge probes changed outcome "
-              f"by {changed[0]['later_epochs']} epochs, so the thresholds are the first epochs' transient, not the fate")
-    return [replace(x, outcome=v.INCONCLUSIVE, observation=f"{reason}; {x.observation}",
-                    evidence={**x.evidence, "k_check_changed": len(changed), "k_checks": len(checks)}) for x in found]
+    evidence = {"k_check": kind, "k_check_changed": sum(c["changed"] for c in checks), "k_checks": len(checks)}
+    lasting = lasting_collapses(rows, checks)
+    below = [(c, r) for c, r in lasting if _far_below_eta_star(c["weight_decay"], r)]
+    no_ema = [(c, r) for c, r in lasting if r["ema"] == 0]
+    out = []
+    for x in found:
+        if x is unfitted and below:
+            out.append(replace(x, outcome=v.FAILS, evidence={**x.evidence, **evidence}, observation=(
+                f"{reason}; but a collapse lasted far below η*: " + "; ".join(
+                    f"{r['setting']} seed {c['seed']} collapsed at weight decay {c['weight_decay']:.3g} at "
+                    f"{c['epochs']} and {c['later_epochs']} epochs, ×{c['weight_decay'] / r['eta_star_mapped']:.3g} of "
+                    f"η* {r['eta_star_mapped']:.3g} (σ², τ as measured at K)" for c, r in below))))
+        elif x is cosine and no_ema:
+            out.append(replace(x, outcome=v.FAILS, evidence={**x.evidence, **evidence}, observation=(
+                f"{reason}; but without EMA, where the model has no threshold, a collapse lasted: " + "; ".join(
+                    f"{r['setting']} seed {c['seed']} collapsed at weight decay {c['weight_decay']:.3g} at "
+                    f"{c['epochs']} and {c['later_epochs']} epochs" for c, r in no_ema))))
+        else:
+            out.append(replace(x, outcome=v.INCONCLUSIVE, observation=f"probe length K failed its check: {reason}; "
+                               f"{x.observation}", evidence={**x.evidence, **evidence}))
+    return out
 
 
 THRESHOLDS, CHECKS = "thresholds.csv", "checks.csv"

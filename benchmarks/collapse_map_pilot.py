@@ -1,8 +1,10 @@
 """Pilot of the collapse map's probe rule and length K (docs/ablations.md, "The collapse map").
 
-Five probes of the cpu preset, each trained for 3 epochs (seed 0), printing the monitor's std × √d,
-effective rank and kNN after every epoch: which metric separates runs that recover from runs that
-reach the trivial fixed point, and how early. About 25 min on 2 CPU cores.
+Five probes of the collapse map's cpu protocol (`deep.collapse_map.grid.PROBES`), each trained for 3
+epochs (seed 0), printing the monitor's std × √d, effective rank and kNN after every epoch: which
+metric separates runs that recover from runs that reach the trivial fixed point, and how early. The
+numbers in docs/ablations.md come from the earlier protocol (batch 256 on all 45,000 images, commit
+8c3ed47), where it took 25 min on 2 CPU cores; the current protocol's steps cost a quarter.
 
     python benchmarks/collapse_map_pilot.py [--out runs/collapse-pilot]
 """
@@ -10,7 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
-from deep.collapse_map.grid import Setting
+from deep.collapse_map.grid import Setting, probe_config
 from deep.collapse_map.runner import probe_dir, run_probe
 from deep.collapse_map.store import ProbeStore
 
@@ -28,7 +30,8 @@ def main() -> None:
     for setting, weight_decay in POINTS:
         run_probe(setting, weight_decay, 0, EPOCHS, preset="cpu", dataset="cifar10", data_root=None, device="cpu",
                   out=args.out, store=store)
-        lines = (probe_dir(args.out, setting, 0, weight_decay) / "metrics.jsonl").read_text().splitlines()
+        config = probe_config(setting, weight_decay, 0, preset="cpu", dataset="cifar10")
+        lines = (probe_dir(args.out, config, setting) / "metrics.jsonl").read_text().splitlines()
         for line in map(json.loads, lines):
             if line["kind"] == "epoch":
                 print(f"{setting.name} weight decay {weight_decay:g} epoch {line['epoch']}: std × √d {line['std']:.3f}, "

@@ -70,6 +70,9 @@ KEYS = {
     "eval_batch": Key(int, "clean monitor images whose projections give the collapse metrics", low=2),
     "val_split": Key(int, "training images held out (class-balanced, drawn from seed) as the per-epoch monitor's "
                           "validation set; 0: the monitor uses the test set, as the thesis' Fig. 4.6 did", low=0),
+    "train_fraction": Key(float, "class-balanced fraction of the training images (after val_split) the run trains on "
+                                 "and the kNN monitor votes with, drawn from seed (the collapse map's small probes)",
+                          low=0, low_open=True, high=1),
     # self-supervised heads
     "projector": Key(str, "projection head (none removes it)", choices=PROJECTORS),
     "proj_layers": Key(int, "projector depth (2 = thesis, 3 = Barlow Twins)", low=1),
@@ -121,6 +124,7 @@ COMMON = {
     "knn_temperature": 0.1,
     "eval_batch": 512,
     "val_split": 0,
+    "train_fraction": 1.0,
 }
 
 
@@ -217,10 +221,21 @@ def resolve(method: str, dataset: str, *, preset: str = "thesis", overrides: dic
     return validate(config)
 
 
+# Keys added after runs were written, with the value those runs had: a config.json or checkpoint
+# without one reads as that value, so older runs still resume, load and compare.
+ADDED_KEYS = {"train_fraction": 1.0}
+
+
+def with_added_keys(config: dict) -> dict:
+    """`config` with every ADDED_KEYS key it lacks set to the value runs had before the key existed."""
+    return {**{k: v for k, v in ADDED_KEYS.items() if k not in config}, **config}
+
+
 def validate(config: dict) -> dict:
     """Check every key's type and range and the constraints between keys; returns a checked copy."""
     from deep.methods import METHODS
 
+    config = with_added_keys(config)
     unknown = [k for k in config if k not in KEYS and k not in IDENTITY_KEYS]
     if unknown:
         raise ValueError(f"unknown config keys {unknown}; allowed: {', '.join(sorted(KEYS))}")

@@ -194,13 +194,20 @@ class Splits:
 
 def training_splits(dataset, config: dict) -> Splits:
     """Hold out `val_split` class-balanced training images (drawn from the seed) as the monitor's
-    validation set; the rest is what the method trains on, or for the supervised baseline the pool
+    validation set; of the rest, the class-balanced `train_fraction` (all by default) is what the
+    method trains on, or for the supervised baseline the pool
     its label fraction `labels` is drawn from (Table 4.3)."""
     train, test = dataset.train, dataset.test
     monitor, monitor_name = test, "test"
     if config["val_split"]:
         train, monitor = holdout(train, config["val_split"], config["seed"])
         monitor_name = "validation"
+    fraction = config["train_fraction"]
+    try:
+        train = label_subset(train, fraction, config["seed"])
+    except ValueError:
+        raise ValueError(f"train_fraction={fraction:g} keeps no training image of some class ({len(train.labels)} "
+                         "images before it); use a larger fraction") from None
     return Splits(label_subset(train, config.get("labels", 1.0), config["seed"]), monitor, monitor_name, test)
 
 
@@ -460,7 +467,7 @@ RESUMABLE_CHANGES = ("device", "data_root", "compile")
 def _restore(out: Path, config: dict, method, optimizer, generator, log) -> dict:
     """Load RUN/checkpoint.pt into the fresh method, optimizer and generator; returns the progress."""
     state = load_checkpoint(rundir.checkpoint_path(out), map_location=config["device"])
-    saved = {k: v for k, v in state["config"].items() if k not in RESUMABLE_CHANGES}
+    saved = {k: v for k, v in config_module.with_added_keys(state["config"]).items() if k not in RESUMABLE_CHANGES}
     wanted = {k: v for k, v in config.items() if k not in RESUMABLE_CHANGES}
     if saved != wanted:
         changed = sorted(k for k in saved.keys() | wanted.keys() if saved.get(k) != wanted.get(k))

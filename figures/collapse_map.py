@@ -3,8 +3,8 @@
 Two panels, weight decay on a log axis: the α_p line (at ema 0.9) and the EMA line (at α_p = 1).
 For each predictor: every probe (healthy ○, collapsed ×, seeds side by side), each setting's bracket
 over its seeds (a bar) with the geometric mean of the seeds' thresholds (a line through the
-settings), and the theory's threshold η*(σ², τ) with one constant fitted on the reference setting
-(dashed). `ssldyn figures` redraws figures/collapse_map/collapse_map.png from the committed CSVs.
+settings), and the theory's threshold η*(σ², τ) from the measured σ² and τ: with no constant (η =
+weight decay, a star) and with one constant fitted on the reference setting (dashed). `ssldyn figures` redraws figures/collapse_map/collapse_map.png from the committed CSVs.
 """
 import csv
 import math
@@ -76,6 +76,10 @@ def draw(thresholds: list[dict], probes: list[dict], png: Path) -> Path:
                 ax.plot([positions[r[knob]] + shift for r in predicted], [r["predicted_eta_star"] for r in predicted],
                         color=colour, linestyle="--", linewidth=1,
                         label=f"{predictor}: η*(σ², τ) measured, one constant fitted")
+            unfitted = [r for r in mine if math.isfinite(r.get("eta_star_mapped", math.nan))]
+            if unfitted:
+                ax.scatter([positions[r[knob]] + shift for r in unfitted], [r["eta_star_mapped"] for r in unfitted],
+                           marker="*", s=70, color=colour, label=f"{predictor}: η* = τ²/4(1+σ²) measured, no constant")
         ax.set_xticks(list(positions.values()), [f"{value:g}" for value in positions])
         ax.set_xlim(-0.6, len(positions) - 0.4)
         ax.set_yscale("log")

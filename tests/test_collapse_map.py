@@ -75,7 +75,9 @@ def test_a_probe_is_the_beginning_of_a_run_of_the_preset():
     setting = grid_module.Setting("linear", 3.0, 0.99)
     config = grid_module.probe_config(setting, 0.01, 2, preset="cpu", dataset="cifar10")
     assert (config["predictor"], config["predictor_lr_mult"], config["ema"]) == ("linear", 3.0, 0.99)
-    assert (config["weight_decay"], config["seed"], config["width"], config["batch_size"]) == (0.01, 2, 16, 256)
+    assert (config["weight_decay"], config["seed"], config["width"], config["lr"]) == (0.01, 2, 16, 0.2)
+    # a quarter of the images at a quarter of the batch: the cpu preset's steps per epoch, lr and lr·wd
+    assert config["batch_size"] * 4 == 256 and config["train_fraction"] == 0.25 and config["lr_scaling"] == "none"
     assert config["epochs"] >= 3 * grid_module.probe_epochs("cpu")  # room for the K check
 
 
@@ -194,15 +196,72 @@ def test_h6_holds_for_a_flat_threshold_and_fails_when_it_falls_with_alpha():
     assert h6.outcome == v.FAILS and h6.evidence["trend"] == "falls"
 
 
+def _check(edge_outcome: str, later: str, setting="linear-alpha1-ema0.9", weight_decay=0.01, seed=0):
+    return {"setting": setting, "seed": seed, "weight_decay": weight_decay, "epochs": 3, "outcome": edge_outcome,
+            "later_outcome": later, "changed": edge_outcome != later, "later_epochs": 9}
+
+
+def test_the_k_check_reads_which_way_the_edge_probes_changed():
+    read = lambda *checks: analysis_map.read_k_check(list(checks))[0]  # noqa: E731
+    assert read() == "none"
+    assert read(_check("healthy", "healthy"), _check("collapsed", "collapsed")) == "passed"
+    assert read(_check("healthy", "collapsed"), _check("collapsed", "collapsed")) == "falls"
+    assert read(_check("collapsed", "healthy"), _check("collapsed", "collapsed")) == "transient"  # did not last
+    assert read(_check("healthy", "diverged"), _check("collapsed", "collapsed")) == "transient"
+    assert read(_check("healthy", "collapsed")) == "transient"  # no collapsed edge checked
+
+
 def test_a_failed_k_check_makes_every_map_verdict_inconclusive():
     falling = _chains({("linear", 0.3, 0.9): 0.03, ("linear", 1.0, 0.9): 0.01, ("linear", 10.0, 0.9): 0.003})
     rows = analysis_map.thresholds(falling, _edge_probes(falling))
-    passed = [{"changed": False, "later_epochs": 3}] * 2
+    passed = [_check("healthy", "healthy"), _check("collapsed", "collapsed")]
     assert [x.outcome for x in analysis_map.map_verdicts(rows, passed) if x.hypothesis == "H6"] == [v.FAILS]
-    failed = [{"changed": True, "later_epochs": 3}, {"changed": False, "later_epochs": 3}]
-    verdicts = analysis_map.map_verdicts(rows, failed)
+    recovered = [_check("collapsed", "healthy"), _check("healthy", "healthy")]  # a collapse that did not last
+    verdicts = analysis_map.map_verdicts(rows, recovered)
     assert verdicts and {x.outcome for x in verdicts} == {v.INCONCLUSIVE}
-    assert all("1 of 2 edge probes changed outcome" in x.observation for x in verdicts)
+    assert all("1 of 2 edge probes changed outcome by 9 epochs" in x.observation for x in verdicts)
+
+
+def test_h5_without_a_constant_holds_at_eta_star_and_fails_far_below_it():
+    """η*(σ² = 1, τ = 1) = 1/8 by hand: thresholds at 0.125 agree, at 0.01 (×0.08) do not."""
+    at = _chains({("linear", 1.0, 0.9): 0.125, ("linear", 3.0, 0.9): 0.125}, spread=1.0)
+    rows = analysis_map.thresholds(at, _edge_probes(at))
+    assert rows[0]["eta_star_mapped"] == pytest.approx(0.125)
+    assert analysis_map.h5_unfitted_verdict(rows).outcome == v.HOLDS
+    below = _chains({("linear", 1.0, 0.9): 0.01, ("linear", 3.0, 0.9): 0.125}, spread=1.0)
+    assert analysis_map.h5_unfitted_verdict(analysis_map.thresholds(below, _edge_probes(below))).outcome == v.FAILS
+
+
+def test_a_failure_that_the_continued_probes_show_at_3k_too_survives_a_failed_k_check():
+    """Unfitted H5: a collapsed edge far below η* = 1/8 that is still collapsed at 3K keeps `fails`;
+    at ×0.8 of η*, or with that edge unchecked or recovered, the verdict is inconclusive. Cosine model:
+    a setting without EMA that stayed collapsed keeps `fails`; unchecked, inconclusive."""
+    unfitted = lambda verdicts: [x.outcome for x in verdicts if x.setting.endswith("no fitted constant")]  # noqa: E731
+    cosine = lambda verdicts: [x.outcome for x in verdicts if x.setting.endswith("cosine model")]  # noqa: E731
+    below = _chains({("linear", 1.0, 0.9): 0.01}, spread=1.0)
+    rows = analysis_map.thresholds(below, _edge_probes(below))
+    flipped = _check("healthy", "collapsed", weight_decay=0.0095)
+    lasted = [flipped, _check("collapsed", "collapsed", weight_decay=0.011)]
+    verdicts = analysis_map.map_verdicts(rows, lasted)
+    assert unfitted(verdicts) == [v.FAILS] and "collapsed at weight decay 0.011 at 3 and 9 epochs" in \
+        [x for x in verdicts if x.setting.endswith("no fitted constant")][0].observation
+    assert {x.outcome for x in verdicts if not x.setting.endswith("no fitted constant")} == {v.INCONCLUSIVE}
+    assert unfitted(analysis_map.map_verdicts(rows, [flipped, _check("collapsed", "healthy", weight_decay=0.011)])) \
+        == [v.INCONCLUSIVE]
+    assert unfitted(analysis_map.map_verdicts(rows, [flipped, _check("collapsed", "collapsed", "other", 0.011)])) \
+        == [v.INCONCLUSIVE]  # the lasting collapse belongs to a setting not in the map
+    near = _chains({("linear", 1.0, 0.9): 0.1}, spread=1.0)  # ×0.8 of η*
+    near_rows = analysis_map.thresholds(near, _edge_probes(near))
+    assert analysis_map.h5_unfitted_verdict(near_rows).outcome == v.HOLDS
+    assert unfitted(analysis_map.map_verdicts(near_rows, [flipped, _check("collapsed", "collapsed",
+                                                                             weight_decay=0.11)])) == [v.INCONCLUSIVE]
+    simsiam = _chains({("linear", 1.0, 0.0): 0.03, ("linear", 1.0, 0.9): 0.125}, spread=1.0)
+    simsiam_rows = analysis_map.thresholds(simsiam, _edge_probes(simsiam))
+    assert cosine(analysis_map.map_verdicts(simsiam_rows, [])) == [v.FAILS]
+    stayed = _check("collapsed", "collapsed", "linear-alpha1-ema0", 0.033)
+    assert cosine(analysis_map.map_verdicts(simsiam_rows, [flipped, stayed])) == [v.FAILS]
+    assert cosine(analysis_map.map_verdicts(simsiam_rows, [flipped, _check("collapsed", "collapsed")])) \
+        == [v.INCONCLUSIVE]  # the no-EMA setting's collapse was not continued
 
 
 def test_h7_holds_when_a_stronger_ema_raises_the_threshold_and_fails_when_it_collapses_more():
@@ -254,6 +313,13 @@ def test_a_smoke_map_locates_resumes_from_its_probes_and_redraws(tmp_path, capsy
     assert main(argv) == 0  # everything is read back: no probe is trained again
     assert (out / "probes.csv").read_text() == before
     capsys.readouterr()
+    no_more = argv[:argv.index("--check")] + ["--check", "0"] + argv[argv.index("--check") + 2:]
+    assert main(no_more) == 0  # --check 0 trains nothing, and still reports the check already made
+    (again,) = json.loads(capsys.readouterr().out)["checks"]
+    fields = ("setting", "seed", "weight_decay", "edge", "outcome", "later_outcome", "changed")
+    assert [again[f] for f in fields] == [check[f] for f in fields]
+    assert again["later_effective_rank"] == pytest.approx(check["later_effective_rank"])
+    assert (out / "probes.csv").read_text() == before
     # `ssldyn hypotheses --runs MAP` reads the map back (the linear side stubbed: it is tested elsewhere)
     import analysis.linear_hypotheses
 

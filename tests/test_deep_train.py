@@ -135,6 +135,22 @@ def test_resumed_run_ends_with_the_same_metrics(method, synthetic, tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_a_run_written_before_train_fraction_existed_still_resumes(synthetic, tmp_path):
+    """config.json and checkpoint.pt without the key read as train_fraction = 1, the value they ran with."""
+    from deep import rundir
+
+    config = _config("byol")
+    train(config, tmp_path / "old", dataset=synthetic, max_epochs=1)
+    old = {k: v for k, v in config.items() if k != "train_fraction"}
+    (tmp_path / "old" / rundir.CONFIG).write_text(json.dumps(old))
+    state = torch.load(rundir.checkpoint_path(tmp_path / "old"), weights_only=False)
+    state["config"] = {k: v for k, v in state["config"].items() if k != "train_fraction"}
+    torch.save(state, rundir.checkpoint_path(tmp_path / "old"))
+    read = rundir.read_config(tmp_path / "old")
+    assert read["train_fraction"] == 1.0
+    assert train(read, tmp_path / "old", resume=True, dataset=synthetic)["finished"] is not False
+
+
 # ------------------------------------------------------------------ validation monitor, test once
 
 def test_holdout_is_class_balanced_disjoint_and_seeded(synthetic):
@@ -178,6 +194,30 @@ def test_val_split_monitors_validation_and_measures_the_test_set_once_at_the_end
     top1, _ = knn_accuracy(features(synthetic.test.images), synthetic.test.labels, features(bank_images.images),
                            bank_images.labels, 10, k=config["knn_k"], temperature=config["knn_temperature"])
     assert summary["test_knn_top1"] == pytest.approx(top1)
+
+
+def test_train_fraction_trains_on_a_class_balanced_subset_disjoint_from_validation(synthetic):
+    """train_fraction keeps a class-balanced share of the images left after the hold-out, the same
+    for a seed and different for another; the monitor's validation images are untouched."""
+    import numpy as np
+
+    from deep.train import training_splits
+
+    full = training_splits(synthetic, _config("byol", val_split=100))
+    quarter = training_splits(synthetic, _config("byol", val_split=100, train_fraction=0.25))
+    per_class = np.bincount(full.train.labels.numpy())
+    assert np.array_equal(np.bincount(quarter.train.labels.numpy()), per_class // 4)  # balanced, by hand
+    assert torch.equal(quarter.monitor.images, full.monitor.images)
+    rows = lambda s: {tuple(x.flatten().tolist()) for x in s.images}  # noqa: E731
+    assert rows(quarter.train) <= rows(full.train) and not rows(quarter.train) & rows(full.monitor)
+    again = training_splits(synthetic, _config("byol", val_split=100, train_fraction=0.25))
+    other = training_splits(synthetic, _config("byol", val_split=100, train_fraction=0.25, seed=1))
+    assert torch.equal(again.train.images, quarter.train.images)
+    assert not torch.equal(other.train.images, quarter.train.images)
+    with pytest.raises(ValueError, match="train_fraction"):
+        _config("byol", train_fraction=0)
+    with pytest.raises(ValueError, match="train_fraction=0.01 keeps no training image of some class"):
+        training_splits(synthetic, _config("byol", val_split=100, train_fraction=0.01))  # 40 per class → 0
 
 
 def test_without_val_split_the_monitor_is_the_test_set(synthetic, tmp_path):

@@ -59,7 +59,7 @@ def make_map(settings, out: Path, *, seeds: int, preset: str, dataset: str, data
     results = run_chains(chains, jobs)
     store = ProbeStore(probes_path, caches)  # with what the workers appended
     check_rows = check_probe_length(results, checks, preset=preset, dataset=dataset, data_root=data_root,
-                                    device=device, out=out, store=store) if checks else []
+                                    device=device, out=out, store=store)
     probes = list(store.rows.values())
     chain_rows = [analysis_map.Chain(r["setting"].name, r["setting"].predictor, r["setting"].predictor_lr_mult,
                                      r["setting"].ema, r["seed"], r["bracket"].low, r["bracket"].high,
@@ -101,11 +101,11 @@ def render_markdown(summary: dict) -> str:
                      f"{_cell(r['predicted_eta_star'])} | {_cell(r['observed_over_predicted'])} | "
                      f"{_cell(r['restoring_rate'])} | {_cell(r['predicted_cosine'])} | {_cell(r['observed_over_cosine'])} |")
     if checks:
-        changed = [c for c in checks if c["changed"]]
-        lines += ["", f"**Is the probe long enough?** {len(checks)} probes at the edge of their bracket were continued to "
-                  f"{checks[0]['later_epochs']} epochs: {len(changed)} changed outcome"
-                  + (" — **no: K is too short; the thresholds above are the first epochs' transient, not the runs' "
-                     "fate, and every verdict below is inconclusive**." if changed else "."), "",
+        kind, reading = analysis_map.read_k_check(checks)
+        verdict = "yes." if kind == "passed" else ("**no: every verdict below is inconclusive, except a failure the "
+                                                   "continued probes show at the longer length too**.")
+        lines += ["", f"**Is the probe long enough?** Edge probes continued to {checks[0]['later_epochs']} epochs: "
+                  f"{reading}. {verdict}", "",
                   "| setting | seed | weight decay | edge | at K | later |", "|---|---|---|---|---|---|"]
         lines += [f"| {c['setting']} | {c['seed']} | {c['weight_decay']:g} | {c['edge']} | {c['outcome']} "
                   f"(rank {_cell(c['effective_rank'])}) | {c['later_outcome']} (rank {_cell(c['later_effective_rank'])}) |"

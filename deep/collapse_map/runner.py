@@ -1,11 +1,10 @@
 """Run the collapse map: one bisection chain per (setting, seed), each probe a short training run.
 
-A probe (`run_probe`) trains the first `epochs` epochs of its config into OUT/runs/<setting>/seed-<s>/
-wd-<weight decay>/ (resuming a shorter run of the same probe, so that the K check continues probes
-instead of retraining them), judges the last epoch with the analysis layer's rule for complete
-collapse (`analysis.verdicts.complete_collapse`: effective rank < 2 on the validation images),
-measures σ², τ and the target's weight coherence (`deep.collapse_map.measure`) and appends its row
-to probes.csv. A probe already in probes.csv (or in a cache given) is not trained.
+A probe (`run_probe`) trains the first `epochs` epochs of its config into its `probe_dir` (resuming
+a shorter run of the same probe, so that the K check continues probes instead of retraining them),
+judges the last epoch with the analysis layer's rule for complete collapse
+(`analysis.verdicts.complete_collapse`: effective rank < 2 on the validation images), measures σ²,
+τ and the target's weight coherence (`deep.collapse_map.measure`) and appends its row to probes.csv. A probe already in probes.csv (or in a cache given) is not trained.
 Chains run one after another, or in `jobs` worker processes (each with cores/jobs threads).
 """
 import math
@@ -43,8 +42,12 @@ class Chain:
     threads: int | None = None
 
 
-def probe_dir(out: Path, setting: grid_module.Setting, seed: int, weight_decay: float) -> Path:
-    return Path(out) / "runs" / setting.name / f"seed-{seed}" / f"wd-{weight_decay:g}"
+def probe_dir(out: Path, config: dict, setting: grid_module.Setting) -> Path:
+    """OUT/runs/<protocol digest>/<setting>/seed-<s>/wd-<weight decay>: a probe of another protocol
+    (a changed preset or code default) never resumes this one's checkpoint."""
+    digest = protocol(config).rsplit("/", 1)[-1]
+    return (Path(out) / "runs" / digest / setting.name / f"seed-{config['seed']}"
+            / f"wd-{config['weight_decay']:g}")
 
 
 def _dataset(config: dict):
@@ -81,7 +84,7 @@ def run_probe(setting, weight_decay: float, seed: int, epochs: int, *, preset: s
     known = store.get(key(row))
     if known is not None:
         return known
-    run = probe_dir(out, setting, seed, weight_decay)
+    run = probe_dir(out, config, setting)
     done = 0
     if rundir.checkpoint_path(run).is_file():
         done = torch.load(rundir.checkpoint_path(run), map_location="cpu", weights_only=False)["progress"]["epoch"]
@@ -151,13 +154,23 @@ def check_probe_length(results: list[dict], count: int, *, preset: str, dataset:
     """Is K epochs long enough to judge a probe? Continue `count` probes at the edge of their bracket
     to factor × K epochs: the highest healthy probe of a chain (should not collapse later) and the
     lowest collapsed one (should not recover), alternating, spread over the chains of seed 0 (then
-    the other seeds). Returns one row per continued probe: its outcome at K and at factor × K."""
+    the other seeds); every other edge probe already continued in `store` (by an earlier call) is
+    counted too, untrained. Returns one row per continued probe: its outcome at K and at factor × K."""
     epochs = grid_module.probe_epochs(preset)
     ordered = sorted(results, key=lambda r: r["seed"])
     edges = []
     for kind in ("low", "high"):
         edges += [(r, kind) for r in ordered if getattr(r["bracket"], kind) is not None]
     picked = _spread(edges, count)
+
+    def continued(result, kind) -> bool:
+        weight_decay = getattr(result["bracket"], kind)
+        config = grid_module.probe_config(result["setting"], weight_decay, result["seed"], preset=preset,
+                                          dataset=dataset, data_root=data_root, device=device)
+        return store.get(key({"protocol": protocol(config), "setting": result["setting"].name,
+                              "weight_decay": weight_decay, "seed": result["seed"], "epochs": factor * epochs})) is not None
+
+    picked += [edge for edge in edges if not any(edge[0] is r and edge[1] == k for r, k in picked) and continued(*edge)]
     checks = []
     for result, kind in picked:
         weight_decay = getattr(result["bracket"], kind)
