@@ -1,5 +1,6 @@
 """The collapse map: bisection against known thresholds, the probes cache, σ² and τ on networks with
 known answers, the verdicts' negative controls, and a smoke map end to end."""
+import csv
 import json
 import math
 
@@ -309,10 +310,15 @@ def test_a_smoke_map_locates_resumes_from_its_probes_and_redraws(tmp_path, capsy
     assert check["changed"] == (check["outcome"] != later[0]["outcome"])
     assert {p.name for p in out.iterdir()} >= {"probes.csv", "thresholds.csv", "checks.csv", "summary.md",
                                                "collapse_map.png"}
+    # a probe of another protocol at the healthy edge (as a cache from an earlier protocol would hold)
+    with (out / "probes.csv").open("a", newline="") as handle:
+        csv.writer(handle).writerow(["other/synthetic/0", *[{**healthy_low[0], "sigma2": 999.0}[c]
+                                                           for c in COLUMNS[1:]]])
     before = (out / "probes.csv").read_text()
     assert main(argv) == 0  # everything is read back: no probe is trained again
     assert (out / "probes.csv").read_text() == before
-    capsys.readouterr()
+    again_row = json.loads(capsys.readouterr().out)["thresholds"][0]
+    assert again_row["sigma2_measured"] == pytest.approx(row["sigma2_measured"]) != 999.0  # the other protocol's is not read
     no_more = argv[:argv.index("--check")] + ["--check", "0"] + argv[argv.index("--check") + 2:]
     assert main(no_more) == 0  # --check 0 trains nothing, and still reports the check already made
     (again,) = json.loads(capsys.readouterr().out)["checks"]

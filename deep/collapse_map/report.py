@@ -12,7 +12,7 @@ from pathlib import Path
 from analysis import collapse_map as analysis_map
 from deep.collapse_map import grid as grid_module
 from deep.collapse_map.runner import Chain, check_probe_length, run_chains
-from deep.collapse_map.store import ProbeStore, read_probes
+from deep.collapse_map.store import ProbeStore, protocol, read_probes
 from deep.seeds import seed_values
 
 THRESHOLD_COLUMNS = ("setting", "predictor", "predictor_lr_mult", "ema", "seeds", "status", "weight_decay_low",
@@ -60,15 +60,19 @@ def make_map(settings, out: Path, *, seeds: int, preset: str, dataset: str, data
     store = ProbeStore(probes_path, caches)  # with what the workers appended
     check_rows = check_probe_length(results, checks, preset=preset, dataset=dataset, data_root=data_root,
                                     device=device, out=out, store=store)
-    probes = list(store.rows.values())
+    # this map's probes only: a cache (or a reused OUT) may hold probes of another protocol at the same
+    # setting, weight decay and seed; σ² and τ are read at the probes' length K, not at a continued 3K
+    current = protocol(grid_module.probe_config(settings[0], weight_decays[0], 0, preset=preset, dataset=dataset,
+                                                data_root=data_root, device=device))
+    probes = [p for p in store.rows.values() if p["protocol"] == current]
     chain_rows = [analysis_map.Chain(r["setting"].name, r["setting"].predictor, r["setting"].predictor_lr_mult,
                                      r["setting"].ema, r["seed"], r["bracket"].low, r["bracket"].high,
                                      r["bracket"].status) for r in results]
-    rows = analysis_map.thresholds(chain_rows, probes)
+    rows = analysis_map.thresholds(chain_rows, [p for p in probes if p["epochs"] == grid_module.probe_epochs(preset)])
     verdicts = analysis_map.map_verdicts(rows, check_rows)
     files = [probes_path, write_rows(out / "thresholds.csv", THRESHOLD_COLUMNS, rows),
              write_rows(out / "checks.csv", CHECK_COLUMNS, check_rows)]
-    trained = [p for p in read_probes(probes_path)]
+    trained = [p for p in read_probes(probes_path) if p["protocol"] == current]
     files.append(draw(rows, trained or probes, out / "collapse_map.png"))
     summary = {"preset": preset, "dataset": dataset, "seeds": seeds, "probe_epochs": grid_module.probe_epochs(preset),
                "weight_decay_range": list(weight_decays), "tolerance": tolerance, "thresholds": rows,
