@@ -377,6 +377,7 @@ def map_verdicts(rows: list[dict], checks: list[dict] = ()) -> list[v.Verdict]:
 THRESHOLDS, CHECKS = "thresholds.csv", "checks.csv"
 _TEXT = ("setting", "predictor", "status", "status_detail", "seed_brackets")
 _FLAGS = ("seeds_overlap", "is_reference")
+_CHECK_NUMBERS = ("weight_decay", "effective_rank", "std", "later_effective_rank", "later_std")
 
 
 def is_map(path) -> bool:
@@ -397,6 +398,13 @@ def read_checks(path) -> list[dict]:
             raise ValueError(f"{file} line {lineno}: changed={row.get('changed')!r} must be True or False and "
                              f"later_epochs={later!r} a whole number; remake the map with `ssldyn collapse-map`")
         row["changed"], row["later_epochs"] = row["changed"] == "True", int(later)
+        try:
+            row.update({k: int(row[k]) for k in ("seed", "epochs")},
+                       **{k: float(row[k]) if row[k] != "" else math.nan for k in _CHECK_NUMBERS})
+        except KeyError as err:
+            raise ValueError(f"{file} line {lineno}: no {err} column; remake the map with `ssldyn collapse-map`") from None
+        except (ValueError, TypeError) as err:
+            raise ValueError(f"{file} line {lineno}: {err}; remake the map with `ssldyn collapse-map`") from None
     return rows
 
 

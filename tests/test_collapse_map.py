@@ -265,6 +265,27 @@ def test_a_failure_that_the_continued_probes_show_at_3k_too_survives_a_failed_k_
         == [v.INCONCLUSIVE]  # the no-EMA setting's collapse was not continued
 
 
+def test_a_map_read_back_from_its_files_gives_the_same_verdicts(tmp_path):
+    """thresholds.csv and checks.csv as the map writes them, read back: the same verdicts, including a
+    failure kept through a failed K check (it needs the checks' weight decays as numbers)."""
+    from deep.collapse_map.report import CHECK_COLUMNS, THRESHOLD_COLUMNS, write_rows
+
+    chains = _chains({("linear", 1.0, 0.9): 0.01, ("linear", 1.0, 0.0): 0.012}, spread=1.0)
+    rows = analysis_map.thresholds(chains, _edge_probes(chains))
+    checks = [{**_check("healthy", "collapsed", weight_decay=0.0095), "edge": "highest healthy", "std": 0.2,
+               "effective_rank": 2.5,
+               "later_std": 0.01, "later_effective_rank": 1.2},
+              {**_check("collapsed", "collapsed", weight_decay=0.011), "edge": "lowest collapsed", "std": 0.01,
+               "effective_rank": 1.5,
+               "later_std": 0.0, "later_effective_rank": 1.0}]
+    write_rows(tmp_path / "thresholds.csv", THRESHOLD_COLUMNS, rows)
+    write_rows(tmp_path / "checks.csv", CHECK_COLUMNS, checks)
+    direct = analysis_map.map_verdicts(rows, checks)
+    read = analysis_map.map_verdicts(analysis_map.read_thresholds(tmp_path), analysis_map.read_checks(tmp_path))
+    assert [(x.setting, x.outcome) for x in read] == [(x.setting, x.outcome) for x in direct]
+    assert v.FAILS in {x.outcome for x in read}
+
+
 def test_h7_holds_when_a_stronger_ema_raises_the_threshold_and_fails_when_it_collapses_more():
     rising = _chains({("mlp", 1.0, 0.0): 0.005, ("mlp", 1.0, 0.9): 0.01, ("mlp", 1.0, 0.99): 0.03})
     (h7,) = analysis_map.h7_verdicts(analysis_map.thresholds(rising, _edge_probes(rising)))
@@ -417,8 +438,19 @@ def test_the_cosine_model_verdict_holds_on_its_own_prediction_and_fails_at_twice
 
 def test_read_checks_names_a_corrupt_line(tmp_path):
     assert analysis_map.read_checks(tmp_path) == []  # a map without a K check
-    (tmp_path / "checks.csv").write_text("changed,later_epochs\nTrue,3\nyes,3\n")
+    header = "setting,seed,weight_decay,edge,epochs,outcome,effective_rank,std,later_epochs,later_outcome," \
+             "later_effective_rank,later_std,changed\n"
+    good = "s,0,0.01,lowest collapsed,3,collapsed,1.5,0.01,9,collapsed,1,,False\n"
+    (tmp_path / "checks.csv").write_text(header + good + good.replace("False", "yes"))
     with pytest.raises(ValueError, match="checks.csv line 3: changed='yes'"):
         analysis_map.read_checks(tmp_path)
+    (tmp_path / "checks.csv").write_text(header + good + good.replace("0.01,lowest", "lots,lowest"))
+    with pytest.raises(ValueError, match="checks.csv line 3: could not convert string to float: 'lots'"):
+        analysis_map.read_checks(tmp_path)
     (tmp_path / "checks.csv").write_text("changed,later_epochs\nTrue,3\n")
-    assert analysis_map.read_checks(tmp_path) == [{"changed": True, "later_epochs": 3}]
+    with pytest.raises(ValueError, match="checks.csv line 2: no 'seed' column"):
+        analysis_map.read_checks(tmp_path)
+    (tmp_path / "checks.csv").write_text(header + good)
+    (row,) = analysis_map.read_checks(tmp_path)
+    assert (row["changed"], row["seed"], row["weight_decay"], row["later_epochs"]) == (False, 0, 0.01, 9)
+    assert math.isnan(row["later_std"])
