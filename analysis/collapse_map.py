@@ -333,10 +333,8 @@ def lasting_collapses(rows: list[dict], checks: list[dict]) -> list[tuple[dict, 
 
 def _far_below_eta_star(weight_decay: float, row: dict) -> bool:
     """Whether a weight decay lies below the setting's unfitted η* by more than `_agrees` allows."""
-    if not math.isfinite(row["eta_star_mapped"]):
-        return False
-    spread = row["threshold_log10_std"] if math.isfinite(row["threshold_log10_std"]) else 0.0
-    return math.log10(row["eta_star_mapped"] / weight_decay) > max(math.log10(AGREE_FACTOR), SEED_SIGMAS * spread)
+    eta = row["eta_star_mapped"]
+    return math.isfinite(eta) and weight_decay < eta and not _agrees({**row, "observed_over_predicted": weight_decay / eta})
 
 
 def map_verdicts(rows: list[dict], checks: list[dict] = ()) -> list[v.Verdict]:
