@@ -40,7 +40,7 @@ from linear_dynamics.fixed_points import eta_critical
 REFERENCE = ("linear", 1.0, 0.9)    # (predictor, α_p, ema) the constant c is fitted on
 AGREE_FACTOR = 1.5                  # H5: a prediction within ×1.5 of the observed threshold agrees ...
 SEED_SIGMAS = 2.0                   # ... or within 2 standard deviations of the seeds' log10 estimates
-MOVES_FACTOR = 1.5                  # H6/H7: the threshold moved if the extreme settings differ by more
+MOVES_FACTOR = 1.5                  # H6/H7: the threshold moved if two settings differ by more
 MOMENTUM = 0.9                      # SGD momentum of every probe (the presets')
 
 
@@ -98,6 +98,7 @@ def thresholds(chains: list[Chain], probes: list[dict]) -> list[dict]:
             "eta_star_mapped": eta_critical(tau, sigma2) if math.isfinite(sigma2) and math.isfinite(tau) else math.nan,
             "coherence_measured": coherence, "lr": lr,
             "restoring_rate": gamma,
+            "ode_eta": math.nan, "ode_collapsed_fraction": math.nan,  # `ode_basins` fills them in
         })
     return _fit_cosine(_fit_constant(rows))
 
@@ -132,6 +133,40 @@ def _fit_cosine(rows: list[dict]) -> list[dict]:
         else:
             r["predicted_cosine"] = math.nan
         r["observed_over_cosine"] = r["threshold"] / r["predicted_cosine"]
+    return rows
+
+
+def ode_basins(rows: list[dict], p0=None, s0=None) -> list[dict]:
+    """The eigenvalue ODE's basin at one fixed weight decay for every setting (issue 12, item 2): the
+    fraction of a grid of initial modes (p0, s0; default the linear H6/H7 grid of
+    `analysis.linear_hypotheses`) that Eqs. 11–13 take to collapse, with the setting's α_p, its σ²
+    as measured, and its EMA as β = (1−m)(1−μ)/lr driving τ from τ0 = 1 by Eq. 13 (`analysis.theory`;
+    τ ≡ 1 without EMA). The weight decay is the reference setting's highest healthy one (the low end
+    of its union bracket, where every seed stayed healthy), in flow units η = c·weight_decay with the
+    constant c fitted on the reference (`_fit_constant`), so that the theory sits where the network
+    does. Adds `ode_eta` and `ode_collapsed_fraction` (NaN where σ², lr or the fit is missing). The
+    theory predicts the fraction falls as α_p grows (H6's basin) and as a lagging target slows τ."""
+    from analysis.linear_hypotheses import GRID_P0, GRID_S0
+    from analysis.theory import default_horizon
+    from linear_dynamics.eigen_ode import integrate_eigen
+    from linear_dynamics.params import EigenParams
+
+    p0 = GRID_P0 if p0 is None else p0
+    s0 = GRID_S0 if s0 is None else s0
+    reference = next((r for r in rows if r["is_reference"]), None)
+    eta = math.nan
+    if reference is not None and math.isfinite(reference["fitted_constant"]):
+        eta = reference["fitted_constant"] * reference["weight_decay_low"]
+    for r in rows:
+        r["ode_eta"], r["ode_collapsed_fraction"] = eta, math.nan
+        if not (math.isfinite(eta) and math.isfinite(r["sigma2_measured"])
+                and (r["ema"] == 0 or math.isfinite(r["lr"]))):
+            continue
+        params = (EigenParams(r["predictor_lr_mult"], eta, r["sigma2_measured"], tau=1.0) if r["ema"] == 0 else
+                  EigenParams(r["predictor_lr_mult"], eta, r["sigma2_measured"],
+                              beta=(1 - r["ema"]) * (1 - MOMENTUM) / r["lr"]))
+        r["ode_collapsed_fraction"] = float(integrate_eigen(p0, s0, params, default_horizon(eta), n_save=2)
+                                            .collapsed.mean())
     return rows
 
 
@@ -234,11 +269,12 @@ def cosine_verdict(rows: list[dict]) -> v.Verdict | None:
                                if r["status"] == "located" else r["status"])
         + (", predicted no threshold" if r["ema"] == 0 else f", predicted {r['predicted_cosine']:.3g}")
         for r in tested)
-    unmeasured = [r["setting"] for r in rows if r["ema"] > 0 and r["status"] == "located"
-                  and not math.isfinite(r["restoring_rate"])]
+    unmeasured = [f"{r['setting']} (coherence {r['coherence_measured']:.3g})" for r in rows
+                  if r["ema"] > 0 and r["status"] == "located" and not math.isfinite(r["restoring_rate"])]
     if unmeasured:
-        observation += (f". γ not measurable for {', '.join(unmeasured)}: the target's weight coherence is closer to 1 "
-                        "than the model's equilibrium angular step allows, so no EMA threshold is predicted there")
+        observation += (f". γ not measurable for {', '.join(unmeasured)}: the target's weight coherence lies outside "
+                        "what the lag model allows at that weight decay (it would need γ < 0 or γ > 1), so no EMA "
+                        "threshold is predicted there")
     critical = rows[0]["critical_mismatch"] if rows else math.nan
     return v.Verdict(
         "H5", "deep: collapse map, cosine model",
@@ -254,18 +290,33 @@ def _line(rows: list[dict], predictor: str, knob: str) -> list[dict]:
     return sorted(line, key=lambda r: r[knob])
 
 
+def _moved(a: dict, b: dict) -> bool:
+    """Whether the threshold moved from setting a to b: by more than MOVES_FACTOR, with the seeds'
+    union brackets apart."""
+    ratio = b["threshold"] / a["threshold"]
+    apart = a["weight_decay_high"] < b["weight_decay_low"] or b["weight_decay_high"] < a["weight_decay_low"]
+    return apart and not 1 / MOVES_FACTOR <= ratio <= MOVES_FACTOR
+
+
 def _trend(line: list[dict]) -> tuple[str, float]:
-    """'rises', 'falls' or 'flat' and the ratio of the last to the first threshold along the line:
-    it moved if the two differ by more than MOVES_FACTOR and their seeds' brackets do not overlap."""
-    first, last = line[0], line[-1]
-    ratio = last["threshold"] / first["threshold"]
-    apart = first["weight_decay_high"] < last["weight_decay_low"] or last["weight_decay_high"] < first["weight_decay_low"]
-    if apart and (ratio > MOVES_FACTOR or ratio < 1 / MOVES_FACTOR):
-        return ("rises" if ratio > 1 else "falls"), ratio
-    return "flat", ratio
+    """How the threshold moves along a line sorted by its knob, and the ratio of the highest to the
+    lowest threshold on it. Every pair of settings is compared (`_moved`), not only the ends:
+    'rises' / 'falls' if some pair moved and every moved pair went that way as the knob grows,
+    'mixed' if moved pairs go both ways; else 'flat' if every bracket is narrow enough to have seen a
+    move (high/low ≤ MOVES_FACTOR²) and every threshold lies within MOVES_FACTOR of the others;
+    otherwise 'unresolved' (the seeds' brackets are too wide to tell flat from moved)."""
+    thresholds = [r["threshold"] for r in line]
+    extent = max(thresholds) / min(thresholds)
+    ways = {"rises" if b["threshold"] > a["threshold"] else "falls"
+            for i, a in enumerate(line) for b in line[i + 1:] if _moved(a, b)}
+    if ways:
+        return (ways.pop() if len(ways) == 1 else "mixed"), extent
+    narrow = all(r["weight_decay_high"] / r["weight_decay_low"] <= MOVES_FACTOR ** 2 for r in line)
+    return ("flat" if narrow and extent <= MOVES_FACTOR else "unresolved"), extent
 
 
-def _line_verdicts(rows: list[dict], hypothesis: str, knob: str, outcomes: dict, prediction: str, cell) -> list:
+def _line_verdicts(rows: list[dict], hypothesis: str, knob: str, outcomes: dict, prediction: str, cell,
+                   setting: str = "") -> list:
     """One verdict per predictor along the grid line of `knob`: the threshold's trend (`_trend`) read
     by `outcomes` {trend: outcome}; `cell(row)` describes one setting."""
     out = []
@@ -273,35 +324,58 @@ def _line_verdicts(rows: list[dict], hypothesis: str, knob: str, outcomes: dict,
         line = _line(rows, predictor, knob)
         if len(line) < 2:
             continue
-        trend, ratio = _trend(line)
+        trend, extent = _trend(line)
         out.append(v.Verdict(
-            hypothesis, f"deep: collapse map, {predictor} predictor", prediction,
-            "; ".join(cell(r) for r in line) + f" — {trend} (×{ratio:.2f} from the first setting to the last)",
-            outcomes[trend], {"line": line, "trend": trend, "ratio": ratio}))
+            hypothesis, f"deep: collapse map, {predictor} predictor{setting}", prediction,
+            "; ".join(cell(r) for r in line) + f" — {trend} (highest / lowest threshold ×{extent:.2f})",
+            outcomes[trend], {"line": line, "trend": trend, "extent": extent}))
     return out
 
 
 def h6_verdicts(rows: list[dict]) -> list[v.Verdict]:
-    """H6 on the map, per predictor: the linear theory's η* does not depend on α_p, and a larger α_p
-    shrinks the collapse basin, i.e. never lowers the threshold. holds if the threshold is flat
-    along the α_p line; fails if it falls with α_p (the basin grows); a rising threshold is
-    reported as inconclusive for H6 as stated: the basin shrinks as H6 says but η* moves, which the
-    theory says it does not."""
-    return _line_verdicts(
-        rows, "H6", "predictor_lr_mult", {"flat": v.HOLDS, "falls": v.FAILS, "rises": v.INCONCLUSIVE},
-        "the threshold does not depend on α_p (η* has no α_p) and never falls as α_p grows (the basin shrinks)",
-        lambda r: f"α_p {r['predictor_lr_mult']:g}: [{r['weight_decay_low']:.3g}, {r['weight_decay_high']:.3g}]")
+    """H6 on the map, per predictor, as two verdicts (issue 12, item 4). (a) The linear theory's η*
+    has no α_p: holds if the threshold is flat along the α_p line, fails if it moves either way,
+    inconclusive if the brackets are too wide to tell. (b) A larger α_p shrinks the collapse basin
+    at a fixed weight decay, so the threshold never falls as α_p grows: holds if it rises, fails if
+    any pair of settings shows it falling, inconclusive if it is flat or unresolved (a basin change
+    below the map's resolution)."""
+    def cell(r):
+        return f"α_p {r['predictor_lr_mult']:g}: [{r['weight_decay_low']:.3g}, {r['weight_decay_high']:.3g}]"
+
+    def basin_cell(r):
+        return cell(r) + _ode_basin(r)
+
+    independent = _line_verdicts(
+        rows, "H6", "predictor_lr_mult",
+        {"flat": v.HOLDS, "rises": v.FAILS, "falls": v.FAILS, "mixed": v.FAILS, "unresolved": v.INCONCLUSIVE},
+        f"the threshold does not depend on α_p (η* has no α_p): flat within ×{MOVES_FACTOR:g}", cell,
+        ", threshold vs α_p")
+    basin = _line_verdicts(
+        rows, "H6", "predictor_lr_mult",
+        {"rises": v.HOLDS, "falls": v.FAILS, "mixed": v.FAILS, "flat": v.INCONCLUSIVE, "unresolved": v.INCONCLUSIVE},
+        "a larger α_p shrinks the collapse basin at a fixed weight decay (the eigen ODE's basin there, `ode_basins`, "
+        "falls with α_p): the threshold never falls as α_p grows", basin_cell, ", basin vs α_p")
+    return independent + basin
 
 
 def h7_verdicts(rows: list[dict]) -> list[v.Verdict]:
     """H7 on the map, per predictor: a stronger EMA widens the region without collapse, i.e. raises the
-    threshold. holds if the threshold rises along the EMA line (ema 0 → 0.99), fails if it falls,
-    inconclusive if flat within the seeds' spread. (The linear theory at a fixed point has τ = 1 for
-    every EMA; a lagging target lowers τ and with it η* = τ²/(4(1+σ²)), measured here as τ.)"""
+    threshold. holds if the threshold rises along the EMA line (ema 0 → 0.99), fails if any pair of
+    settings shows it falling, inconclusive if flat or unresolved. (The linear theory at a fixed
+    point has τ = 1 for every EMA; off it the lagging target gives τ ≠ 1 — above 1 while weight decay
+    shrinks the online weights — and η* = τ²/(4(1+σ²)) moves with τ, measured here.)"""
     return _line_verdicts(
-        rows, "H7", "ema", {"rises": v.HOLDS, "falls": v.FAILS, "flat": v.INCONCLUSIVE},
+        rows, "H7", "ema",
+        {"rises": v.HOLDS, "falls": v.FAILS, "mixed": v.FAILS, "flat": v.INCONCLUSIVE, "unresolved": v.INCONCLUSIVE},
         "a stronger EMA widens the region without collapse: the threshold rises with ema",
-        lambda r: f"ema {r['ema']:g}: [{r['weight_decay_low']:.3g}, {r['weight_decay_high']:.3g}], τ {r['tau_measured']:.3g}")
+        lambda r: f"ema {r['ema']:g}: [{r['weight_decay_low']:.3g}, {r['weight_decay_high']:.3g}], τ {r['tau_measured']:.3g}"
+                  + _ode_basin(r))
+
+
+def _ode_basin(row: dict) -> str:
+    """The eigen ODE's basin of a setting (`ode_basins`), as text; empty where it was not computed."""
+    fraction = row["ode_collapsed_fraction"]
+    return "" if not math.isfinite(fraction) else f", ODE basin {fraction:.0%} at η {row['ode_eta']:.3g}"
 
 
 def read_k_check(checks: list[dict]) -> tuple[str, str]:
@@ -375,6 +449,7 @@ def map_verdicts(rows: list[dict], checks: list[dict] = ()) -> list[v.Verdict]:
 THRESHOLDS, CHECKS = "thresholds.csv", "checks.csv"
 _TEXT = ("setting", "predictor", "status", "status_detail", "seed_brackets")
 _FLAGS = ("seeds_overlap", "is_reference")
+_ADDED = {"ode_eta": math.nan, "ode_collapsed_fraction": math.nan}  # columns a map written before them lacks
 _CHECK_NUMBERS = ("weight_decay", "effective_rank", "std", "later_effective_rank", "later_std")
 
 
@@ -413,9 +488,9 @@ def read_thresholds(path) -> list[dict]:
     with file.open(newline="") as handle:
         for lineno, row in enumerate(csv.DictReader(handle), start=2):
             try:
-                rows.append({k: (x if k in _TEXT else x == "True" if k in _FLAGS
-                                 else int(x) if k == "seeds" else float(x) if x != "" else math.nan)
-                             for k, x in row.items()})
+                rows.append({**_ADDED, **{k: (x if k in _TEXT else x == "True" if k in _FLAGS
+                                              else int(x) if k == "seeds" else float(x) if x != "" else math.nan)
+                                          for k, x in row.items()}})
             except (ValueError, TypeError) as err:
                 raise ValueError(f"{file} line {lineno}: {err}") from None
     return rows

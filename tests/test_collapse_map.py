@@ -188,18 +188,56 @@ def test_h5_holds_when_the_fitted_theory_predicts_the_other_settings_and_fails_w
     assert analysis_map.h5_verdict(rows).outcome == v.FAILS
 
 
-def test_h6_holds_for_a_flat_threshold_and_fails_when_it_falls_with_alpha():
-    flat = _chains({("linear", a, 0.9): 0.01 for a in (0.3, 1.0, 10.0)})
-    (h6,) = analysis_map.h6_verdicts(analysis_map.thresholds(flat, _edge_probes(flat)))
-    assert h6.outcome == v.HOLDS and h6.evidence["trend"] == "flat"
-    falling = _chains({("linear", 0.3, 0.9): 0.03, ("linear", 1.0, 0.9): 0.01, ("linear", 10.0, 0.9): 0.003})
-    (h6,) = analysis_map.h6_verdicts(analysis_map.thresholds(falling, _edge_probes(falling)))
-    assert h6.outcome == v.FAILS and h6.evidence["trend"] == "falls"
+def _h6(thresholds: dict, spread=1.1) -> dict:
+    """{'threshold vs α_p' / 'basin vs α_p': (outcome, trend)} for chains around the given thresholds."""
+    chains = _chains(thresholds, spread=spread)
+    verdicts = analysis_map.h6_verdicts(analysis_map.thresholds(chains, _edge_probes(chains)))
+    return {x.setting.rsplit(", ", 1)[1]: (x.outcome, x.evidence["trend"]) for x in verdicts}
+
+
+def test_h6_independence_holds_when_flat_and_fails_when_the_threshold_moves_either_way():
+    """Brackets of ×1.21 per seed, seeds ×1.1 apart: flat within ×1.5 holds; a threshold that rises
+    ×3 or falls ×10 along α_p moves, which η*, free of α_p, says it must not."""
+    assert _h6({("linear", a, 0.9): 0.01 for a in (0.3, 1.0, 10.0)}) == {
+        "threshold vs α_p": (v.HOLDS, "flat"), "basin vs α_p": (v.INCONCLUSIVE, "flat")}
+    rising = {("linear", 0.3, 0.9): 0.01, ("linear", 1.0, 0.9): 0.01, ("linear", 10.0, 0.9): 0.03}
+    assert _h6(rising) == {"threshold vs α_p": (v.FAILS, "rises"), "basin vs α_p": (v.HOLDS, "rises")}
+    falling = {("linear", 0.3, 0.9): 0.03, ("linear", 1.0, 0.9): 0.01, ("linear", 10.0, 0.9): 0.003}
+    assert _h6(falling) == {"threshold vs α_p": (v.FAILS, "falls"), "basin vs α_p": (v.FAILS, "falls")}
+
+
+def test_h6_compares_every_pair_not_only_the_ends_of_the_line():
+    """Equal ends with a middle setting ×4 lower: the basin grew there, so both parts fail."""
+    dip = {("linear", 0.3, 0.9): 0.01, ("linear", 1.0, 0.9): 0.0025, ("linear", 10.0, 0.9): 0.01}
+    assert _h6(dip) == {"threshold vs α_p": (v.FAILS, "mixed"), "basin vs α_p": (v.FAILS, "mixed")}
+
+
+def test_h6_wide_seed_brackets_are_unresolved_not_a_confirmation():
+    """Seeds ×3 apart give union brackets of ×11: equal middles there are not evidence of a flat
+    threshold, since a ×1.5 move would hide inside them."""
+    assert _h6({("linear", a, 0.9): 0.01 for a in (0.3, 10.0)}, spread=3.0) == {
+        "threshold vs α_p": (v.INCONCLUSIVE, "unresolved"), "basin vs α_p": (v.INCONCLUSIVE, "unresolved")}
 
 
 def _check(edge_outcome: str, later: str, setting="linear-alpha1-ema0.9", weight_decay=0.01, seed=0):
     return {"setting": setting, "seed": seed, "weight_decay": weight_decay, "epochs": 3, "outcome": edge_outcome,
             "later_outcome": later, "changed": edge_outcome != later, "later_epochs": 9}
+
+
+def test_the_k_check_samples_the_least_checked_settings_first_and_alternates_edges_and_seeds():
+    """By hand: A already has seed 0's healthy edge checked, so B and C come first (healthy edges,
+    seed 0), then A again with its other edge kind from an unused seed, then B likewise."""
+    from types import SimpleNamespace
+
+    from deep.collapse_map.runner import sample_edges
+
+    results = {(name, seed): {"setting": SimpleNamespace(name=name), "seed": seed} for name in "ABC" for seed in range(3)}
+    edges = [(r, kind) for r in results.values() for kind in ("low", "high")]
+    done = [(results["A", 0], "low")]
+    picked = [(r["setting"].name, r["seed"], kind) for r, kind in sample_edges(edges, done, 4)]
+    assert picked == [("B", 0, "low"), ("C", 0, "low"), ("A", 1, "high"), ("B", 1, "high")]
+    assert len(sample_edges(edges, done, 100)) == len(edges) - 1  # every edge once, none from `done` again
+    assert sample_edges(edges, done, 0) == sample_edges(edges, done, -3) == []  # nothing left to pick
 
 
 def test_the_k_check_reads_which_way_the_edge_probes_changed():
@@ -216,7 +254,7 @@ def test_a_failed_k_check_makes_every_map_verdict_inconclusive():
     falling = _chains({("linear", 0.3, 0.9): 0.03, ("linear", 1.0, 0.9): 0.01, ("linear", 10.0, 0.9): 0.003})
     rows = analysis_map.thresholds(falling, _edge_probes(falling))
     passed = [_check("healthy", "healthy"), _check("collapsed", "collapsed")]
-    assert [x.outcome for x in analysis_map.map_verdicts(rows, passed) if x.hypothesis == "H6"] == [v.FAILS]
+    assert [x.outcome for x in analysis_map.map_verdicts(rows, passed) if x.hypothesis == "H6"] == [v.FAILS] * 2
     recovered = [_check("collapsed", "healthy"), _check("healthy", "healthy")]  # a collapse that did not last
     verdicts = analysis_map.map_verdicts(rows, recovered)
     assert verdicts and {x.outcome for x in verdicts} == {v.INCONCLUSIVE}
@@ -284,6 +322,10 @@ def test_a_map_read_back_from_its_files_gives_the_same_verdicts(tmp_path):
     read = analysis_map.map_verdicts(analysis_map.read_thresholds(tmp_path), analysis_map.read_checks(tmp_path))
     assert [(x.setting, x.outcome) for x in read] == [(x.setting, x.outcome) for x in direct]
     assert v.FAILS in {x.outcome for x in read}
+    older = [c for c in THRESHOLD_COLUMNS if not c.startswith("ode_")]  # a map written before the ODE basin
+    write_rows(tmp_path / "thresholds.csv", older, rows)
+    read = analysis_map.map_verdicts(analysis_map.read_thresholds(tmp_path), analysis_map.read_checks(tmp_path))
+    assert [(x.setting, x.outcome) for x in read] == [(x.setting, x.outcome) for x in direct]
 
 
 def test_h7_holds_when_a_stronger_ema_raises_the_threshold_and_fails_when_it_collapses_more():
@@ -296,6 +338,9 @@ def test_h7_holds_when_a_stronger_ema_raises_the_threshold_and_fails_when_it_col
     overlapping = _chains({("mlp", 1.0, 0.0): 0.01, ("mlp", 1.0, 0.99): 0.012})
     (h7,) = analysis_map.h7_verdicts(analysis_map.thresholds(overlapping, _edge_probes(overlapping)))
     assert h7.outcome == v.INCONCLUSIVE
+    peaked = _chains({("mlp", 1.0, 0.0): 0.005, ("mlp", 1.0, 0.9): 0.03, ("mlp", 1.0, 0.99): 0.01})
+    (h7,) = analysis_map.h7_verdicts(analysis_map.thresholds(peaked, _edge_probes(peaked)))
+    assert (h7.outcome, h7.evidence["trend"]) == (v.FAILS, "mixed")  # rises, then falls ×3 from 0.9 to 0.99
 
 
 def test_thresholds_report_the_union_bracket_and_the_seeds_spread():
@@ -454,3 +499,25 @@ def test_read_checks_names_a_corrupt_line(tmp_path):
     (row,) = analysis_map.read_checks(tmp_path)
     assert (row["changed"], row["seed"], row["weight_decay"], row["later_epochs"]) == (False, 0, 0.01, 9)
     assert math.isnan(row["later_std"])
+
+
+def test_the_ode_basin_is_taken_at_the_fitted_reference_weight_decay_and_matches_the_fixed_points():
+    """By hand: η*(σ² = 1, τ = 1) = 1/8 and the reference's threshold 0.01 give c = 12.5, so the ODE runs
+    at η = 12.5 × 0.01/1.1 (the reference's highest healthy weight decay). There p± = (1 ± √(1 − 8η))/4:
+    a mode started on the stable fixed point (p₊, p₊²/α_p) stays, one at (1e-3, 1e-6) collapses, so the
+    basin is 1/2 with EMA (β = 0.1 · 0.1/0.2) and without. A setting with σ² = 3 has η* = 1/16 < η: every
+    mode collapses. Without a reference the basin is not computed."""
+    chains = _chains({("linear", 1.0, 0.9): 0.01, ("linear", 1.0, 0.0): 0.01, ("linear", 3.0, 0.0): 0.01}, spread=1.0)
+    probes = [{**p, "lr": 0.2, "sigma2": 3.0 if p["setting"] == "linear-alpha3-ema0" else 1.0}
+              for p in _edge_probes(chains)]
+    eta = 12.5 * 0.01 / 1.1
+    p_plus = (1 + math.sqrt(1 - 8 * eta)) / 4
+    p0, s0 = np.array([p_plus, 1e-3]), np.array([p_plus ** 2, 1e-6])
+    rows = analysis_map.ode_basins(analysis_map.thresholds(chains, probes), p0, s0)
+    assert [r["ode_eta"] for r in rows] == pytest.approx([eta] * 3)
+    assert [r["ode_collapsed_fraction"] for r in rows] == [0.5, 0.5, 1.0]
+    (h7,) = analysis_map.h7_verdicts(rows)
+    assert "ema 0: [0.00909, 0.011], τ 1, ODE basin 50% at η 0.114" in h7.observation
+    no_reference = [r for r in chains if r.ema == 0]
+    rows = analysis_map.ode_basins(analysis_map.thresholds(no_reference, probes), p0, s0)
+    assert all(math.isnan(r["ode_collapsed_fraction"]) for r in rows)

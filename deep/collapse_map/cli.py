@@ -44,8 +44,8 @@ def register(subparsers) -> None:
                         help="stop a chain when high/low ≤ 1 + tolerance (default 0.2)")
     parser.add_argument("--check", type=int, default=DEFAULT_CHECKS, metavar="N",
                         help="probes at the edge of their bracket continued to 3× their epochs, to check that the "
-                             "probe length is long enough (default 8; edge probes continued by an earlier call are "
-                             "counted too; 0 trains no more)")
+                             "probe length is long enough, the least checked settings first (default 8; edge probes "
+                             "continued by an earlier call count, untrained; 0 trains no more)")
     parser.add_argument("--probes", nargs="*", type=Path, default=None, metavar="CSV",
                         help="probes.csv files whose probes are reused (default: the committed "
                              "figures/collapse_map/probes.csv)")

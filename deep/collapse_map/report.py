@@ -19,7 +19,8 @@ THRESHOLD_COLUMNS = ("setting", "predictor", "predictor_lr_mult", "ema", "seeds"
                      "weight_decay_high", "threshold", "threshold_log10_std", "seeds_overlap", "seed_brackets",
                      "sigma2_measured", "tau_measured", "eta_star_mapped", "fitted_constant", "predicted_eta_star",
                      "observed_over_mapped", "observed_over_predicted", "coherence_measured", "lr", "restoring_rate",
-                     "critical_mismatch", "predicted_cosine", "observed_over_cosine", "is_reference", "status_detail")
+                     "critical_mismatch", "predicted_cosine", "observed_over_cosine", "ode_eta", "ode_collapsed_fraction",
+                     "is_reference", "status_detail")
 CHECK_COLUMNS = ("setting", "seed", "weight_decay", "edge", "epochs", "outcome", "effective_rank", "std",
                  "later_epochs", "later_outcome", "later_effective_rank", "later_std", "changed")
 
@@ -68,7 +69,8 @@ def make_map(settings, out: Path, *, seeds: int, preset: str, dataset: str, data
     chain_rows = [analysis_map.Chain(r["setting"].name, r["setting"].predictor, r["setting"].predictor_lr_mult,
                                      r["setting"].ema, r["seed"], r["bracket"].low, r["bracket"].high,
                                      r["bracket"].status) for r in results]
-    rows = analysis_map.thresholds(chain_rows, [p for p in probes if p["epochs"] == grid_module.probe_epochs(preset)])
+    rows = analysis_map.ode_basins(analysis_map.thresholds(
+        chain_rows, [p for p in probes if p["epochs"] == grid_module.probe_epochs(preset)]))
     verdicts = analysis_map.map_verdicts(rows, check_rows)
     files = [probes_path, write_rows(out / "thresholds.csv", THRESHOLD_COLUMNS, rows),
              write_rows(out / "checks.csv", CHECK_COLUMNS, check_rows)]
@@ -94,8 +96,9 @@ def render_markdown(summary: dict) -> str:
              f"scale from [{summary['weight_decay_range'][0]:g}, {summary['weight_decay_range'][1]:g}] until high/low ≤ "
              f"{1 + summary['tolerance']:g}.", "",
              "| setting | bracket over seeds | threshold (geo. mean) | log10 spread | seeds' brackets | σ² | τ | "
-             "η* = τ²/4(1+σ²) | η* model, fitted | observed / η* model | γ | cosine model, fitted | observed / cosine |",
-             "|" + "---|" * 13]
+             "η* = τ²/4(1+σ²) | η* model, fitted | observed / η* model | γ | cosine model, fitted | observed / cosine | "
+             "ODE basin at fixed wd |",
+             "|" + "---|" * 14]
     for r in rows:
         lines.append(f"| {r['setting']}{' (reference)' if r['is_reference'] else ''} | "
                      + (f"[{r['weight_decay_low']:.3g}, {r['weight_decay_high']:.3g}]" if r["status"] == "located"
@@ -103,7 +106,14 @@ def render_markdown(summary: dict) -> str:
                      + f" | {_cell(r['threshold'])} | {_cell(r['threshold_log10_std'])} | {r['seed_brackets']} | "
                      f"{_cell(r['sigma2_measured'])} | {_cell(r['tau_measured'])} | {_cell(r['eta_star_mapped'])} | "
                      f"{_cell(r['predicted_eta_star'])} | {_cell(r['observed_over_predicted'])} | "
-                     f"{_cell(r['restoring_rate'])} | {_cell(r['predicted_cosine'])} | {_cell(r['observed_over_cosine'])} |")
+                     f"{_cell(r['restoring_rate'])} | {_cell(r['predicted_cosine'])} | {_cell(r['observed_over_cosine'])} | "
+                     f"{_cell(r['ode_collapsed_fraction'])} |")
+    eta = next((r["ode_eta"] for r in rows if math.isfinite(r["ode_eta"])), None)
+    if eta is not None:
+        lines += ["", f"ODE basin: the fraction of a grid of initial modes that the eigenvalue ODE (Eqs. 11–13) "
+                  f"takes to collapse at η = {eta:.3g} (the reference's highest healthy weight decay × the fitted "
+                  "constant), with the setting's α_p, σ² as measured, and β = (1−m)(1−μ)/lr from its EMA "
+                  "(analysis.collapse_map.ode_basins)."]
     if checks:
         kind, reading = analysis_map.read_k_check(checks)
         verdict = "yes." if kind == "passed" else ("**no: every verdict below is inconclusive, except a failure the "

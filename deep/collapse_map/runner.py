@@ -151,17 +151,14 @@ def run_chains(chains: list[Chain], jobs: int = 1) -> list[dict]:
 
 def check_probe_length(results: list[dict], count: int, *, preset: str, dataset: str, data_root, device: str,
                        out: Path, store: ProbeStore, factor: int = 3) -> list[dict]:
-    """Is K epochs long enough to judge a probe? Continue `count` probes at the edge of their bracket
-    to factor × K epochs: the highest healthy probe of a chain (should not collapse later) and the
-    lowest collapsed one (should not recover), alternating, spread over the chains of seed 0 (then
-    the other seeds); every other edge probe already continued in `store` (by an earlier call) is
-    counted too, untrained. Returns one row per continued probe: its outcome at K and at factor × K."""
+    """Is K epochs long enough to judge a probe? Check `count` probes at the edge of their bracket,
+    continued to factor × K epochs: the highest healthy probe of a chain (should not collapse later)
+    or the lowest collapsed one (should not recover). Every edge probe already continued in `store`
+    (by an earlier call) counts, untrained, so that the same call again trains nothing; the rest are
+    picked by `sample_edges`, the settings least checked so far first. Returns one row per checked
+    probe: its outcome at K and at factor × K."""
     epochs = grid_module.probe_epochs(preset)
-    ordered = sorted(results, key=lambda r: r["seed"])
-    edges = []
-    for kind in ("low", "high"):
-        edges += [(r, kind) for r in ordered if getattr(r["bracket"], kind) is not None]
-    picked = _spread(edges, count)
+    edges = [(r, kind) for r in results for kind in ("low", "high") if getattr(r["bracket"], kind) is not None]
 
     def continued(result, kind) -> bool:
         weight_decay = getattr(result["bracket"], kind)
@@ -170,9 +167,9 @@ def check_probe_length(results: list[dict], count: int, *, preset: str, dataset:
         return store.get(key({"protocol": protocol(config), "setting": result["setting"].name,
                               "weight_decay": weight_decay, "seed": result["seed"], "epochs": factor * epochs})) is not None
 
-    picked += [edge for edge in edges if not any(edge[0] is r and edge[1] == k for r, k in picked) and continued(*edge)]
+    done = [edge for edge in edges if continued(*edge)]
     checks = []
-    for result, kind in picked:
+    for result, kind in done + sample_edges(edges, done, count - len(done)):
         weight_decay = getattr(result["bracket"], kind)
         at_k = run_probe(result["setting"], weight_decay, result["seed"], epochs, preset=preset, dataset=dataset,
                          data_root=data_root, device=device, out=out, store=store)
@@ -187,13 +184,29 @@ def check_probe_length(results: list[dict], count: int, *, preset: str, dataset:
     return checks
 
 
-def _spread(edges: list, count: int) -> list:
-    """`count` items of `edges` alternating between healthy and collapsed edges, evenly over the list."""
-    lows = [e for e in edges if e[1] == "low"]
-    highs = [e for e in edges if e[1] == "high"]
+def sample_edges(edges: list, done: list, count: int) -> list:
+    """`count` edges (result, "low" | "high") not in `done`, one setting at a time in rounds: settings
+    with the fewest edges in `done` first (then in grid order), each setting's next pick of the kind
+    it has fewer of (healthy "low" edges on ties), from the seed it has used least."""
+    def name(edge):
+        return edge[0]["setting"].name
+
+    def taken(edge, among):
+        return any(edge[0] is r and edge[1] == k for r, k in among)
+
+    settings = list(dict.fromkeys(name(e) for e in edges))
     picked = []
-    for group, share in ((lows, (count + 1) // 2), (highs, count // 2)):
-        if group and share:
-            step = max(1, len(group) // share)
-            picked += group[::step][:share]
+    while len(picked) < count:
+        chosen = done + picked
+        left = [e for e in edges if not taken(e, chosen)]
+        if not left:
+            break
+        load = {s: sum(name(e) == s for e in chosen) for s in settings}
+        setting = min(dict.fromkeys(name(e) for e in left), key=lambda s: (load[s], settings.index(s)))
+        mine = [e for e in chosen if name(e) == setting]
+        candidates = [e for e in left if name(e) == setting]
+        kinds = {k: sum(e[1] == k for e in mine) for k in ("low", "high")}
+        seeds = {e[0]["seed"]: sum(m[0]["seed"] == e[0]["seed"] for m in mine) for e in candidates}
+        picked.append(min(candidates, key=lambda e: (kinds[e[1]], e[1] == "high", seeds[e[0]["seed"]],
+                                                    e[0]["seed"])))
     return picked
