@@ -411,38 +411,56 @@ def _far_below_eta_star(weight_decay: float, row: dict) -> bool:
     return math.isfinite(eta) and weight_decay < eta and not _agrees({**row, "observed_over_predicted": weight_decay / eta})
 
 
+def _own_checks(verdict: v.Verdict, rows: list[dict], checks: list[dict]) -> list[dict]:
+    """The K checks that bear on a verdict: those of its predictor's settings for a verdict along one
+    predictor's line (H6, H7: a probe length can suffice for one network and not another), every
+    check for a verdict over the whole map (H5)."""
+    predictors = {r["predictor"] for r in verdict.evidence.get("line", ())}
+    if not predictors:
+        return checks
+    names = {r["setting"] for r in rows if r["predictor"] in predictors}
+    return [c for c in checks if c["setting"] in names]
+
+
 def map_verdicts(rows: list[dict], checks: list[dict] = ()) -> list[v.Verdict]:
-    """Every verdict the map allows, read through the K check (`read_k_check`). Passed (or not run):
-    the verdicts as they are. Failed: every verdict is inconclusive, saying why, except two failures
-    the continued probes show at 3K as well (`lasting_collapses`): the unfitted H5 where a collapse
-    lasted at a weight decay far below η* (`_far_below_eta_star`, σ² and τ as measured at K), and the
-    cosine model where a setting without EMA (no threshold, it predicts) stayed collapsed."""
+    """Every verdict the map allows, each read through the K check of its own checks (`_own_checks`,
+    `read_k_check`). Passed (or not run): the verdict as it is. Failed: inconclusive, saying why,
+    except two failures the continued probes show at 3K as well (`lasting_collapses`): the unfitted H5
+    where a collapse lasted at a weight decay far below η* (`_far_below_eta_star`, σ² and τ as measured
+    at K), and the cosine model where a setting without EMA (no threshold, it predicts) stayed
+    collapsed."""
     h5, unfitted, cosine = h5_verdict(rows), h5_unfitted_verdict(rows), cosine_verdict(rows)
     found = [x for x in (h5, unfitted, cosine) if x] + h6_verdicts(rows) + h7_verdicts(rows)
     checks = list(checks)
-    kind, reason = read_k_check(checks)
-    if kind in ("none", "passed"):
-        return found
-    evidence = {"k_check": kind, "k_check_changed": sum(c["changed"] for c in checks), "k_checks": len(checks)}
-    lasting = lasting_collapses(rows, checks)
-    below = [(c, r) for c, r in lasting if _far_below_eta_star(c["weight_decay"], r)]
-    no_ema = [(c, r) for c, r in lasting if r["ema"] == 0]
     out = []
     for x in found:
+        mine = _own_checks(x, rows, checks)
+        kind, reason = read_k_check(mine)
+        if kind == "none" and checks:
+            out.append(replace(x, observation=f"{x.observation} (the probe length of this predictor was not checked)"))
+            continue
+        evidence = {**x.evidence, "k_check": kind, "k_check_changed": sum(c["changed"] for c in mine),
+                    "k_checks": len(mine)}
+        if kind in ("none", "passed"):
+            out.append(replace(x, evidence=evidence) if mine else x)
+            continue
+        lasting = lasting_collapses(rows, mine)
+        below = [(c, r) for c, r in lasting if _far_below_eta_star(c["weight_decay"], r)]
+        no_ema = [(c, r) for c, r in lasting if r["ema"] == 0]
         if x is unfitted and below:
-            out.append(replace(x, outcome=v.FAILS, evidence={**x.evidence, **evidence}, observation=(
+            out.append(replace(x, outcome=v.FAILS, evidence=evidence, observation=(
                 f"{reason}; but a collapse lasted far below η*: " + "; ".join(
                     f"{r['setting']} seed {c['seed']} collapsed at weight decay {c['weight_decay']:.3g} at "
                     f"{c['epochs']} and {c['later_epochs']} epochs, ×{c['weight_decay'] / r['eta_star_mapped']:.3g} of "
                     f"η* {r['eta_star_mapped']:.3g} (σ², τ as measured at K)" for c, r in below))))
         elif x is cosine and no_ema:
-            out.append(replace(x, outcome=v.FAILS, evidence={**x.evidence, **evidence}, observation=(
+            out.append(replace(x, outcome=v.FAILS, evidence=evidence, observation=(
                 f"{reason}; but without EMA, where the model has no threshold, a collapse lasted: " + "; ".join(
                     f"{r['setting']} seed {c['seed']} collapsed at weight decay {c['weight_decay']:.3g} at "
                     f"{c['epochs']} and {c['later_epochs']} epochs" for c, r in no_ema))))
         else:
             out.append(replace(x, outcome=v.INCONCLUSIVE, observation=f"probe length K failed its check: {reason}; "
-                               f"{x.observation}", evidence={**x.evidence, **evidence}))
+                               f"{x.observation}", evidence=evidence))
     return out
 
 

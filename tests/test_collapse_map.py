@@ -261,6 +261,26 @@ def test_a_failed_k_check_makes_every_map_verdict_inconclusive():
     assert all("1 of 2 edge probes changed outcome by 9 epochs" in x.observation for x in verdicts)
 
 
+def test_the_k_check_is_read_per_predictor_for_h6_and_h7_and_over_the_whole_map_for_h5():
+    """The linear probes fail their check and the MLP ones pass it: the MLP's falling threshold keeps
+    H6 `fails`, the linear line and the fitted H5 (over both predictors) turn inconclusive. Without
+    any MLP check the MLP verdict stands but says its probe length was not checked."""
+    falling = {(predictor, a, 0.9): t for predictor in ("linear", "mlp")
+               for a, t in ((0.3, 0.03), (1.0, 0.01), (10.0, 0.003))}
+    chains = _chains(falling)
+    rows = analysis_map.thresholds(chains, _edge_probes(chains))
+    linear_fails = [_check("healthy", "collapsed"), _check("collapsed", "collapsed", weight_decay=0.011)]
+    mlp_passes = [_check("healthy", "healthy", "mlp-alpha1-ema0.9"), _check("collapsed", "collapsed", "mlp-alpha1-ema0.9")]
+    verdicts = analysis_map.map_verdicts(rows, linear_fails + mlp_passes)
+    h6 = {(x.setting.split(", ")[1], x.setting.split(", ")[2]): x.outcome for x in verdicts if x.hypothesis == "H6"}
+    assert h6 == {("linear predictor", "threshold vs α_p"): v.INCONCLUSIVE, ("linear predictor", "basin vs α_p"): v.INCONCLUSIVE,
+                  ("mlp predictor", "threshold vs α_p"): v.FAILS, ("mlp predictor", "basin vs α_p"): v.FAILS}
+    assert [x.outcome for x in verdicts if x.setting == "deep: collapse map"] == [v.INCONCLUSIVE]
+    unchecked = [x for x in analysis_map.map_verdicts(rows, linear_fails) if "mlp" in x.setting]
+    assert {x.outcome for x in unchecked} == {v.FAILS}
+    assert all("the probe length of this predictor was not checked" in x.observation for x in unchecked)
+
+
 def test_h5_without_a_constant_holds_at_eta_star_and_fails_far_below_it():
     """η*(σ² = 1, τ = 1) = 1/8 by hand: thresholds at 0.125 agree, at 0.01 (×0.08) do not."""
     at = _chains({("linear", 1.0, 0.9): 0.125, ("linear", 3.0, 0.9): 0.125}, spread=1.0)

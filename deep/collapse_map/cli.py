@@ -84,5 +84,6 @@ def run_collapse_map(args) -> int:
     emit(_strict_json(summary), args.json, "\n".join(lines))
     unlocated = [row for row in summary["thresholds"] if row["status"] != "located"]
     if unlocated:
-        raise NotBracketed(unlocated[0]["status_detail"])
+        others = f" (also not located: {', '.join(r['setting'] for r in unlocated[1:])})" if len(unlocated) > 1 else ""
+        raise NotBracketed(unlocated[0]["status_detail"] + others)
     return 0

@@ -115,12 +115,15 @@ def render_markdown(summary: dict) -> str:
                   "constant), with the setting's α_p, σ² as measured, and β = (1−m)(1−μ)/lr from its EMA "
                   "(analysis.collapse_map.ode_basins)."]
     if checks:
-        kind, reading = analysis_map.read_k_check(checks)
-        verdict = "yes." if kind == "passed" else ("**no: every verdict below is inconclusive, except a failure the "
-                                                   "continued probes show at the longer length too**.")
-        lines += ["", f"**Is the probe long enough?** Edge probes continued to {checks[0]['later_epochs']} epochs: "
-                  f"{reading}. {verdict}", "",
-                  "| setting | seed | weight decay | edge | at K | later |", "|---|---|---|---|---|---|"]
+        predictor_of = {r["setting"]: r["predictor"] for r in rows}
+        lines += ["", f"**Is the probe long enough?** Edge probes continued to {checks[0]['later_epochs']} epochs, "
+                  "read per predictor (a failed check makes that predictor's H6 and H7, and every H5, inconclusive, "
+                  "except a failure the continued probes show at the longer length too):", ""]
+        for predictor in dict.fromkeys(predictor_of.values()):
+            kind, reading = analysis_map.read_k_check([c for c in checks if predictor_of.get(c["setting"]) == predictor])
+            lines.append(f"- {predictor}: {reading}: " + ("**yes**." if kind == "passed" else "**no**." if kind != "none"
+                                                           else "not checked."))
+        lines += ["", "| setting | seed | weight decay | edge | at K | later |", "|---|---|---|---|---|---|"]
         lines += [f"| {c['setting']} | {c['seed']} | {c['weight_decay']:g} | {c['edge']} | {c['outcome']} "
                   f"(rank {_cell(c['effective_rank'])}) | {c['later_outcome']} (rank {_cell(c['later_effective_rank'])}) |"
                   for c in checks]
