@@ -139,13 +139,16 @@ def _fit_cosine(rows: list[dict]) -> list[dict]:
 def ode_basins(rows: list[dict], p0=None, s0=None) -> list[dict]:
     """The eigenvalue ODE's basin at one fixed weight decay for every setting (issue 12, item 2): the
     fraction of a grid of initial modes (p0, s0; default the linear H6/H7 grid of
-    `analysis.linear_hypotheses`) that Eqs. 11–13 take to collapse, with the setting's α_p, its σ²
-    as measured, and its EMA as β = (1−m)(1−μ)/lr driving τ from τ0 = 1 by Eq. 13 (`analysis.theory`;
-    τ ≡ 1 without EMA). The weight decay is the reference setting's highest healthy one (the low end
-    of its union bracket, where every seed stayed healthy), in flow units η = c·weight_decay with the
-    constant c fitted on the reference (`_fit_constant`), so that the theory sits where the network
-    does. Adds `ode_eta` and `ode_collapsed_fraction` (NaN where σ², lr or the fit is missing). The
-    theory predicts the fraction falls as α_p grows (H6's basin) and as a lagging target slows τ."""
+    `analysis.linear_hypotheses`) that Eqs. 11–13 take to collapse, with the setting's α_p and its σ²
+    as measured, τ ≡ 1 without EMA and τ driven from τ0 = 1 by Eq. 13 with it. The weight decay is the
+    reference setting's highest healthy one (the low end of its union bracket, where every seed
+    stayed healthy), in flow units η = c·weight_decay with the constant c fitted on the reference
+    (`_fit_constant`), so that the theory sits where the network does. The EMA rate is scaled alike,
+    β = c(1−m)(1−μ)/lr, so that β/η is the network's ratio of EMA rate to weight decay per step
+    (`analysis.theory.deep_to_linear` with flow time stretched by c). Since c comes from the measured
+    τ and the ODE's τ tends to 1, η sits near η*(τ = 1) and the fractions are sensitive to σ². Adds
+    `ode_eta` and `ode_collapsed_fraction` (NaN where σ², lr or the fit is missing). By the theory the
+    fraction falls as α_p grows (H6's basin)."""
     from analysis.linear_hypotheses import GRID_P0, GRID_S0
     from analysis.theory import default_horizon
     from linear_dynamics.eigen_ode import integrate_eigen
@@ -164,7 +167,7 @@ def ode_basins(rows: list[dict], p0=None, s0=None) -> list[dict]:
             continue
         params = (EigenParams(r["predictor_lr_mult"], eta, r["sigma2_measured"], tau=1.0) if r["ema"] == 0 else
                   EigenParams(r["predictor_lr_mult"], eta, r["sigma2_measured"],
-                              beta=(1 - r["ema"]) * (1 - MOMENTUM) / r["lr"]))
+                              beta=reference["fitted_constant"] * (1 - r["ema"]) * (1 - MOMENTUM) / r["lr"]))
         r["ode_collapsed_fraction"] = float(integrate_eigen(p0, s0, params, default_horizon(eta), n_save=2)
                                             .collapsed.mean())
     return rows
@@ -354,7 +357,7 @@ def h6_verdicts(rows: list[dict]) -> list[v.Verdict]:
         rows, "H6", "predictor_lr_mult",
         {"rises": v.HOLDS, "falls": v.FAILS, "mixed": v.FAILS, "flat": v.INCONCLUSIVE, "unresolved": v.INCONCLUSIVE},
         "a larger α_p shrinks the collapse basin at a fixed weight decay (the eigen ODE's basin there, `ode_basins`, "
-        "falls with α_p): the threshold never falls as α_p grows", basin_cell, ", basin vs α_p")
+        "is shown per setting): the threshold never falls as α_p grows", basin_cell, ", basin vs α_p")
     return independent + basin
 
 

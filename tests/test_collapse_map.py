@@ -276,6 +276,11 @@ def test_the_k_check_is_read_per_predictor_for_h6_and_h7_and_over_the_whole_map_
     assert h6 == {("linear predictor", "threshold vs α_p"): v.INCONCLUSIVE, ("linear predictor", "basin vs α_p"): v.INCONCLUSIVE,
                   ("mlp predictor", "threshold vs α_p"): v.FAILS, ("mlp predictor", "basin vs α_p"): v.FAILS}
     assert [x.outcome for x in verdicts if x.setting == "deep: collapse map"] == [v.INCONCLUSIVE]
+    linear_passes = [_check("healthy", "healthy"), _check("collapsed", "collapsed", weight_decay=0.011)]
+    mlp_fails = [_check("healthy", "collapsed", "mlp-alpha1-ema0.9"), _check("collapsed", "collapsed", "mlp-alpha1-ema0.9")]
+    verdicts = analysis_map.map_verdicts(rows, linear_passes + mlp_fails)  # the MLP's failed check reaches H5 too
+    assert [x.outcome for x in verdicts if x.setting == "deep: collapse map"] == [v.INCONCLUSIVE]
+    assert {x.outcome for x in verdicts if x.setting.startswith("deep: collapse map, linear")} == {v.FAILS}
     unchecked = [x for x in analysis_map.map_verdicts(rows, linear_fails) if "mlp" in x.setting]
     assert {x.outcome for x in unchecked} == {v.FAILS}
     assert all("the probe length of this predictor was not checked" in x.observation for x in unchecked)
@@ -521,19 +526,28 @@ def test_read_checks_names_a_corrupt_line(tmp_path):
     assert math.isnan(row["later_std"])
 
 
-def test_the_ode_basin_is_taken_at_the_fitted_reference_weight_decay_and_matches_the_fixed_points():
+def test_the_ode_basin_is_taken_at_the_fitted_reference_weight_decay_and_matches_the_fixed_points(monkeypatch):
     """By hand: η*(σ² = 1, τ = 1) = 1/8 and the reference's threshold 0.01 give c = 12.5, so the ODE runs
     at η = 12.5 × 0.01/1.1 (the reference's highest healthy weight decay). There p± = (1 ± √(1 − 8η))/4:
     a mode started on the stable fixed point (p₊, p₊²/α_p) stays, one at (1e-3, 1e-6) collapses, so the
     basin is 1/2 with EMA (β = 0.1 · 0.1/0.2) and without. A setting with σ² = 3 has η* = 1/16 < η: every
-    mode collapses. Without a reference the basin is not computed."""
+    mode collapses. The EMA rate is stretched like η: β = 12.5 × 0.1 · 0.1/0.2. Without a reference
+    the basin is not computed."""
     chains = _chains({("linear", 1.0, 0.9): 0.01, ("linear", 1.0, 0.0): 0.01, ("linear", 3.0, 0.0): 0.01}, spread=1.0)
     probes = [{**p, "lr": 0.2, "sigma2": 3.0 if p["setting"] == "linear-alpha3-ema0" else 1.0}
               for p in _edge_probes(chains)]
     eta = 12.5 * 0.01 / 1.1
     p_plus = (1 + math.sqrt(1 - 8 * eta)) / 4
     p0, s0 = np.array([p_plus, 1e-3]), np.array([p_plus ** 2, 1e-6])
+    import linear_dynamics.eigen_ode
+
+    seen = []
+    integrate = linear_dynamics.eigen_ode.integrate_eigen
+    monkeypatch.setattr(linear_dynamics.eigen_ode, "integrate_eigen",
+                        lambda *args, **kwargs: seen.append(args[2]) or integrate(*args, **kwargs))
     rows = analysis_map.ode_basins(analysis_map.thresholds(chains, probes), p0, s0)
+    assert [(params.alpha_p, params.beta, params.tau) for params in seen] == [
+        (1.0, pytest.approx(12.5 * 0.1 * 0.1 / 0.2), None), (1.0, None, 1.0), (3.0, None, 1.0)]
     assert [r["ode_eta"] for r in rows] == pytest.approx([eta] * 3)
     assert [r["ode_collapsed_fraction"] for r in rows] == [0.5, 0.5, 1.0]
     (h7,) = analysis_map.h7_verdicts(rows)

@@ -112,7 +112,7 @@ def render_markdown(summary: dict) -> str:
     if eta is not None:
         lines += ["", f"ODE basin: the fraction of a grid of initial modes that the eigenvalue ODE (Eqs. 11–13) "
                   f"takes to collapse at η = {eta:.3g} (the reference's highest healthy weight decay × the fitted "
-                  "constant), with the setting's α_p, σ² as measured, and β = (1−m)(1−μ)/lr from its EMA "
+                  "constant c), with the setting's α_p, σ² as measured, and β = c(1−m)(1−μ)/lr from its EMA "
                   "(analysis.collapse_map.ode_basins)."]
     if checks:
         predictor_of = {r["setting"]: r["predictor"] for r in rows}
