@@ -150,7 +150,7 @@ def ode_basins(rows: list[dict], p0=None, s0=None) -> list[dict]:
     `ode_eta` and `ode_collapsed_fraction` (NaN where σ², lr or the fit is missing). By the theory the
     fraction falls as α_p grows (H6's basin)."""
     from analysis.linear_hypotheses import GRID_P0, GRID_S0
-    from analysis.theory import default_horizon
+    from analysis.theory import default_horizon, ema_rate
     from linear_dynamics.eigen_ode import integrate_eigen
     from linear_dynamics.params import EigenParams
 
@@ -167,7 +167,7 @@ def ode_basins(rows: list[dict], p0=None, s0=None) -> list[dict]:
             continue
         params = (EigenParams(r["predictor_lr_mult"], eta, r["sigma2_measured"], tau=1.0) if r["ema"] == 0 else
                   EigenParams(r["predictor_lr_mult"], eta, r["sigma2_measured"],
-                              beta=reference["fitted_constant"] * (1 - r["ema"]) * (1 - MOMENTUM) / r["lr"]))
+                              beta=reference["fitted_constant"] * ema_rate(r["ema"], MOMENTUM, r["lr"])))
         r["ode_collapsed_fraction"] = float(integrate_eigen(p0, s0, params, default_horizon(eta), n_save=2)
                                             .collapsed.mean())
     return rows
@@ -425,6 +425,12 @@ def _own_checks(verdict: v.Verdict, rows: list[dict], checks: list[dict]) -> lis
     return [c for c in checks if c["setting"] in names]
 
 
+def _lasted(check: dict, row: dict) -> str:
+    """One lasting collapse (`lasting_collapses`), as text."""
+    return (f"{row['setting']} seed {check['seed']} collapsed at weight decay {check['weight_decay']:.3g} at "
+            f"{check['epochs']} and {check['later_epochs']} epochs")
+
+
 def map_verdicts(rows: list[dict], checks: list[dict] = ()) -> list[v.Verdict]:
     """Every verdict the map allows, each read through the K check of its own checks (`_own_checks`,
     `read_k_check`). Passed (or not run): the verdict as it is. Failed: inconclusive, saying why,
@@ -453,14 +459,12 @@ def map_verdicts(rows: list[dict], checks: list[dict] = ()) -> list[v.Verdict]:
         if x is unfitted and below:
             out.append(replace(x, outcome=v.FAILS, evidence=evidence, observation=(
                 f"{reason}; but a collapse lasted far below η*: " + "; ".join(
-                    f"{r['setting']} seed {c['seed']} collapsed at weight decay {c['weight_decay']:.3g} at "
-                    f"{c['epochs']} and {c['later_epochs']} epochs, ×{c['weight_decay'] / r['eta_star_mapped']:.3g} of "
-                    f"η* {r['eta_star_mapped']:.3g} (σ², τ as measured at K)" for c, r in below))))
+                    f"{_lasted(c, r)}, ×{c['weight_decay'] / r['eta_star_mapped']:.3g} of η* "
+                    f"{r['eta_star_mapped']:.3g} (σ², τ as measured at K)" for c, r in below))))
         elif x is cosine and no_ema:
             out.append(replace(x, outcome=v.FAILS, evidence=evidence, observation=(
-                f"{reason}; but without EMA, where the model has no threshold, a collapse lasted: " + "; ".join(
-                    f"{r['setting']} seed {c['seed']} collapsed at weight decay {c['weight_decay']:.3g} at "
-                    f"{c['epochs']} and {c['later_epochs']} epochs" for c, r in no_ema))))
+                f"{reason}; but without EMA, where the model has no threshold, a collapse lasted: "
+                + "; ".join(_lasted(c, r) for c, r in no_ema))))
         else:
             out.append(replace(x, outcome=v.INCONCLUSIVE, observation=f"probe length K failed its check: {reason}; "
                                f"{x.observation}", evidence=evidence))

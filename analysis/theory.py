@@ -127,6 +127,12 @@ class DeepMapping:
         return asdict(self)
 
 
+def ema_rate(ema: float, momentum: float, lr: float) -> float:
+    """β of Eq. 4 per unit flow time for an EMA target updated with rate 1−m every SGD step, one step
+    being lr/(1−μ) of flow time (module docstring): β = (1−m)(1−μ)/lr."""
+    return (1 - ema) * (1 - momentum) / lr
+
+
 def deep_to_linear(config: dict, sigma2: float = 0.0) -> DeepMapping:
     """Map a resolved deep config (config.json) onto the linear model; see the module docstring.
 
@@ -147,7 +153,7 @@ def deep_to_linear(config: dict, sigma2: float = 0.0) -> DeepMapping:
     if ema > 0:
         step_lr = peak_lr({"lr": need("lr"), "batch_size": need("batch_size"),
                            "lr_scaling": config.get("lr_scaling", "linear")})
-        beta = (1 - ema) * (1 - need("momentum")) / step_lr
+        beta = ema_rate(ema, need("momentum"), step_lr)
     eta_star = eta_critical(STEADY_TAU, sigma2)
     mode = regime(eta, STEADY_TAU, sigma2)
     return DeepMapping(alpha_p=alpha_p, eta=eta, eta_predictor=None if alpha_p is None else alpha_p * eta,

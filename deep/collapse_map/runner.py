@@ -4,7 +4,8 @@ A probe (`run_probe`) trains the first `epochs` epochs of its config into its `p
 a shorter run of the same probe, so that the K check continues probes instead of retraining them),
 judges the last epoch with the analysis layer's rule for complete collapse
 (`analysis.verdicts.complete_collapse`: effective rank < 2 on the validation images), measures σ²,
-τ and the target's weight coherence (`deep.collapse_map.measure`) and appends its row to probes.csv. A probe already in probes.csv (or in a cache given) is not trained.
+τ and the target's weight coherence (`deep.collapse_map.measure`) and appends its row to
+probes.csv. A probe already in probes.csv (or in a cache given) is not trained.
 Chains run one after another, or in `jobs` worker processes (each with cores/jobs threads).
 """
 import math
@@ -66,6 +67,15 @@ def _epoch_line(run: Path, epoch: int) -> dict | None:
     return next((line for line in lines if line["kind"] == "epoch" and line["epoch"] == epoch), None)
 
 
+def probe_identity(setting, weight_decay: float, seed: int, epochs: int, *, preset: str, dataset: str, data_root,
+                   device: str) -> tuple[dict, dict]:
+    """A probe's resolved config and the identity part of its probes.csv row (what `store.key` reads)."""
+    config = grid_module.probe_config(setting, weight_decay, seed, preset=preset, dataset=dataset,
+                                      data_root=data_root, device=device)
+    return config, {"protocol": protocol(config), "setting": setting.name, **setting.overrides,
+                    "weight_decay": weight_decay, "seed": seed, "epochs": epochs}
+
+
 def run_probe(setting, weight_decay: float, seed: int, epochs: int, *, preset: str, dataset: str,
               data_root, device: str, out: Path, store: ProbeStore, threads: int | None = None) -> dict:
     """The probe's row: from `store` if it is there, else trained (or continued) for `epochs` epochs."""
@@ -77,10 +87,8 @@ def run_probe(setting, weight_decay: float, seed: int, epochs: int, *, preset: s
     from deep.schedule import peak_lr
     from deep.train import NonFiniteLoss, load_method, train, training_splits
 
-    config = grid_module.probe_config(setting, weight_decay, seed, preset=preset, dataset=dataset,
-                                      data_root=data_root, device=device)
-    row = {"protocol": protocol(config), "setting": setting.name, **setting.overrides,
-           "weight_decay": weight_decay, "seed": seed, "epochs": epochs}
+    config, row = probe_identity(setting, weight_decay, seed, epochs, preset=preset, dataset=dataset,
+                                 data_root=data_root, device=device)
     known = store.get(key(row))
     if known is not None:
         return known
@@ -161,11 +169,9 @@ def check_probe_length(results: list[dict], count: int, *, preset: str, dataset:
     edges = [(r, kind) for r in results for kind in ("low", "high") if getattr(r["bracket"], kind) is not None]
 
     def continued(result, kind) -> bool:
-        weight_decay = getattr(result["bracket"], kind)
-        config = grid_module.probe_config(result["setting"], weight_decay, result["seed"], preset=preset,
-                                          dataset=dataset, data_root=data_root, device=device)
-        return store.get(key({"protocol": protocol(config), "setting": result["setting"].name,
-                              "weight_decay": weight_decay, "seed": result["seed"], "epochs": factor * epochs})) is not None
+        _, row = probe_identity(result["setting"], getattr(result["bracket"], kind), result["seed"], factor * epochs,
+                                preset=preset, dataset=dataset, data_root=data_root, device=device)
+        return store.get(key(row)) is not None
 
     done = [edge for edge in edges if continued(*edge)]
     checks = []
