@@ -2,10 +2,8 @@
 
 Nothing heavy at import: the analysis modules (matplotlib, scipy, torch for SGD) load in the handlers.
 """
-import math
-
 from ssldyn.args import existing_path, nonnegative_float
-from ssldyn.cli import emit
+from ssldyn.output import emit, strict_json
 
 
 def register(subparsers) -> None:
@@ -33,23 +31,12 @@ def register(subparsers) -> None:
     hyp.set_defaults(func=_hypotheses)
 
 
-def _strict_json(value):
-    """NaN / inf (a quantity a run did not log) become null, so that --json is strict JSON."""
-    if isinstance(value, dict):
-        return {k: _strict_json(x) for k, x in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_strict_json(x) for x in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def _analyze(args) -> int:
     from analysis.report import analyze_run
 
     summary = analyze_run(args.run, sigma2=args.sigma2)
     if args.json:
-        emit(_strict_json(summary), True)
+        emit(strict_json(summary), True)
         return 0
     lines = [f"wrote {path}" for path in summary["files"]]
     lines += [f"{h}: {x['outcome']} — {x['observation']}" for h, x in summary["verdicts"].items()]
@@ -75,7 +62,7 @@ def _hypotheses(args) -> int:
     result = {"summary": summarize(linear, deep), "linear": [x.as_dict() for x in linear],
               "deep": [x.as_dict() for x in deep]}
     if args.json:
-        emit(_strict_json(result), True)
+        emit(strict_json(result), True)
         return 0
     lines = []
     for x in linear + deep:

@@ -31,6 +31,10 @@ N_SAVE = 31
 # s0 = (τ/k)²/α_p (k = 1+σ²), which for every η < η* climbs past the saddle while c = s − p²/α_p > 0.
 MATRIX_H5_SETTINGS = ((0.5, 1.0), (0.0, 1.0), (1.0, 3.0))
 EIGEN_H5_SETTINGS = ((0.5, 1.0, 1.0), (0.0, 1.0, 1.0), (1.0, 0.5, 3.0), (0.25, 2.0, 0.3))
+# With an EMA target (Eq. 13, τ(0) = 1), at σ² = 0.5, α_p = 1 from the same start, for each β: η* = 1/(4k)
+# whatever β (a fixed point needs ds/dt = 0, so dτ/dt = β(1 − τ) = 0 there: τ = 1; above η*, G3's
+# V = w² + (2η/β)a² decreases), while the basin moves with β (the control: tests/test_linear_threshold.py).
+EIGEN_H5_EMA_SIGMA2, EIGEN_H5_EMA_BETAS = 0.5, (1.0, 0.3, 0.1)
 
 # Eigenvalue ODE (H6, H7): a grid of initial modes, p0 in (0, 1], s0 log-spaced over [1e-4, 1], and
 # a reference mode for speeds. SimSiam's τ ≡ 1 unless an EMA rate β is given.
@@ -79,11 +83,22 @@ def _threshold_row(threshold, **setting) -> dict:
                                            threshold.status == LOCATED)}
 
 
-def _threshold_verdict(setting: str, prediction: str, rows: list) -> v.Verdict:
-    observation = "; ".join(
-        ", ".join(f"{symbol} = {row[key]:g}" for key, symbol in (("sigma2", "σ²"), ("tau", "τ"), ("alpha_p", "α_p")))
-        + f": η_c = {row['eta_threshold_observed']:.5g} vs η* = {row['eta_critical']:.5g} "
-          f"({row['eta_threshold_observed'] / row['eta_critical'] - 1:+.2%}, {row['status']})" for row in rows)
+def _bracket_text(row: dict) -> str:
+    """η_c against η*, and the certified bracket (each side's basis) with the undecided band between."""
+    if row["status"] != LOCATED:
+        return f"{row['status']}"
+    star = row["eta_critical"]
+    band = row["undecided_band"]
+    return (f"η_c = {row['eta_threshold_observed']:.5g} vs η* = {star:.5g} "
+            f"({row['eta_threshold_observed'] / star - 1:+.2%}; not collapsed at {row['eta_low'] / star:.5f}η* "
+            f"({row['basis_low']}), collapsed at {row['eta_high'] / star:.5f}η* ({row['basis_high']})"
+            + ("" if band is None else f", undecided {band[0] / star:.5f}–{band[1] / star:.5f}η*") + ")")
+
+
+def _threshold_verdict(setting: str, prediction: str, rows: list,
+                       shown=(("sigma2", "σ²"), ("tau", "τ"), ("alpha_p", "α_p"))) -> v.Verdict:
+    observation = "; ".join(", ".join(f"{symbol} = {row[key]:g}" for key, symbol in shown) + ": " + _bracket_text(row)
+                            for row in rows)
     return v.Verdict("H5", setting, prediction, observation, v.combine(row["outcome"] for row in rows),
                      {"tolerance": v.THRESHOLD_TOL, "settings": rows})
 
@@ -145,6 +160,19 @@ def _eigen_h5() -> v.Verdict:
                                    alpha_p=alpha_p, p0=p0, s0=s0))
     return _threshold_verdict("eigenvalue ODE", f"collapse begins at η* = τ²/(4(1+σ²)), within {v.THRESHOLD_TOL:.0%}, "
                               f"for every α_p", rows)
+
+
+def _eigen_h5_ema() -> v.Verdict:
+    """H5 on the ODE with an EMA target: the collapse threshold of the same start, τ(0) = 1, located per β
+    (linear_dynamics.threshold, each side certified: the origin box or p₊'s Lyapunov ellipsoid)."""
+    sigma2 = EIGEN_H5_EMA_SIGMA2
+    k = 1 + sigma2
+    p0, s0 = 0.1 / k, 1 / k**2
+    rows = [_threshold_row(eigen_threshold(p0, s0, 1.0, sigma2, 1.0, beta=beta), sigma2=sigma2, tau=1.0, alpha_p=1.0,
+                           beta=beta, p0=p0, s0=s0) for beta in EIGEN_H5_EMA_BETAS]
+    return _threshold_verdict("eigenvalue ODE, EMA", f"collapse begins at η* = 1/(4(1+σ²)) for every β (τ → 1 "
+                              f"at every fixed point), within {v.THRESHOLD_TOL:.0%}", rows,
+                              shown=(("sigma2", "σ²"), ("beta", "β")))
 
 
 def _fraction_collapsed(params: EigenParams) -> float:
@@ -246,7 +274,7 @@ def linear_verdicts(sgd: bool = True) -> list:
     out = _matrix_verdicts("flow")
     if sgd:
         out += _matrix_verdicts("sgd")
-    out.append(_eigen_h5())
+    out += [_eigen_h5(), _eigen_h5_ema()]
     out += [_eigen_h6(eta) for eta in ODE_ETAS]
     out += [_eigen_h7(eta) for eta in ODE_ETAS]
     return out

@@ -129,3 +129,28 @@ def effective_rank(Z, eps: float = 1e-12) -> float:
     p = sigma / total
     p = p[p > eps]
     return float(np.exp(-(p * np.log(p)).sum()))
+
+
+# A direction counts if it carries at least 1% of the leading direction's variance and an angular
+# spread of at least 0.01 rad (variance 1e-4 of the unit vectors): below that, a completely collapsed
+# batch (std × √d ≈ 0.01 over 256 dimensions, per-direction variance ~1e-6) would count its noise.
+COVARIANCE_FLOOR, COVARIANCE_ABSOLUTE_FLOOR = 1e-2, 1e-4
+
+
+def covariance_rank(Z, rel_floor: float = COVARIANCE_FLOOR, abs_floor: float = COVARIANCE_ABSOLUTE_FLOOR) -> int:
+    """How many directions the ℓ2-normalised embeddings spread over: the eigenvalues of their
+    (centred) covariance at or above both `rel_floor` × the largest and `abs_floor`. Normalised first
+    because the cosine loss sees only directions; centred so that a shared mean direction (an early
+    linear predictor's outputs) does not count as spread. d for embeddings spread evenly over d
+    directions, 0 when every embedding is (nearly) the same point (complete collapse). A step function
+    of the spectrum, unlike RankMe's smooth `effective_rank`: a dimensional-collapse observable."""
+    if not 0 < rel_floor < 1 or not abs_floor >= 0:
+        raise ValueError(f"rel_floor must be in (0, 1) and abs_floor >= 0, got {rel_floor}, {abs_floor}")
+    Z = _embeddings(Z)
+    norms = np.linalg.norm(Z, axis=1, keepdims=True)
+    unit = np.divide(Z, norms, out=np.zeros_like(Z), where=norms > 0)
+    centred = unit - unit.mean(axis=0)
+    variances = np.linalg.svd(centred, compute_uv=False) ** 2 / (len(Z) - 1)
+    if variances.size == 0:
+        return 0
+    return int((variances >= max(rel_floor * variances[0], abs_floor, 1e-300)).sum())

@@ -1,4 +1,5 @@
-"""The views of SPEC §3 (thesis 2.3.3, BYOL's pipeline without blur), batched on the device.
+"""The views of SPEC §3 (BYOL's pipeline without blur, as thesis 2.3.3 and 4.2 describe it; every
+value's source is listed in deep/presets.py), batched on the device.
 
 One view of an image, in torchvision's order: random resized crop to the output size, horizontal
 flip, colour jitter (brightness, contrast, saturation, hue) with probability `jitter_p`, grayscale
@@ -72,7 +73,8 @@ def _jitter(value):
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """One view's augmentation (SPEC §3); defaults are the thesis' (2.3.3) without blur.
+    """One view's augmentation (SPEC §3); defaults are BYOL's first view without blur (Grill et al. 2020,
+    Table 6; each value's source, and where the thesis' reference code differs, in deep/presets.py).
 
     crop_scale: range of the crop's area as a fraction of the image, in (0, 1].
     crop_ratio: range of the crop's aspect ratio (width / height).
@@ -107,7 +109,8 @@ class AugmentConfig:
             object.__setattr__(self, name, value)
 
 
-# BYOL's two asymmetric views (Grill et al. 2020, Table 6; thesis 2.3.3): solarize only in the second.
+# BYOL's two asymmetric views (Grill et al. 2020, Table 6; deepmind-research byol/utils/augmentations.py):
+# solarize only in the second. The thesis' reference code solarizes neither (deep/presets.py).
 BYOL_VIEWS = (AugmentConfig(solarize_p=0.0), AugmentConfig(solarize_p=0.2))
 
 

@@ -58,7 +58,7 @@ def register(subparsers) -> None:
 
 
 def run_train(args) -> int:
-    from ssldyn.cli import emit
+    from ssldyn.output import emit
 
     from deep import config as config_module
     from deep import distributed, rundir
@@ -119,14 +119,16 @@ def run_train(args) -> int:
 
 def train_seeds(args, config: dict, out) -> int:
     """`ssldyn train --seeds K`: K runs into OUT/seed-<s>/ (resumable like a sweep: finished seeds are
-    skipped, interrupted ones resumed) and OUT/summary.json with their spread (deep.seeds)."""
+    skipped, interrupted ones resumed) and OUT/summary.json with their spread (deep.seeds). --download
+    and --max-epochs N apply to every seed; with N, seeds not yet finished stop after N epochs of this
+    call each, and OUT/summary.json waits until all have finished."""
     import json
     from pathlib import Path
 
-    from ssldyn.cli import emit
+    from ssldyn.output import emit
 
     from deep import rundir
-    from deep.ablate.runner import FINISHED, execute, task_for
+    from deep.ablate.runner import FINISHED, STOPPED, execute, task_for
     from deep.seeds import mean_pm_std, seed_dir, seed_values, seeds_summary
 
     out = Path(out)
@@ -135,10 +137,16 @@ def train_seeds(args, config: dict, out) -> int:
     tasks = [task_for(f"seed-{seed}", config["method"], {**config, "seed": seed}, seed_dir(out, seed, args.seeds), out)
              for seed in seed_values(config["seed"], args.seeds)]
     out.mkdir(parents=True, exist_ok=True)
-    outcomes = execute(tasks, threads=args.threads, tensorboard=args.tensorboard)
-    failed = [f"{name}: {o['message']}" for name, o in outcomes.items() if o["status"] != FINISHED]
+    outcomes = execute(tasks, threads=args.threads, tensorboard=args.tensorboard, download=args.download,
+                       max_epochs=args.max_epochs)
+    failed = [f"{name}: {o['message']}" for name, o in outcomes.items() if o["status"] not in (FINISHED, STOPPED)]
     if failed:
         raise ValueError("; ".join(failed))
+    stopped = [f"{name} ({o['message']})" for name, o in outcomes.items() if o["status"] == STOPPED]
+    if stopped:
+        emit({"finished": False, "stopped": stopped, "runs": [str(t.run_dir) for t in tasks]}, args.json,
+             f"{', '.join(stopped)}; continue with the same command")
+        return 0
     summaries = [json.loads((t.run_dir / rundir.SUMMARY).read_text()) for t in tasks]
     summary = seeds_summary(summaries, [t.run_dir for t in tasks])
     rundir.write_json(out / rundir.SUMMARY, summary)

@@ -10,14 +10,17 @@ import math
 from dataclasses import dataclass
 
 from deep import presets
+from deep.head_kinds import COPY_NORMS, PREDICTORS, PROJECTORS
 
 PRECISIONS = ("bf16", "fp32")
 DEVICES = ("cpu", "cuda")
-PROJECTORS = ("mlp", "none")
-PREDICTORS = ("mlp", "linear", "directpred", "directcopy", "symmetric", "none")
 LR_SCALINGS = ("none", "linear")
-LR_SCHEDULES = ("cosine_epoch", "cosine_step")
+LR_SCHEDULES = ("cosine_epoch", "cosine_step", "constant")
 AUGMENTATIONS = ("crop_flip", "ssl")
+# Which trained parameters SGD's weight decay acts on: all of them (the reference code), the weight
+# matrices and kernels only (no BatchNorm affine, no bias), or only the projector's and predictor's
+# matrices (where the linear theory puts η: on W and W_p, Eqs. 2–3).
+WD_SCOPES = ("all", "weights", "heads")
 IDENTITY_KEYS = ("method", "dataset", "data_root", "preset", "device")  # set by the command line, not --set
 
 
@@ -57,8 +60,12 @@ KEYS = {
     "lr_scaling": Key(str, "none: the optimizer's lr is `lr` (the thesis' reference code); linear: lr·batch_size/256",
                       choices=LR_SCALINGS),
     "lr_schedule": Key(str, "cosine_epoch: cosine over the epochs, stepped once per epoch (CosineAnnealingLR, the "
-                            "thesis' reference code); cosine_step: cosine stepped every step", choices=LR_SCHEDULES),
-    "weight_decay": Key(float, "SGD weight decay on every trained parameter", low=0),
+                            "thesis' reference code); cosine_step: cosine stepped every step; constant: the peak "
+                            "lr after the warm-up", choices=LR_SCHEDULES),
+    "weight_decay": Key(float, "SGD weight decay on the trained parameters wd_scope names", low=0),
+    "wd_scope": Key(str, "the parameters weight decay acts on: all (every trained parameter), weights (weight "
+                         "matrices and conv kernels; no BatchNorm, no bias), heads (only the projector's and "
+                         "predictor's matrices)", choices=WD_SCOPES),
     "momentum": Key(float, "SGD momentum", low=0, high=1, high_open=True),
     "warmup_epochs": Key(float, "linear warm-up from 0 before the cosine decay", low=0),
     "precision": Key(str, "autocast dtype of the forward pass (bf16) or none (fp32)", choices=PRECISIONS),
@@ -67,7 +74,8 @@ KEYS = {
     "log_every": Key(int, "steps between per-step lines in metrics.jsonl", low=1),
     "knn_k": Key(int, "neighbours of the weighted kNN monitor", low=1),
     "knn_temperature": Key(float, "temperature τ of the kNN vote weights exp(cos/τ)", low=0, low_open=True),
-    "eval_batch": Key(int, "clean monitor images whose projections give the collapse metrics", low=2),
+    "eval_batch": Key(int, "size of the seeded class-balanced sample of monitor images (⌊N/C⌋ per class, "
+                                "deep.evaluate.sample) whose projections give the collapse metrics", low=2),
     "val_split": Key(int, "training images held out (class-balanced, drawn from seed) as the per-epoch monitor's "
                           "validation set; 0: the monitor uses the test set, as the thesis' Fig. 4.6 did", low=0),
     "train_fraction": Key(float, "class-balanced fraction of the training images (after val_split) the run trains on "
@@ -90,7 +98,11 @@ KEYS = {
     # Barlow Twins
     "lambda": Key(float, "Barlow Twins off-diagonal weight λ (Eq. 2.5)", low=0),
     # DirectPred / DirectCopy / linear predictor
-    "eps": Key(float, "ε added to the predictor eigenvalues (DirectPred) or diagonal (DirectCopy)", low=0),
+    "eps": Key(float, "ε added to the predictor eigenvalues √(s/max s) (DirectPred; relative to 1, the top one) or "
+                      "as εI to the copied F̂ (DirectCopy: relative to ‖F̂‖_F = 1 with copy_norm=frobenius, in "
+                      "F̂'s own units with copy_norm=none)", low=0),
+    "copy_norm": Key(str, "DirectCopy's W_p: frobenius = F̂/‖F̂‖_F + εI; none = F̂ + εI, the authors' code "
+                          "(luckmatters' directcopy)", choices=COPY_NORMS),
     "rho": Key(float, "F̂ momentum ρ: F̂ ← ρF̂ + (1−ρ)E[ffᵀ]", low=0, high=1, high_open=True),
     "freq": Key(int, "steps between analytic predictor updates", low=1),
     "snapshots": Key(int, "W_p/F̂ snapshots over training (0 = none, else >= 2)", low=0),
@@ -114,6 +126,7 @@ COMMON = {
     "lr_scaling": "none",
     "lr_schedule": "cosine_epoch",
     "weight_decay": 5e-4,
+    "wd_scope": "all",
     "momentum": 0.9,
     "warmup_epochs": 0.0,
     "precision": "bf16",
@@ -222,13 +235,19 @@ def resolve(method: str, dataset: str, *, preset: str = "thesis", overrides: dic
 
 
 # Keys added after runs were written, with the value those runs had: a config.json or checkpoint
-# without one reads as that value, so older runs still resume, load and compare.
-ADDED_KEYS = {"train_fraction": 1.0}
+# without one reads as that value, so older runs still resume, load and compare. A key is added only
+# where the run's method takes it (copy_norm: the BYOL family).
+ADDED_KEYS = {"train_fraction": 1.0, "wd_scope": "all", "copy_norm": "frobenius"}
 
 
 def with_added_keys(config: dict) -> dict:
-    """`config` with every ADDED_KEYS key it lacks set to the value runs had before the key existed."""
-    return {**{k: v for k, v in ADDED_KEYS.items() if k not in config}, **config}
+    """`config` with every ADDED_KEYS key its method takes and it lacks, set to the value runs had
+    before the key existed."""
+    from deep.methods import METHODS
+
+    method = METHODS.get(config.get("method"))
+    taken = method_keys(method.DEFAULTS) if method else ()
+    return {**{k: v for k, v in ADDED_KEYS.items() if k not in config and k in taken}, **config}
 
 
 def validate(config: dict) -> dict:

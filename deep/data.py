@@ -5,7 +5,8 @@ with int64 labels, small enough to live on the training device whole (CIFAR-10: 
 
 Sources:
 - ``cifar10``: the torchvision layout (``cifar-10-batches-py/`` under root, or that folder itself),
-  an image folder (``train/<class>/*``, ``test/<class>/*``), or a zip of one. Classes keep
+  an image folder (``train/<class>/*``, ``test/<class>/*``), or a zip of one (the zip's path, or
+  the folder holding ``cifar10-jpeg.zip``, this project's offline copy). Classes keep
   CIFAR-10's canonical order when the folder names are CIFAR-10's, else they are sorted.
   ``download=True`` fetches the torchvision layout when nothing is found.
 - ``fashion-mnist``: the four IDX files (``.gz`` or not) in root, in ``root/fashion-mnist`` or in
@@ -45,6 +46,7 @@ FASHION_MNIST_FILES = {  # split -> (images, labels), the names Zalando publishe
 }
 CIFAR10_BATCHES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")  # Debian package dataset-fashion-mnist
+CIFAR10_ZIP = "cifar10-jpeg.zip"  # the offline copy's name (SPEC §3 "Data"), found in a --data-root folder
 SYNTHETIC_SIZES = {"train": 50, "test": 20}  # images per class
 SYNTHETIC_CLASSES = 10
 CACHE_FORMAT = 1  # bump when the cached content changes meaning
@@ -108,7 +110,7 @@ def data_root_candidates(name: str) -> tuple[Path, ...]:
     _check_name(name)
     candidates = [Path(os.environ["SSLDYN_DATA"])] if os.environ.get("SSLDYN_DATA") else []
     if name == "cifar10":
-        candidates.append(_repo_dir().parent / "shared" / "data" / "cifar10-jpeg.zip")
+        candidates.append(_repo_dir().parent / "shared" / "data" / CIFAR10_ZIP)
     elif name == "fashion-mnist":
         candidates.append(DEBIAN_FASHION_MNIST)
     candidates.append(Path("data").absolute())
@@ -131,8 +133,9 @@ def _check_name(name: str) -> None:
 
 def _not_found(name: str, looked: tuple[Path, ...]) -> FileNotFoundError:
     how = {
-        "cifar10": "pass --data-root pointing at a folder holding cifar-10-batches-py/, an image folder "
-                   "(train/<class>/*, test/<class>/*) or a zip of one, or pass --download (torchvision's copy)",
+        "cifar10": f"pass --data-root pointing at a folder holding cifar-10-batches-py/, {CIFAR10_ZIP} or an "
+                   "image folder (train/<class>/*, test/<class>/*), or at a zip of such a folder itself, or pass "
+                   "--download (torchvision's copy)",
         "fashion-mnist": "pass --data-root pointing at a folder with the four IDX files, or install them with "
                          "`apt-get install dataset-fashion-mnist` (into /usr/share/datasets/fashion-mnist), "
                          "or pass --download (torchvision's copy)",
@@ -153,6 +156,8 @@ def _locate(name: str, root: Path) -> tuple[str, Path] | None:
                 return "cifar-pickle", folder
         if (root / "train").is_dir() and (root / "test").is_dir():
             return "image-folder", root
+        if (root / CIFAR10_ZIP).is_file():
+            return "image-zip", root / CIFAR10_ZIP
         return None
     for folder in (root, root / "fashion-mnist", root / "FashionMNIST" / "raw"):
         if all(_idx_file(folder, stem) is not None for pair in FASHION_MNIST_FILES.values() for stem in pair):

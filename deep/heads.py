@@ -10,7 +10,7 @@
 import torch
 from torch import nn
 
-from deep.config import PREDICTORS, PROJECTORS
+from deep.head_kinds import PREDICTORS, PROJECTORS
 
 LINEAR_PREDICTORS = ("linear", "directpred", "directcopy")  # those whose W_p and F̂ are snapshotted
 ANALYTIC_PREDICTORS = ("directpred", "directcopy")  # written from F̂, never trained by gradient

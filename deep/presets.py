@@ -9,6 +9,23 @@
 A preset applies only the keys a method has (e.g. `queue_size` only to MoCo). No torch here.
 """
 
+# The augmentation of every preset (deep.augment.BYOL_VIEWS, SPEC §3) is not a key: it is BYOL's two views
+# without blur, which is the pipeline the thesis describes (Sec. 2.3.3 lists crop, resize, flip, colour jitter,
+# grayscale, blur and solarization; Sec. 4.2 drops the blur on CIFAR). Value by value, checked against
+#   BYOL      Grill et al. 2020, App. B Table 6; deepmind-research byol/utils/augmentations.py `augment_config`
+#             (jitter, grayscale, blur, solarize) and byol/utils/dataset.py `_decode_and_random_crop` (area 0.08–1);
+#   thesis    its reference code, refs [4]/[5] (IgorSusmelj/barlowtwins and simsiam-cifar10 main.py, lightly==1.0.7):
+#             SimCLRCollateFunction(input_size=32, gaussian_blur=0.), i.e. lightly/data/collate.py at v1.0.7 with
+#             cj_strength 0.5 → ColorJitter(0.4, 0.4, 0.4, 0.1), cj_prob 0.8, min_scale 0.08, gray 0.2, flip 0.5;
+#   SimSiam   facebookresearch/simsiam main_simsiam.py (ImageNet): RandomResizedCrop(scale=(0.2, 1)),
+#             ColorJitter(0.4, 0.4, 0.4, 0.1) p 0.8, grayscale 0.2, blur p 0.5, flip, no solarize:
+# - crop area (0.08, 1), flip ½: BYOL and the thesis' code (SimSiam's crop starts at 0.2);
+# - colour jitter brightness 0.4, contrast 0.4, hue 0.1, applied with p 0.8: all three;
+# - saturation 0.2: BYOL (view 1 and 2). The thesis' code and SimSiam use 0.4;
+# - grayscale p 0.2: all three; blur: none (thesis Sec. 4.2; the thesis' code gaussian_blur=0.);
+# - solarize p 0 (view 1) / 0.2 (view 2), threshold ½: BYOL only; the thesis' code and SimSiam have none.
+# Brightness follows torchvision (a factor in [0.6, 1.4]), as the thesis' code does; BYOL's code adds a
+# delta in [−0.4, 0.4] instead.
 PRESETS = {
     "thesis": {},
     "cpu": {

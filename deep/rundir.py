@@ -38,6 +38,9 @@ def read_config(run: Path) -> dict:
         config = json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise ValueError(f"{path} is not valid JSON ({err})") from None
+    if not isinstance(config, dict) or "method" not in config:
+        raise ValueError(f"{path} names no method: it was not written by `ssldyn train` ({run} is not a run "
+                         "directory)")
     return config_module.validate(config)
 
 

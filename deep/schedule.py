@@ -3,7 +3,8 @@
 The thesis' reference code (its refs [4]/[5]) runs SGD at lr 0.06 without batch scaling under
 `CosineAnnealingLR(optim, max_epochs)` stepped once per epoch and no warm-up (`lr_scaling=none`,
 `lr_schedule=cosine_epoch`, `warmup_epochs=0`); the cpu preset steps its cosine every step after a
-one-epoch warm-up; `lr_scaling=linear` scales the lr by batch/256 (Goyal et al. 2017).
+one-epoch warm-up; `lr_schedule=constant` holds the peak after the warm-up, so that a run's length
+and its annealing are separate (the collapse map's probe-length check); `lr_scaling=linear` scales the lr by batch/256 (Goyal et al. 2017).
 """
 import math
 
@@ -22,6 +23,12 @@ def cosine_lr(step: int, total_steps: int, warmup_steps: int, peak: float, steps
     return peak * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
+def constant_lr(step: int, warmup_steps: int, peak: float) -> float:
+    """Linear warm-up from 0 to `peak` over `warmup_steps`, then `peak` for good (lr_schedule=constant:
+    probes whose length does not change how far the lr has annealed)."""
+    return peak * (step + 1) / warmup_steps if step < warmup_steps else peak
+
+
 def peak_lr(config: dict) -> float:
     """The optimizer's peak lr: `lr` as given (lr_scaling=none, the thesis' reference code: lr 0.06 at
     batch 512), or scaled by batch/256 (lr_scaling=linear; Goyal et al. 2017). batch_size is the
@@ -31,8 +38,10 @@ def peak_lr(config: dict) -> float:
 
 
 def lr_at(step: int, config: dict, steps_per_epoch: int) -> float:
-    """The lr of `step` under the config's schedule (warm-up, then cosine per step or per epoch)."""
+    """The lr of `step` under the config's schedule (warm-up, then cosine per step or per epoch, or constant)."""
     total_steps = steps_per_epoch * config["epochs"]
     warmup_steps = round(config["warmup_epochs"] * steps_per_epoch)
+    if config.get("lr_schedule") == "constant":
+        return constant_lr(step, warmup_steps, peak_lr(config))
     per_epoch = steps_per_epoch if config.get("lr_schedule", "cosine_step") == "cosine_epoch" else 1
     return cosine_lr(step, total_steps, warmup_steps, peak_lr(config), per_epoch)

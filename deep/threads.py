@@ -18,6 +18,12 @@ this machine) nice only ranks processes within one session, so a niced job start
 takes its full share of a core (measured here: a `nice -n 10` training beside a 2-thread one took 94%
 of a core and slowed it to 66 img/s).
 
+The cores are those this process may use, not the host's: its CPU affinity (`os.sched_getaffinity`),
+capped by the cgroup's CPU quota (v2 `cpu.max`, v1 `cpu.cfs_quota_us` / `cpu.cfs_period_us`: what a
+container's `--cpus` sets), and the machine's busy time is read from the /proc/stat lines of those
+CPUs only. `procs_running` has no per-CPU breakdown in /proc/stat, so the drop signal still counts
+runnable threads host-wide.
+
 Where /proc is missing (not Linux) the thread count stays as it is.
 """
 import math
@@ -29,16 +35,72 @@ import torch
 
 PROC_STAT = Path("/proc/stat")
 PROC_SELF = Path("/proc/self")
+CGROUP_ROOT = Path("/sys/fs/cgroup")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 QUIET_OTHERS = 0.5  # cores used by other processes below which a window counts as quiet
 
 
-def available_cores() -> int:
-    """Cores this process may run on (its CPU affinity), e.g. 2 here."""
+def allowed_cpus() -> set[int] | None:
+    """The CPUs this process may run on (its affinity), or None where the OS does not say (not Linux)."""
     try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+        return set(os.sched_getaffinity(0))
+    except AttributeError:
+        return None
+
+
+def _quota_in(folder: Path) -> float | None:
+    """The CPU quota set on one cgroup folder, in CPUs, or None: v2 `cpu.max` holds "QUOTA PERIOD"
+    ("max PERIOD" for none), v1 `cpu.cfs_quota_us` (-1 for none) and `cpu.cfs_period_us`."""
+    try:
+        quota, period = (folder / "cpu.max").read_text().split()
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota = int((folder / "cpu.cfs_quota_us").read_text())
+        period = int((folder / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return quota / period if quota > 0 and period > 0 else None
+
+
+def cgroup_cpu_quota() -> float | None:
+    """The smallest CPU quota, in CPUs, on the cgroup path of this process (its own cgroup and every
+    parent up to the mount's root, each of which caps it), or None when there is none.
+
+    The path comes from /proc/self/cgroup: "0::PATH" (v2) or "N:cpu,cpuacct:PATH" (v1, a mount named
+    after its controllers). A container whose cgroup namespace shows the host's path has no such
+    folders; they are skipped and the mount's root, the container's own cgroup, is read.
+    """
+    try:
+        lines = (PROC_SELF / "cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    quotas = []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers and "cpu" not in controllers.split(","):
+            continue
+        mount = CGROUP_ROOT / controllers if controllers else CGROUP_ROOT
+        if controllers and not mount.is_dir():
+            mount = CGROUP_ROOT / "cpu"
+        folder = mount / path.lstrip("/")
+        for candidate in (folder, *folder.parents):
+            quota = _quota_in(candidate)
+            if quota is not None:
+                quotas.append(quota)
+            if candidate == mount:
+                break
+    return min(quotas) if quotas else None
+
+
+def available_cores() -> int:
+    """Cores this process may use: its CPU affinity, capped by the cgroup quota rounded up (a quota of
+    1.5 CPUs lets 2 threads run 75% of the time each; the JVM's container support rounds up too)."""
+    cpus = allowed_cpus()
+    cores = len(cpus) if cpus else os.cpu_count() or 1
+    quota = cgroup_cpu_quota()
+    return max(1, min(cores, math.ceil(quota))) if quota is not None else cores
 
 
 def _stat_fields(text: str) -> list[str]:
@@ -67,18 +129,25 @@ def others_running() -> int | None:
         return None
 
 
-def cpu_seconds() -> tuple[float, float] | None:
-    """(busy CPU seconds of the whole machine, CPU seconds of this process) so far, or None without
-    /proc. Busy is user + nice + system + irq + softirq + steal: steal is time a hypervisor gave
-    to someone else, which stalls a thread team just like another process does."""
+def cpu_seconds(cpus: set[int] | None = None) -> tuple[float, float] | None:
+    """(busy CPU seconds of the CPUs `cpus`, or of the whole machine for None; CPU seconds of this
+    process) so far, or None without /proc. Busy is user + nice + system + irq + softirq + steal:
+    steal is time a hypervisor gave to someone else, which stalls a thread team just like another
+    process does."""
     try:
-        cpu = PROC_STAT.read_text().splitlines()[0].split()
-        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in cpu[1:9])
+        lines = PROC_STAT.read_text().splitlines()
+        wanted = {"cpu"} if cpus is None else {f"cpu{n}" for n in cpus}
+        busy = 0
+        for line in lines:
+            fields = line.split()
+            if fields and fields[0] in wanted:
+                user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[1:9])
+                busy += user + nice + system + irq + softirq + steal
         fields = _stat_fields((PROC_SELF / "stat").read_text())
         own = int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
     except (OSError, ValueError, IndexError):
         return None
-    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS, own / CLOCK_TICKS
+    return busy / CLOCK_TICKS, own / CLOCK_TICKS
 
 
 class ThreadGovernor:
@@ -89,11 +158,12 @@ class ThreadGovernor:
     """
 
     def __init__(self, max_threads: int | None = None, window: float = 1.0):
+        self.cpus = allowed_cpus()
         self.cores = available_cores()
         self.max_threads = max(1, min(max_threads or torch.get_num_threads(), self.cores))
         self.window = window
         self.steps_at: dict[int, int] = {}
-        self._mark = (time.monotonic(), cpu_seconds())
+        self._mark = (time.monotonic(), cpu_seconds(self.cpus))
         self._set(self.max_threads)
 
     def _set(self, threads: int) -> None:
@@ -119,7 +189,7 @@ class ThreadGovernor:
         elapsed = time.monotonic() - start
         if elapsed < self.window:
             return False
-        cpu = cpu_seconds()
+        cpu = cpu_seconds(self.cpus)
         self._mark = (time.monotonic(), cpu)
         if cpu is None or start_cpu is None:
             return False

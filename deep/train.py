@@ -15,6 +15,7 @@ synchronised over the global batch, DistributedDataParallel averages the gradien
 the global batch, and only the main process writes the run directory (see `deep.distributed`).
 """
 import contextlib
+import json
 import math
 import sys
 import time
@@ -24,13 +25,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from analysis.metrics import effective_rank, std_of_l2_normalized
+from analysis.metrics import covariance_rank, effective_rank, std_of_l2_normalized
 from deep import augment, distributed, rundir
 from deep import tensorboard as tensorboard_log
 from deep import config as config_module
 from deep.checkpoint import load_checkpoint, save_checkpoint
 from deep.data import ImageSet, load_dataset
 from deep.evaluate.labels import holdout, label_subset
+from deep.evaluate.sample import balanced_sample
 from deep.knn import extract_features, knn_accuracy
 from deep.methods import METHODS, build_method
 from deep.resnet import ResNet18
@@ -89,9 +91,34 @@ def compile_backbones(method) -> None:
             module.compile()
 
 
+def decayed_parameters(method, scope: str) -> set[int]:
+    """ids of the trained parameters weight decay acts on under `wd_scope` (deep.config.WD_SCOPES):
+    all; weights = tensors of 2 or more dimensions (Linear weights, conv kernels), so no BatchNorm
+    affine and no bias; heads = those weights outside the backbone (projector and predictor matrices,
+    the linear theory's W and W_p)."""
+    trained = [p for p in method.parameters() if p.requires_grad]
+    if scope == "all":
+        return {id(p) for p in trained}
+    backbone = {id(p) for p in method.backbone.parameters()} if scope == "heads" else set()
+    chosen = {id(p) for p in trained if p.ndim >= 2 and id(p) not in backbone}
+    if not chosen:
+        raise ValueError(f"wd_scope={scope} decays no parameter of this method (it has no projector or predictor "
+                         "matrices); use wd_scope=all or weights")
+    return chosen
+
+
 def build_optimizer(method, config: dict) -> torch.optim.SGD:
-    """SGD with one group per `method.param_groups()`; each group's lr = schedule · lr_mult."""
-    groups = [dict(group, lr=peak_lr(config) * group["lr_mult"]) for group in method.param_groups()]
+    """SGD with one group per `method.param_groups()` (each group's lr = schedule · lr_mult), split
+    into a decayed and an undecayed part where `wd_scope` leaves some parameters undecayed."""
+    decayed = decayed_parameters(method, config["wd_scope"])
+    groups = []
+    for group in method.param_groups():
+        on = [p for p in group["params"] if id(p) in decayed]
+        off = [p for p in group["params"] if id(p) not in decayed]
+        for params, weight_decay, suffix in ((on, config["weight_decay"], ""), (off, 0.0, " (no decay)")):
+            if params:
+                groups.append(dict(group, params=params, name=group["name"] + suffix, weight_decay=weight_decay,
+                                   lr=peak_lr(config) * group["lr_mult"]))
     return torch.optim.SGD(groups, lr=peak_lr(config), momentum=config["momentum"],
                            weight_decay=config["weight_decay"])
 
@@ -153,9 +180,11 @@ def checked_losses(pending: list) -> list[float]:
 
 @torch.no_grad()
 def evaluate(method, bank: ImageSet, queries: ImageSet, mean, std, num_classes: int, config: dict, autocast,
-             memory_format) -> dict:
-    """Weighted kNN of `queries` against the clean `bank`, and the collapse metrics of the projector
-    outputs of the first `eval_batch` query images."""
+             memory_format, metric_images: torch.Tensor | None = None) -> dict:
+    """Weighted kNN of all `queries` against the clean `bank`, and the collapse metrics (std × √d,
+    effective rank, covariance rank) of the projector outputs of `metric_images`: by default the seeded class-balanced
+    sample of `eval_batch` query images (`deep.evaluate.sample`), never the first images of a split
+    that may be class-ordered."""
     method = _unwrap(method)
 
     def normalize(images):
@@ -168,11 +197,13 @@ def evaluate(method, bank: ImageSet, queries: ImageSet, mean, std, num_classes: 
     was_training = method.training
     method.eval()
     with autocast():
-        images = normalize(queries.images[:config["eval_batch"]]).contiguous(memory_format=memory_format)
+        if metric_images is None:
+            metric_images = balanced_sample(queries.images, queries.labels, config["eval_batch"], config["seed"])
+        images = normalize(metric_images).contiguous(memory_format=memory_format)
         embeddings = method.embed(images).float()
     method.train(was_training)
     return {"knn_top1": top1, "knn_top5": top5, "std": std_of_l2_normalized(embeddings),
-            "effective_rank": effective_rank(embeddings)}
+            "effective_rank": effective_rank(embeddings), "covariance_rank": covariance_rank(embeddings)}
 
 
 @dataclass(frozen=True)
@@ -255,6 +286,7 @@ def train(config: dict, out, *, resume: bool = False, dataset=None, download: bo
             dataset = load_dataset(config["dataset"], config["data_root"], download=download, seed=config["seed"])
     splits = training_splits(dataset, config)
     train_set, monitor = splits.train.to(device), splits.monitor.to(device)
+    monitor_sample = balanced_sample(monitor.images, monitor.labels, config["eval_batch"], config["seed"])
     batch = config["batch_size"]
     if batch > len(train_set.images):
         raise ValueError(f"batch_size={batch} is larger than the training set ({len(train_set.images)} images)")
@@ -343,7 +375,8 @@ def train(config: dict, out, *, resume: bool = False, dataset=None, download: bo
         train_seconds = time.perf_counter() - epoch_start
         if governor:
             governor.adapt()
-        metrics = evaluate(method, train_set, monitor, mean, std, num_classes, config, autocast, memory_format)
+        metrics = evaluate(method, train_set, monitor, mean, std, num_classes, config, autocast, memory_format,
+                           monitor_sample)
         record = {"kind": "epoch", "epoch": epoch, "step": step, "loss": float(np.mean(losses)),
                   "monitor": splits.monitor_name, **metrics}
         if epoch == config["epochs"] and splits.monitor_name != "test":  # the test set, once, at the end
@@ -394,6 +427,14 @@ class MetricsWriter(rundir.MetricsLog):
             super().append(record)
             if self.events is not None:
                 tensorboard_log.write_record(self.events, record)
+
+    def truncate(self, size: int) -> None:
+        """Drop the lines after byte `size` and rebuild the TensorBoard events from the lines kept."""
+        super().truncate(size)
+        if self.events is not None:
+            self.events.close()
+            kept = [json.loads(line) for line in self.path.read_text().splitlines()]
+            self.events = tensorboard_log.rebuild(self.path.parent, kept)
 
     def close(self) -> None:
         if self.events is not None:
@@ -478,7 +519,7 @@ def _restore(out: Path, config: dict, method, optimizer, generator, log) -> dict
     except (RuntimeError, ValueError, KeyError) as err:
         raise ValueError(f"{out / 'checkpoint.pt'} does not match the model its config builds: "
                          f"{str(err).splitlines()[0]}") from None
-    generator.set_state(state["generator"].cpu())
+    _restore_generator(generator, state, out, config["seed"], state["progress"]["epoch"])
     torch.set_rng_state(state["torch_rng"].cpu())
     if "cuda_rng" in state and config["device"] == "cuda":
         torch.cuda.set_rng_state(state["cuda_rng"].cpu())
@@ -486,6 +527,22 @@ def _restore(out: Path, config: dict, method, optimizer, generator, log) -> dict
     if distributed.is_main():
         log.truncate(progress["metrics_bytes"])
     return progress
+
+
+def _restore_generator(generator: torch.Generator, state: dict, out: Path, seed: int, epoch: int) -> None:
+    """The checkpoint's generator state, or, when it was written on another kind of device (a CUDA
+    generator's Philox state cannot seed the CPU's Mersenne Twister, nor the reverse), a generator
+    seeded with (seed, epoch) and a one-line note: the run goes on, reproducibly, but its data order
+    and augmentations from here on differ from those of a run that stayed on one device."""
+    written_on = torch.device(state["config"].get("device", "cpu")).type
+    if written_on == generator.device.type:
+        generator.set_state(state["generator"].cpu())
+        return
+    generator.manual_seed(int(np.random.SeedSequence([seed, epoch]).generate_state(1, dtype=np.uint64)[0]))
+    if distributed.is_main():
+        print(f"note: {out / 'checkpoint.pt'} was written on {written_on}; its random-number state cannot continue "
+              f"on {generator.device.type}, so from epoch {epoch + 1} on the data order and augmentations are drawn "
+              f"afresh from (seed {seed}, epoch {epoch})", file=sys.stderr, flush=True)
 
 
 def load_method(run, device: str = "cpu"):

@@ -5,7 +5,7 @@ matplotlib and the recipes are imported inside the handlers so that other comman
 from pathlib import Path
 
 from ssldyn.args import nonnegative_float, positive_float, writable_dir
-from ssldyn.cli import emit
+from ssldyn.output import emit
 
 FIGURES_DIR = Path(__file__).resolve().parent
 

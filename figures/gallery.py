@@ -4,13 +4,15 @@ Add a recipe by adding one entry; keep this a plain dict.
 """
 from functools import partial
 
-from figures import ablations, analysis, collapse_map, theory
+from figures import ablations, analysis, collapse_map, collapse_observables, theory
 
 RECIPES = {
     "phase_portraits": theory.phase_portraits,
     "parabola_velocity": theory.parabola_velocity_figure,
     "eigen_time_courses": theory.eigen_time_courses,
     "matrix_model": theory.matrix_model_curves,
+    # The SGD collapse threshold (`python -m figures.sgd_threshold` measures), redrawn from figures/sgd_threshold.csv.
+    "sgd_threshold": sgd_threshold.redraw,
     "linear_predictor": analysis.linear_predictor_panels,
     # Deep ablations (`ssldyn ablate NAME`), redrawn from the committed figures/ablations/NAME.csv.
     "ablation_no_predictor": partial(ablations.redraw, "no-predictor"),
@@ -21,4 +23,5 @@ RECIPES = {
     "ablation_methods": partial(ablations.redraw, "methods"),
     # The collapse map (`ssldyn collapse-map`), redrawn from the committed figures/collapse_map/*.csv.
     "collapse_map": collapse_map.redraw,
+    "collapse_observables": collapse_observables.redraw,
 }

@@ -43,10 +43,12 @@ fate  (which attractor each mode converges to)
     check_times(t_end, params)   checks past t_end: a tenth of the fastest time scale, then 10% further each
     classifier(params), regions(params)   states -> (attractor names, basis)
     origin_box(params) -> (a, b)   exact trapping box |p| ≤ a, s ≤ b at a fixed τ, η > 0 (no p±, no η*)
-matrix_model  (Eqs. 2–4, Thms 1–3)
+matrix_flow  (Eqs. 2–4)
     matrix_rhs(W, W_p, W_a, config) -> (dW, dW_p, dW_a);  matrix_jacobian(W, W_p, W_a, config)
-    initial_state(config) -> (W, W_p, W_a)
     integrate_flow(config, state, t0, t_eval) -> (packed states, evaluations)   DOP853, then Radau if stiff
+        (ValueError when Radau's dense Jacobian would exceed IMPLICIT_MEMORY_BUDGET)
+matrix_model  (runs of Eqs. 2–4, Thms 1–3)
+    initial_state(config) -> (W, W_p, W_a)
     simulate_flow(config, n_save=201, rtol=1e-10, atol=1e-20) -> LinearRun (with its fate)
     balance(W, W_p, alpha_p)                       W Wᵀ − W_pᵀW_p/α_p (Thm 1: = e^{−2ηt} C)
     no_stopgrad_hessian(W_p, eta, X, X_aug)        H of Thm 2 (column-major vec)
@@ -56,7 +58,8 @@ matrix_fate  (the matrix model's verdicts; rules in its docstring and docs/theor
     MatrixFate(.verdict .basis .rule .t_decided .modes_at_p_plus)
     flow_fate(run), sgd_fate(run, lr, ...), global_certificate, state_certificate, origin_box, sgd_curvature
 sgd  (torch, imported lazily)
-    simulate_sgd(config, batch=128, lr=0.01, steps=None, n_save=201) -> LinearRun ('diverged' past stability)
+    simulate_sgd(config, batch=128, lr=0.01, steps=None, n_save=201) -> LinearRun ('diverged' if the weights blow up)
+    sgd_states(config, batch, lr, steps, n_save, stop_below=None) -> SGDStates (no verdict)
 run
     LinearRun: .t .W .W_p .W_a (time-major arrays) .method ('flow'|'sgd') .config .fate
         .F .W_norm .asymmetry .commutator (arrays over t)  .verdict  .collapsed  .final() -> dict
@@ -75,8 +78,8 @@ from linear_dynamics.fixed_points import (FixedLine, FixedPoint, FixedPointRepor
                                           ema_jacobian, eta_critical, fixed_points, jacobian, p_roots,
                                           parabola_velocity, regime)
 from linear_dynamics.matrix_fate import MatrixFate, flow_fate, sgd_curvature, sgd_fate
-from linear_dynamics.matrix_model import (alignment_K, balance, initial_state, integrate_flow, matrix_jacobian,
-                                          matrix_rhs, no_stopgrad_hessian, simulate_flow,
+from linear_dynamics.matrix_flow import integrate_flow, matrix_jacobian, matrix_rhs
+from linear_dynamics.matrix_model import (alignment_K, balance, initial_state, no_stopgrad_hessian, simulate_flow,
                                           symmetric_predictor_fixed_point)
 from linear_dynamics.params import EigenParams, LinearConfig
 from linear_dynamics.phase import PhasePortrait, phase_portrait

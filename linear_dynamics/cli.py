@@ -3,7 +3,7 @@
 Imports of numpy/scipy/torch happen inside the handlers so that `ssldyn --help` stays instant.
 """
 from ssldyn.args import finite_float, nonnegative_float, positive_float, positive_int
-from ssldyn.cli import emit
+from ssldyn.output import emit
 
 
 def _add_model_args(parser, eta_required: bool = True) -> None:
@@ -30,8 +30,10 @@ def register(subparsers) -> None:
                     "(e.g. on the saddle's stable manifold, or at eta = eta*). 'fixed_point' names the attractor "
                     "(as in `ssldyn fixed-points`), 't_decided' the time from which the verdict was certain "
                     "(may exceed t_end; null when undecided), 'basis' what it rests on: 'theorem' (an exact "
-                    "trapping region, or the eta = 0 closed form) or 'numerical' (with --beta, a 1%% neighbourhood "
-                    "of p+ or of the line p = 1/(1+sigma2)). Stiff modes are integrated implicitly (Radau).")
+                    "trapping region, with --beta a Lyapunov ellipsoid around p+ verified over the sphere, or "
+                    "the eta = 0 closed form) or 'numerical' (with --beta at eta = 0, a 1%% neighbourhood of the "
+                    "line p = 1/(1+sigma2)). Next to eta* (with --beta) the proved region vanishes and modes "
+                    "stay undecided. Stiff modes are integrated implicitly (Radau).")
     _add_model_args(eig)
     target = eig.add_mutually_exclusive_group()
     target.add_argument("--tau", type=nonnegative_float, help="fixed target ratio τ >= 0 (default 1 when --beta is absent)")
@@ -48,7 +50,9 @@ def register(subparsers) -> None:
         description="Run the matrix model to --t-end and report the final norms and the verdict: 'collapsed' "
                     "(||W|| -> 0), 'non-collapsed', 'undecided' or, for SGD, 'diverged', with the certificate "
                     "('rule') it rests on, its 'basis' ('theorem' or 'numerical') and 't_decided' (the flow is "
-                    "integrated past t_end until a certificate holds). The rules are in docs/theory.md.")
+                    "integrated past t_end until a certificate holds). A stiff flow too large for the implicit solver's "
+                    "2 GB memory budget goes on explicitly while that is fast enough, else stops with one error line. "
+                    "SGD is 'diverged' only when its own weights blow up. The rules are in docs/theory.md.")
     lin.add_argument("--n1", type=positive_int, default=16, help="input dimension (default 16)")
     lin.add_argument("--n2", type=positive_int, default=8, help="representation dimension (default 8)")
     lin.add_argument("--eta", type=nonnegative_float, default=0.02, help="weight decay η >= 0 (default 0.02)")

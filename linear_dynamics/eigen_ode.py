@@ -98,7 +98,8 @@ class EigenTrajectories:
     each mode's fate (`fate.decide_fates`): verdict 'collapsed' | 'non-collapsed' | 'undecided', the
     name of the fixed point or line it converges to (None if undecided), the time t_decided from
     which that was certain (NaN if undecided; may lie beyond t_end), and the basis of the verdict,
-    'theorem' (an exact trapping region) or 'numerical' (a tolerance; EMA near p₊), None if undecided."""
+    'theorem' (a proved trapping region) or 'numerical' (a tolerance; EMA at η = 0 near the line
+    p = 1/k), None if undecided."""
 
     t: np.ndarray
     p: np.ndarray

@@ -28,9 +28,9 @@ EMA, in the regular coordinates (p, w, a) of `ema_mode_rhs` (s = w², τ = a/w).
 (p₊, the line p = 1/k) is out of reach: collapsed (theorem). Further:
   η > 0, collapse (theorem): on the faces of the box |p| ≤ η/2, |w|, |a| ≤ η/(2√α_p) the field points
   inwards, and inside it (|w|, |a|) is bounded by a stable linear system, so the mode goes to 0.
-  η > 0, p₊ at τ = 1 (Eq. 13's fixed point; basis: numerical, a tolerance, not a proof): |p − p₊| and
-  |s − s₊| within EMA_TOL of their distances to p₋, and |τ − 1| ≤ EMA_TOL, where the Jacobian
-  (`ema_jacobian`) is stable.
+  η > 0, p₊ at τ = 1 (Eq. 13's fixed point; theorem): the ellipsoid of `ema_lyapunov`, a quadratic
+  Lyapunov function's sublevel set on which its decrease is verified cell by cell over the unit sphere.
+  It shrinks with the gap p₊ − p₋ and is absent next to the saddle-node: modes there stay undecided.
   η = 0: c > 0 keeps s ≥ c: non-collapsed (theorem). c ≤ 0 with √(−α_p c) ≥ 1/k keeps p ≥ 1/k off the
   line p = 1/k: collapsed (theorem). Other modes are decided within tolerance of that line
   (|p − 1/k| ≤ EMA_TOL (1/k − √(−α_p c)), |τ − 1| ≤ EMA_TOL; numerical), which attracts where s > 0.
@@ -40,6 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from linear_dynamics.batched_rk import solve_batched
+from linear_dynamics.ema_lyapunov import ema_plus_region
 from linear_dynamics.fixed_points import collapses_closed_form, ema_jacobian, fixed_points
 from linear_dynamics.params import EigenParams
 
@@ -57,7 +58,8 @@ EMA_TOL = 1e-2
 class Fate:
     """Per mode: the verdict, the attractor's name (a FixedPoint or FixedLine name of `fixed_points`;
     None when undecided), the first checked time from which the mode stayed in its region (NaN), and the
-    basis of the verdict: THEOREM (an exact trapping region) or NUMERICAL (a tolerance); None if undecided."""
+    basis of the verdict: THEOREM (a proved trapping region) or NUMERICAL (a tolerance: EMA at η = 0 near
+    the line p = 1/k); None if undecided."""
 
     verdicts: tuple[str, ...]
     fixed_point: tuple[str | None, ...]
@@ -106,11 +108,14 @@ def check_times(t_end: float, params: EigenParams) -> np.ndarray:
     """The times past t_end at which undecided modes are checked: t_end + Δ₀ CHECK_GROWTHⁱ, Δ₀ a tenth
     of the fastest linear time scale at the stable fixed points, up to MAX_SCALES slow time scales."""
     rates = _stable_rates(params)
-    first = 0.1 / max(rates)
-    # In logarithms: with a weight decay near the smallest float, 1/η overflows.
-    span = np.log(MAX_SCALES) - np.log(min(rates)) - np.log(first)
+    # In logarithms: with a weight decay near the smallest float, 1/η overflows; checks past the largest
+    # float are dropped (none may be left: such modes stay undecided).
+    log_first = np.log(0.1) - np.log(max(rates))
+    span = np.log(MAX_SCALES) - np.log(min(rates)) - log_first
     count = min(int(np.ceil(span / np.log(CHECK_GROWTH))), MAX_CHECKS) + 1
-    return t_end + first * CHECK_GROWTH ** np.arange(max(count, 1))
+    with np.errstate(over="ignore"):
+        times = t_end + np.exp(log_first + np.log(CHECK_GROWTH) * np.arange(max(count, 1)))
+    return times[np.isfinite(times)]
 
 
 def _undecided(state: np.ndarray) -> np.ndarray:
@@ -199,22 +204,14 @@ def _ema_classifier(params: EigenParams):
         return classify
 
     box_p, box_w = eta / 2, eta / (2 * np.sqrt(alpha_p))
-    target = None
-    roots = [fp for fp in fixed_points(alpha_p, eta, params.sigma2, 1.0).fixed_points if fp.name in ("p-", "p+")]
-    if len(roots) == 2:
-        minus, plus = roots
-        w_plus = np.sqrt(plus.s)
-        if np.all(np.linalg.eigvals(ema_jacobian(plus.p, w_plus, w_plus, alpha_p, eta, params.sigma2, params.beta)).real < 0):
-            target = (plus, plus.p - minus.p, plus.s - minus.s)
+    plus = ema_plus_region(eta, params.sigma2, params.beta)
 
     def classify(state):
         p, w, a = state
         names, basis = _undecided(state), _undecided(state)
-        if target is not None:
-            plus, gap_p, gap_s = target
-            near = ((np.abs(p - plus.p) <= EMA_TOL * gap_p) & (np.abs(w**2 - plus.s) <= EMA_TOL * gap_s)
-                    & (np.abs(tau_of(w, a) - 1) <= EMA_TOL))
-            names[near], basis[near] = "p+", NUMERICAL
+        if plus is not None:
+            near = plus.contains(p, w, a, alpha_p)
+            names[near], basis[near] = "p+", THEOREM
         exact = ((p <= 0) & (w**2 <= p**2 / alpha_p)) | (  # c ≤ 0 and p ≤ 0
             (np.abs(p) <= box_p) & (np.abs(w) <= box_w) & (np.abs(a) <= box_w))
         names[exact], basis[exact] = "collapse", THEOREM

@@ -28,10 +28,11 @@ Certificates on the state at a checked time:
      one such mode: non-collapsed. Numerical, because the reduction holds only up to `tol`.
 Flow: `tol` = FLOW_ALIGN_TOL; past t_end the checks follow the eigen ODE's cadence (`fate.check_times`)
 for at most fate.MAX_SCALES slow time scales and MAX_EVALUATIONS right-hand-side evaluations.
-SGD (`sgd_fate`, basis always numerical): 'diverged' if the weights stop being finite or if at a
-saved step lr·κ > 2, κ the largest curvature of the loss along W or along W_p (scaled by its lr ratio
-α_p), weight decay included: gradient descent on a quadratic of curvature κ diverges for lr·κ > 2,
-and by Cauchy interlacing the Hessian's top eigenvalue is at least each block's. Otherwise, in the
+SGD (`sgd_fate`, basis always numerical): 'diverged' only if the run's own weights blow up (`sgd.BLOW_UP`);
+its message names lr·κ at the last saved step when above 2, κ (`sgd_curvature`) the largest curvature
+of the population loss along W or along W_p (scaled by its lr ratio α_p), weight decay included:
+gradient descent on a quadratic of curvature κ diverges for lr·κ > 2, and by Cauchy interlacing the
+Hessian's top eigenvalue is at least each block's. Otherwise, in the
 variants G1–G3: 'collapsed' if the sampled ‖W(T)‖ ≤ ‖W(0)‖ e^{−rT/2}, at least half the flow's
 guaranteed rate r, over a window T ≥ 2/r (one e-fold at that rate), else 'undecided'. In the others
 B and A are applied to the sampled states (the verdict holding at the last one, dated from the first
@@ -46,6 +47,7 @@ import numpy as np
 
 from analysis import metrics
 from linear_dynamics import fate as eigen_fate
+from linear_dynamics.matrix_flow import flow_rhs, integrate_flow
 from linear_dynamics.params import EigenParams, LinearConfig
 
 COLLAPSED, NON_COLLAPSED, UNDECIDED, DIVERGED = "collapsed", "non-collapsed", "undecided", "diverged"
@@ -225,12 +227,10 @@ def flow_check_times(config: LinearConfig, t_end: float) -> np.ndarray:
 
 def continue_flow(config: LinearConfig, state, t_now: float, checks: np.ndarray, judge,
                   max_evaluations: int | None = MAX_EVALUATIONS):
-    """Integrate Eqs. 2–4 (`matrix_model.integrate_flow`) from (W, W_p, W_a) = state at t_now, checking
+    """Integrate Eqs. 2–4 (`matrix_flow.integrate_flow`) from (W, W_p, W_a) = state at t_now, checking
     judge(W, W_p, W_a) at each time of `checks` (chunks of fate.CHECKS_PER_CALL); returns (time, answer)
     of the first check where judge answers (not None), or (None, reason) when the checks or
     max_evaluations (None: no cap) run out."""
-    from linear_dynamics.matrix_model import flow_rhs, integrate_flow  # that module imports this one
-
     _, _, unpack = flow_rhs(config, state)
     evaluations = 0
     for start in range(0, checks.size, eigen_fate.CHECKS_PER_CALL):

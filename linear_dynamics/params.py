@@ -12,7 +12,9 @@ from dataclasses import dataclass
 MAX_VALUE = 1e6
 
 # The matrix model keeps every saved W, W_p, W_a (201 by default): n1·n2 and n2² at most this many
-# entries each (e.g. n1 = n2 = 128) keeps a run under about 80 MB and a few seconds per unit of time.
+# entries each (e.g. n1 = n2 = 128) keeps those saved states under about 80 MB. A flow that turns stiff
+# needs the implicit solver's dense Jacobian as well, which is far larger (19 GB at n1 = n2 = 128): it
+# has its own budget, `matrix_flow.IMPLICIT_MEMORY_BUDGET`, checked when the solver is chosen.
 MAX_MATRIX_ENTRIES = 128 * 128
 # The matrix flow past its transient is stability-limited (explicit) or Jacobian-bound (implicit): about
 # 20 s per 10⁴ time units on a busy 2-core machine at n1 = 16, n2 = 8.

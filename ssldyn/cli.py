@@ -1,7 +1,8 @@
 """`ssldyn`: one entry point, subcommands registered by each package (SPEC §1).
 
 Conventions every subcommand follows:
-- ``--json`` prints exactly one JSON object on stdout and nothing else there;
+- ``--json`` prints exactly one JSON object on stdout and nothing else there (`ssldyn.output.emit`;
+  the packages' cli modules import it from there, never from here, which imports them);
 - bad input exits 2 with one line on stderr naming the argument and what is allowed, no traceback.
   Handlers signal bad input by raising ``ValueError`` / ``OSError`` (or subclasses) with a message
   that already names the culprit; set SSLDYN_DEBUG=1 to see the traceback instead.
@@ -9,7 +10,6 @@ Conventions every subcommand follows:
   so that the theory commands start fast and ``linear_dynamics`` never needs torch.
 """
 import argparse
-import json
 import os
 import sys
 
@@ -27,22 +27,6 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def emit(result: dict, as_json: bool, text: str | None = None) -> None:
-    """Print `result` as one JSON object (``--json``) or as human-readable text."""
-    if as_json:
-        print(json.dumps(result, default=_jsonable))
-    else:
-        print(text if text is not None else json.dumps(result, indent=2, default=_jsonable))
-
-
-def _jsonable(value):
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if hasattr(value, "__fspath__"):
-        return os.fspath(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def build_parser() -> Parser:

@@ -327,3 +327,15 @@ def test_training_views_pick_the_supervised_or_the_self_supervised_pipeline():
     assert training_views("ssl", 2) == BYOL_VIEWS and training_views("ssl", 1) == BYOL_VIEWS[:1]
     with pytest.raises(ValueError, match="unknown augmentation"):
         training_views("autoaugment", 1)
+
+
+def test_training_views_are_byol_table_6_without_blur():
+    """The values cited in deep/presets.py: BYOL (Grill et al. 2020, Table 6; deepmind-research
+    byol/utils/augmentations.py augment_config and byol/utils/dataset.py), blur left out."""
+    from deep.augment import training_views
+
+    first, second = training_views("ssl", 2)
+    for view, solarize in ((first, 0.0), (second, 0.2)):
+        assert view.crop_scale == (0.08, 1.0) and view.crop_ratio == pytest.approx((3 / 4, 4 / 3))
+        assert view.flip_p == 0.5 and view.jitter == (0.4, 0.4, 0.2, 0.1) and view.jitter_p == 0.8
+        assert view.gray_p == 0.2 and view.solarize_p == solarize

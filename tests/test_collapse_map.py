@@ -79,7 +79,8 @@ def test_a_probe_is_the_beginning_of_a_run_of_the_preset():
     assert (config["weight_decay"], config["seed"], config["width"], config["lr"]) == (0.01, 2, 16, 0.2)
     # a quarter of the images at a quarter of the batch: the cpu preset's steps per epoch, lr and lr·wd
     assert config["batch_size"] * 4 == 256 and config["train_fraction"] == 0.25 and config["lr_scaling"] == "none"
-    assert config["epochs"] >= 3 * grid_module.probe_epochs("cpu")  # room for the K check
+    assert config["epochs"] >= 4 * grid_module.probe_epochs("cpu")  # room for the K check at 4K
+    assert config["lr_schedule"] == "constant"  # a longer probe is not a more annealed one
 
 
 # --------------------------------------------------------------------------- store
@@ -89,8 +90,26 @@ def _row(**changes):
            "predictor_lr_mult": 1.0, "ema": 0.9, "weight_decay": 0.0316, "seed": 0, "epochs": 1, "outcome": "healthy",
            "std": 0.5, "effective_rank": 20.0, "knn_top1": 30.0, "sigma2": 1.5, "tau": 0.9, "coherence": 0.99,
            "lr": 0.2, "seconds": 80.0,
-           "preset": "cpu", "dataset": "cifar10", "device": "cpu"}
+           "preset": "cpu", "dataset": "cifar10", "device": "cpu", "covariance_rank": 12.0}
     return {**row, **changes}
+
+
+def test_a_probes_csv_written_before_covariance_rank_is_read_and_upgraded_before_appending(tmp_path):
+    from deep.collapse_map.store import LEGACY_COLUMNS
+
+    path = tmp_path / "probes.csv"
+    old = _row()
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(LEGACY_COLUMNS)
+        writer.writerow([old[c] for c in LEGACY_COLUMNS])
+    (read,) = read_probes(path)
+    assert math.isnan(read["covariance_rank"]) and read["effective_rank"] == 20.0
+    store = ProbeStore(path)
+    store.add(_row(seed=1))
+    rows = read_probes(path)
+    assert [r["seed"] for r in rows] == [0, 1] and rows[1]["covariance_rank"] == 12.0
+    assert path.read_text().splitlines()[0] == ",".join(COLUMNS)
 
 
 def test_probes_are_appended_and_read_back_by_key(tmp_path):
@@ -176,16 +195,34 @@ def _edge_probes(chains, sigma2=1.0, tau=1.0):
              "sigma2": sigma2, "tau": tau} for c in chains]
 
 
+def _tau_probes(chains, taus: dict):
+    """Healthy edge probes with σ² = 1 and each setting's own τ (by its ema)."""
+    return [{"setting": c.setting, "seed": c.seed, "weight_decay": c.low, "outcome": "healthy", "sigma2": 1.0,
+             "tau": taus[c.ema]} for c in chains]
+
+
 def test_h5_holds_when_the_fitted_theory_predicts_the_other_settings_and_fails_when_off_by_two():
+    """η* ∝ τ²: with τ = 1, 1.5, 2 measured along the EMA line and the constant fitted at τ = 1.5,
+    thresholds at ×(1/1.5)² and ×(2/1.5)² of the reference's are predicted; the null model (every
+    setting at the reference's 0.01) misses them by ×2.25 and ×1.78, so the theory beats it."""
+    taus = {0.0: 1.0, 0.9: 1.5, 0.99: 2.0}
+    ema_line = {("linear", 1.0, m): 0.01 * (taus[m] / 1.5) ** 2 for m in taus}
+    chains = _chains(ema_line)
+    rows = analysis_map.thresholds(chains, _tau_probes(chains, taus))
+    assert [r["is_reference"] for r in rows] == [False, True, False]
+    assert rows[1]["fitted_constant"] == pytest.approx((1.5 ** 2 / (4 * 2.0)) / 0.01, rel=1e-9)  # η* = τ²/(4(1+σ²))
+    holds = analysis_map.h5_verdict(rows)
+    assert holds.outcome == v.HOLDS and "null ×0.44" in holds.observation
+    moved = _chains({**ema_line, ("linear", 1.0, 0.99): 2 * ema_line["linear", 1.0, 0.99]})  # twice η*
+    assert analysis_map.h5_verdict(analysis_map.thresholds(moved, _tau_probes(moved, taus))).outcome == v.FAILS
+
+
+def test_h5_is_inconclusive_when_the_null_model_agrees_as_well_as_the_fitted_theory():
+    """A flat α_p line with one σ², τ: η* and the constant predict the same, so nothing favours the theory."""
     alpha_line = {("linear", a, 0.9): 0.01 for a in (0.3, 1.0, 3.0, 10.0)}
     chains = _chains(alpha_line)
-    rows = analysis_map.thresholds(chains, _edge_probes(chains))
-    assert [r["is_reference"] for r in rows] == [False, True, False, False]
-    assert rows[1]["fitted_constant"] == pytest.approx((1.0 / (4 * 2.0)) / 0.01, rel=1e-9)  # η*(σ² = 1, τ = 1) = 1/8
-    assert analysis_map.h5_verdict(rows).outcome == v.HOLDS
-    moved = _chains({**alpha_line, ("linear", 10.0, 0.9): 0.02})  # one setting's threshold at twice η*
-    rows = analysis_map.thresholds(moved, _edge_probes(moved))
-    assert analysis_map.h5_verdict(rows).outcome == v.FAILS
+    verdict = analysis_map.h5_verdict(analysis_map.thresholds(chains, _edge_probes(chains)))
+    assert verdict.outcome == v.INCONCLUSIVE and "the null model" in verdict.observation
 
 
 def _h6(thresholds: dict, spread=1.1) -> dict:
@@ -210,6 +247,18 @@ def test_h6_compares_every_pair_not_only_the_ends_of_the_line():
     """Equal ends with a middle setting ×4 lower: the basin grew there, so both parts fail."""
     dip = {("linear", 0.3, 0.9): 0.01, ("linear", 1.0, 0.9): 0.0025, ("linear", 10.0, 0.9): 0.01}
     assert _h6(dip) == {"threshold vs α_p": (v.FAILS, "mixed"), "basin vs α_p": (v.FAILS, "mixed")}
+
+
+def test_a_move_needs_the_95_percent_intervals_apart_not_only_the_union_brackets():
+    """Seeds ×1.3 apart, settings ×3 apart: union brackets [0.70, 1.43]·t and [2.10, 4.29]·t are apart,
+    but with 3 seeds the 95% intervals (×2.1 either side, by hand: 4.303·log10(1.3)/√3 + log10(1.1))
+    overlap, so the trend is unresolved, not a move."""
+    rows = analysis_map.thresholds(*(lambda c: (c, _edge_probes(c)))(
+        _chains({("linear", 0.3, 0.9): 0.01, ("linear", 10.0, 0.9): 0.03}, spread=1.3)))
+    assert rows[0]["weight_decay_high"] < rows[1]["weight_decay_low"]
+    assert rows[0]["threshold_ci95_high"] > rows[1]["threshold_ci95_low"]
+    assert _h6({("linear", 0.3, 0.9): 0.01, ("linear", 10.0, 0.9): 0.03}, spread=1.3) == {
+        "threshold vs α_p": (v.INCONCLUSIVE, "unresolved"), "basin vs α_p": (v.INCONCLUSIVE, "unresolved")}
 
 
 def test_h6_wide_seed_brackets_are_unresolved_not_a_confirmation():
@@ -286,58 +335,38 @@ def test_the_k_check_is_read_per_predictor_for_h6_and_h7_and_over_the_whole_map_
     assert all("the probe length of this predictor was not checked" in x.observation for x in unchecked)
 
 
-def test_h5_without_a_constant_holds_at_eta_star_and_fails_far_below_it():
-    """η*(σ² = 1, τ = 1) = 1/8 by hand: thresholds at 0.125 agree, at 0.01 (×0.08) do not."""
+def test_h5_without_a_constant_is_not_judged_in_mismatched_units_even_far_from_eta_star():
+    """η*(σ² = 1, τ = 1) = 1/8 by hand: the ratio is reported at 0.125 and at 0.01 (×0.08), but read as
+    η = weight_decay it compares different units, so neither agreement nor a miss is a verdict."""
     at = _chains({("linear", 1.0, 0.9): 0.125, ("linear", 3.0, 0.9): 0.125}, spread=1.0)
     rows = analysis_map.thresholds(at, _edge_probes(at))
     assert rows[0]["eta_star_mapped"] == pytest.approx(0.125)
-    assert analysis_map.h5_unfitted_verdict(rows).outcome == v.HOLDS
     below = _chains({("linear", 1.0, 0.9): 0.01, ("linear", 3.0, 0.9): 0.125}, spread=1.0)
-    assert analysis_map.h5_unfitted_verdict(analysis_map.thresholds(below, _edge_probes(below))).outcome == v.FAILS
+    far = analysis_map.h5_unfitted_verdict(analysis_map.thresholds(below, _edge_probes(below)))
+    for verdict in (analysis_map.h5_unfitted_verdict(rows), far):
+        assert verdict.outcome == v.INCONCLUSIVE and "gradient scale" in verdict.observation
+    assert "(×0.08)" in far.observation
 
 
-def test_a_failure_that_the_continued_probes_show_at_3k_too_survives_a_failed_k_check():
-    """Unfitted H5: a collapsed edge far below η* = 1/8 that is still collapsed at 3K keeps `fails`;
-    at ×0.8 of η*, or with that edge unchecked or recovered, the verdict is inconclusive. Cosine model:
-    a setting without EMA that stayed collapsed keeps `fails`; unchecked, inconclusive."""
-    unfitted = lambda verdicts: [x.outcome for x in verdicts if x.setting.endswith("no fitted constant")]  # noqa: E731
-    cosine = lambda verdicts: [x.outcome for x in verdicts if x.setting.endswith("cosine model")]  # noqa: E731
-    below = _chains({("linear", 1.0, 0.9): 0.01}, spread=1.0)
+def test_a_failed_k_check_leaves_no_verdict_standing_that_a_lasting_collapse_once_kept():
+    """The unfitted H5 and the cosine model's no-EMA reading were kept `fails` through a failed K check
+    by collapses that lasted to 3K; both compared different units, so now nothing survives the check."""
+    below = _chains({("linear", 1.0, 0.9): 0.01, ("linear", 1.0, 0.0): 0.03}, spread=1.0)
     rows = analysis_map.thresholds(below, _edge_probes(below))
-    flipped = _check("healthy", "collapsed", weight_decay=0.0095)
-    lasted = [flipped, _check("collapsed", "collapsed", weight_decay=0.011)]
-    verdicts = analysis_map.map_verdicts(rows, lasted)
-    assert unfitted(verdicts) == [v.FAILS] and "collapsed at weight decay 0.011 at 3 and 9 epochs" in \
-        [x for x in verdicts if x.setting.endswith("no fitted constant")][0].observation
-    assert {x.outcome for x in verdicts if not x.setting.endswith("no fitted constant")} == {v.INCONCLUSIVE}
-    assert unfitted(analysis_map.map_verdicts(rows, [flipped, _check("collapsed", "healthy", weight_decay=0.011)])) \
-        == [v.INCONCLUSIVE]
-    assert unfitted(analysis_map.map_verdicts(rows, [flipped, _check("collapsed", "collapsed", "other", 0.011)])) \
-        == [v.INCONCLUSIVE]  # the lasting collapse belongs to a setting not in the map
-    near = _chains({("linear", 1.0, 0.9): 0.1}, spread=1.0)  # ×0.8 of η*
-    near_rows = analysis_map.thresholds(near, _edge_probes(near))
-    assert analysis_map.h5_unfitted_verdict(near_rows).outcome == v.HOLDS
-    assert unfitted(analysis_map.map_verdicts(near_rows, [flipped, _check("collapsed", "collapsed",
-                                                                             weight_decay=0.11)])) == [v.INCONCLUSIVE]
-    simsiam = _chains({("linear", 1.0, 0.0): 0.03, ("linear", 1.0, 0.9): 0.125}, spread=1.0)
-    simsiam_rows = analysis_map.thresholds(simsiam, _edge_probes(simsiam))
-    assert cosine(analysis_map.map_verdicts(simsiam_rows, [])) == [v.FAILS]
-    stayed = _check("collapsed", "collapsed", "linear-alpha1-ema0", 0.033)
-    assert cosine(analysis_map.map_verdicts(simsiam_rows, [flipped, stayed])) == [v.FAILS]
-    assert cosine(analysis_map.map_verdicts(simsiam_rows, [flipped, _check("collapsed", "collapsed")])) \
-        == [v.INCONCLUSIVE]  # the no-EMA setting's collapse was not continued
-
+    lasted = [_check("healthy", "collapsed", weight_decay=0.0095), _check("collapsed", "collapsed", weight_decay=0.011),
+              _check("collapsed", "collapsed", "linear-alpha1-ema0", 0.033)]
+    assert {x.outcome for x in analysis_map.map_verdicts(rows, lasted)} == {v.INCONCLUSIVE}
 
 def test_a_map_read_back_from_its_files_gives_the_same_verdicts(tmp_path):
     """thresholds.csv and checks.csv as the map writes them, read back: the same verdicts, including a
-    failure kept through a failed K check (it needs the checks' weight decays as numbers)."""
+    failure through a passed K check (it needs the checks' weight decays as numbers)."""
     from deep.collapse_map.report import CHECK_COLUMNS, THRESHOLD_COLUMNS, write_rows
 
-    chains = _chains({("linear", 1.0, 0.9): 0.01, ("linear", 1.0, 0.0): 0.012}, spread=1.0)
+    chains = _chains({("linear", 1.0, 0.9): 0.01, ("linear", 1.0, 0.99): 0.04}, spread=1.0)  # ×4 off η*'s
     rows = analysis_map.thresholds(chains, _edge_probes(chains))
-    checks = [{**_check("healthy", "collapsed", weight_decay=0.0095), "edge": "highest healthy", "std": 0.2,
+    checks = [{**_check("healthy", "healthy", weight_decay=0.0095), "edge": "highest healthy", "std": 0.2,
                "effective_rank": 2.5,
-               "later_std": 0.01, "later_effective_rank": 1.2},
+               "later_std": 0.19, "later_effective_rank": 2.4},
               {**_check("collapsed", "collapsed", weight_decay=0.011), "edge": "lowest collapsed", "std": 0.01,
                "effective_rank": 1.5,
                "later_std": 0.0, "later_effective_rank": 1.0}]
@@ -479,7 +508,7 @@ def test_h6_with_seeds_pools_them_per_alpha(tmp_path):
     assert fails.outcome == v.FAILS
 
 
-def test_the_cosine_model_verdict_holds_on_its_own_prediction_and_fails_at_twice_it_or_a_simsiam_threshold():
+def test_the_cosine_model_verdict_holds_on_its_own_prediction_fails_at_twice_it_and_leaves_simsiam_untested():
     from linear_dynamics.cosine_sgd import SGDSetting, critical_weight_decay, target_coherence, target_mismatch
 
     lr, gammas = 0.2, {0.9: 0.05, 0.99: 0.02}
@@ -499,11 +528,14 @@ def test_the_cosine_model_verdict_holds_on_its_own_prediction_and_fails_at_twice
         return analysis_map.thresholds(chains, probes)
 
     holds = analysis_map.cosine_verdict(rows(predicted, "no collapse"))
+    assert predicted < reference_threshold / 1.5  # the null model (0.01 everywhere) misses this setting
     assert holds.outcome == v.HOLDS
     reference = next(r for r in holds.evidence["settings"] if r["is_reference"])
     assert reference["restoring_rate"] == pytest.approx(gammas[0.9], rel=1e-6)  # γ read back from the coherence
     assert analysis_map.cosine_verdict(rows(2 * predicted, "no collapse")).outcome == v.FAILS
-    assert analysis_map.cosine_verdict(rows(predicted, None)).outcome == v.FAILS  # SimSiam collapsed at 0.02–0.03
+    # without EMA the model has no collapse mechanism: a SimSiam collapse at 0.02–0.03 is not tested
+    simsiam = analysis_map.cosine_verdict(rows(predicted, None))
+    assert simsiam.outcome == v.HOLDS and "Not tested: linear-alpha1-ema0" in simsiam.observation
 
 
 def test_read_checks_names_a_corrupt_line(tmp_path):
@@ -555,3 +587,54 @@ def test_the_ode_basin_is_taken_at_the_fitted_reference_weight_decay_and_matches
     no_reference = [r for r in chains if r.ema == 0]
     rows = analysis_map.ode_basins(analysis_map.thresholds(no_reference, probes), p0, s0)
     assert all(math.isnan(r["ode_collapsed_fraction"]) for r in rows)
+
+
+def test_the_95_percent_interval_over_seeds_is_students_t_widened_by_the_brackets_and_read_back(tmp_path):
+    """Three seeds ×1.1 apart with ×1.21 brackets: log10 centres 0.0414, 0.1242, 0.2070 (sd 0.0828),
+    t(0.975, 2) = 4.3027 from the tables, half-bracket log10(1.21)/2 (by hand)."""
+    from deep.collapse_map.report import THRESHOLD_COLUMNS, write_rows
+
+    chains = _chains({("linear", 1.0, 0.9): 1.21}, spread=1.1)
+    rows = analysis_map.thresholds(chains, _edge_probes(chains))
+    centres = [math.log10(1.1 * 1.1 ** (s - 1) * 1.1) for s in range(3)]  # √(low·high) = centre
+    mean, sd = float(np.mean(centres)), float(np.std(centres, ddof=1))
+    width = 4.302652729911275 * sd / math.sqrt(3) + math.log10(1.21) / 2
+    assert (rows[0]["threshold_ci95_low"], rows[0]["threshold_ci95_high"]) == \
+        (pytest.approx(10 ** (mean - width), rel=1e-9), pytest.approx(10 ** (mean + width), rel=1e-9))
+    assert rows[0]["threshold_ci95_low"] < rows[0]["weight_decay_low"]  # wider than the union with 3 seeds
+    one = analysis_map.thresholds(_chains({("linear", 1.0, 0.9): 1.0}, seeds=(0,)), [])
+    assert math.isnan(one[0]["threshold_ci95_low"])  # no interval from one seed
+    write_rows(tmp_path / "thresholds.csv", [c for c in THRESHOLD_COLUMNS if "ci95" not in c], rows)  # an older map
+    again = analysis_map.read_thresholds(tmp_path)[0]
+    # derived from seed_brackets, whose bounds are written to 3 significant digits
+    assert again["threshold_ci95_high"] == pytest.approx(rows[0]["threshold_ci95_high"], rel=1e-2)
+
+
+def test_a_smoke_scan_probes_a_grid_reads_the_sharpest_observable_and_redraws(tmp_path, capsys, monkeypatch):
+    """Two seeds at three weight decays from healthy to far past collapse: every observable is read,
+    the probes go into the map's own store (a second call trains nothing), and the figure recipe
+    redraws from observables.csv alone."""
+    out = tmp_path / "scan"
+    argv = ["collapse-map", "--preset", "smoke", "--dataset", "synthetic", "--device", "cpu", "--seeds", "2",
+            "--predictors", "linear", "--alpha-p", "1", "--ema", "--wd-range", "1e-3", "3", "--scan", "3",
+            "--probes", "--out", str(out), "--json"]
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["weight_decays"] == [0.001, 0.0548, 3.0]
+    (reading,) = summary["settings"]
+    assert set(reading["transitions"]) == {"effective_rank", "covariance_rank", "std", "knn_top1"}
+    assert reading["sharpest"] in reading["transitions"]
+    rows = list(csv.DictReader((out / "observables.csv").open()))
+    assert len(rows) == 2 * 3 and {r["seed"] for r in rows} == {"0", "1"}
+    at_3 = [r for r in rows if float(r["weight_decay"]) == 3.0]
+    assert all(float(r["effective_rank"]) < 2 for r in at_3)  # wd 3 collapses the smoke network outright
+    before = (out / "probes.csv").read_text()
+    assert main(argv) == 0 and (out / "probes.csv").read_text() == before  # read back, not retrained
+    capsys.readouterr()
+    from figures import collapse_observables
+
+    monkeypatch.setattr(collapse_observables, "DATA_DIR", out)
+    (png,) = collapse_observables.redraw(tmp_path / "figs")
+    assert png.is_file() and png.stat().st_size > 10_000
+    assert main(argv[:-4] + ["--scan", "2", "--out", str(out)]) == 2  # fewer than 3 weight decays: one line
+    assert "--scan: needs at least 3 weight decays" in capsys.readouterr().err

@@ -162,6 +162,17 @@ def test_zip_of_an_image_folder_equals_the_folder(tmp_path, wrap):
         assert torch.equal(getattr(zipped, split).labels, getattr(folder, split).labels)
 
 
+def test_a_folder_holding_cifar10_jpeg_zip_finds_the_zip(tmp_path):
+    write_image_folder(tmp_path / "folder", ["cat", "dog"])
+    (tmp_path / "shared").mkdir()
+    zip_folder(tmp_path / "folder", tmp_path / "shared" / "cifar10-jpeg.zip")
+    found, images = load("cifar10", tmp_path / "shared", tmp_path), load("cifar10", tmp_path / "folder", tmp_path)
+    assert len(found.train) == 4 and found.classes == ("cat", "dog")
+    for split in ("train", "test"):
+        assert torch.equal(getattr(found, split).images, getattr(images, split).images)
+        assert torch.equal(getattr(found, split).labels, getattr(images, split).labels)
+
+
 @pytest.mark.skipif(not REAL_ZIP.is_file(), reason=f"the real CIFAR-10 zip is not at {REAL_ZIP} (a clone without "
                                                   "../shared beside it; CI has it)")
 def test_real_cifar10_zip_lists_the_canonical_split_and_decodes(tmp_path):

@@ -78,6 +78,12 @@ def test_missing_data_says_where_it_looked_and_how_to_get_it(capsys, tmp_path):
     assert "no cifar10 data found; looked in" in err and "--download" in err
 
 
+def test_missing_data_message_names_the_zip_a_folder_may_hold(capsys, tmp_path):
+    err = _error(capsys, ["train", "--method", "byol", "--dataset", "cifar10", "--data-root", str(tmp_path),
+                          "--out", str(tmp_path / "run")])
+    assert "cifar10-jpeg.zip" in err and "or at a zip of such a folder itself" in err
+
+
 def test_corrupt_data_is_named(capsys, tmp_path):
     broken = tmp_path / "cifar.zip"
     broken.write_bytes(b"this is not a zip archive")
@@ -99,6 +105,12 @@ def test_resume_takes_no_new_config(capsys, half_run):
 
 def test_resume_of_a_directory_without_a_run(capsys, tmp_path):
     assert "is not a run directory" in _error(capsys, ["train", "--resume", str(tmp_path)])
+
+
+def test_resume_of_a_directory_whose_config_names_no_method(capsys, tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"dataset": "cifar10", "epochs": 10}))
+    err = _error(capsys, ["train", "--resume", str(tmp_path)])
+    assert "names no method: it was not written by `ssldyn train`" in err and "None" not in err
 
 
 def test_corrupt_checkpoint_is_refused_and_left_alone(capsys, half_run, tmp_path):
@@ -156,3 +168,27 @@ def test_resume_before_the_first_checkpoint_starts_afresh(capsys, half_run, tmp_
     assert json.loads(capsys.readouterr().out)["epochs"] == 2
     lines = [json.loads(line) for line in (crashed / "metrics.jsonl").read_text().splitlines()]
     assert lines[0]["kind"] == "step" and "loss" in lines[0]  # the stale line is gone
+
+
+def test_seeds_pass_download_and_max_epochs_to_every_seed(capsys, monkeypatch, tmp_path):
+    import deep.data
+
+    real, asked = deep.data.load_dataset, []
+
+    def recording(*args, **kwargs):
+        asked.append(kwargs.get("download"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(deep.data, "load_dataset", recording)
+    out = tmp_path / "seeds"
+    assert main(SMOKE + ["--out", str(out), "--seeds", "2", "--download", "--max-epochs", "1", "--json"]) == 0
+    stopped = json.loads(capsys.readouterr().out)
+    assert asked == [True] and stopped["finished"] is False and len(stopped["stopped"]) == 2
+    for seed in (0, 1):
+        lines = [json.loads(line) for line in (out / f"seed-{seed}" / "metrics.jsonl").read_text().splitlines()]
+        epochs = [line["epoch"] for line in lines if line["kind"] == "epoch"]
+        assert epochs == [1]  # stopped after one of the smoke preset's two epochs
+    assert not (out / "summary.json").exists()
+    assert main(SMOKE + ["--out", str(out), "--seeds", "2", "--json"]) == 0  # the same command continues
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["finished"] and summary["seeds"] == [0, 1] and [s["epochs"] for s in summary["per_seed"]] == [2, 2]

@@ -48,6 +48,42 @@ def test_directcopy_is_frobenius_normalised_F_plus_eps_identity(seed, eps):
     torch.testing.assert_close(directcopy_matrix(F, eps), expected)
 
 
+@pytest.mark.parametrize("norm, expected", [
+    # F̂ = [[1, 2], [2, 4]]: ‖F̂‖_F = √(1 + 4 + 4 + 16) = 5, so F̂/‖F̂‖_F = [[0.2, 0.4], [0.4, 0.8]]
+    ("frobenius", [[0.2 + 0.1, 0.4], [0.4, 0.8 + 0.1]]),
+    # the authors' form (luckmatters' directcopy): F̂ + ε I, ε in F̂'s own units
+    ("none", [[1 + 0.1, 2.0], [2.0, 4 + 0.1]]),
+])
+def test_directcopy_both_forms_by_hand(norm, expected):
+    F = torch.tensor([[1.0, 2.0], [2.0, 4.0]])
+    torch.testing.assert_close(directcopy_matrix(F, 0.1, norm), torch.tensor(expected))
+
+
+def test_directcopy_of_zero_matrix_is_eps_identity_in_both_forms():
+    for norm in ("frobenius", "none"):
+        torch.testing.assert_close(directcopy_matrix(torch.zeros(3, 3), 0.25, norm), 0.25 * torch.eye(3))
+
+
+def test_directcopy_method_writes_the_form_copy_norm_names():
+    x = [torch.randn(8, 3, 32, 32, generator=torch.Generator().manual_seed(s)) for s in (1, 2)]
+    for norm in ("frobenius", "none"):
+        config = config_module.resolve("directcopy", "synthetic", preset="smoke", overrides={"copy_norm": norm})
+        torch.manual_seed(0)
+        method = build_method(config, in_channels=3, num_classes=10)
+        method(x, torch.zeros(8, dtype=torch.long), 0)
+        F = method.correlation.F.double()
+        scale = np.linalg.norm(F.numpy()) if norm == "frobenius" else 1.0
+        expected = F / scale + 0.1 * torch.eye(len(F), dtype=torch.float64)
+        torch.testing.assert_close(method.predictor.weight.double(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_run_written_before_copy_norm_reads_as_frobenius_and_other_methods_never_get_it():
+    old = config_module.resolve("directcopy", "synthetic", preset="smoke")
+    del old["copy_norm"]
+    assert config_module.validate(old)["copy_norm"] == "frobenius"
+    assert "copy_norm" not in config_module.resolve("moco", "synthetic", preset="smoke")
+
+
 def test_correlation_estimate_is_uncentred_over_both_views_and_a_running_average():
     estimate = CorrelationEstimate(2, rho=0.9)
     f = torch.tensor([[1.0, 2.0], [1.0, 2.0]])  # constant rows: a centred covariance would be 0

@@ -21,7 +21,7 @@ from deep.train import load_method, train
 from oriented_textures import oriented_textures
 
 K, TEMPERATURE = 20, 0.1
-SETTINGS = {  # 25 steps an epoch; the base lr is per 256 images (×32/256)
+SETTINGS = {  # 25 steps an epoch; lr is the optimizer's own at batch 32 (lr_scaling none, the default)
     "common": {"seed": 0, "width": 4, "batch_size": 32, "epochs": 12, "warmup_epochs": 1.0, "lr": 0.5,
                "precision": "fp32", "channels_last": False, "proj_hidden": 128, "proj_dim": 64, "knn_k": K,
                "knn_temperature": TEMPERATURE, "log_every": 1000},

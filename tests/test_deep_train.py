@@ -301,3 +301,104 @@ def test_losses_checked_in_a_batch_name_the_first_non_finite_step():
     assert checked_losses(pending) == [0.5, -0.25] and checked_losses([]) == []
     with pytest.raises(NonFiniteLoss, match="loss is nan at step 9"):
         checked_losses(pending + [(9, torch.tensor(float("nan"))), (10, torch.tensor(float("inf")))])
+
+
+# ------------------------------------------------------------------ resuming
+
+def test_a_checkpoint_written_on_another_device_resumes_with_a_note(synthetic, tmp_path, capsys):
+    """A CUDA run's generator state (Philox: 8-byte seed + 8-byte offset) cannot seed the CPU's
+    Mersenne Twister: the run goes on from a generator seeded with (seed, epoch), says so, and does
+    so reproducibly."""
+    config = _config("byol")
+    train(config, tmp_path / "cuda", dataset=synthetic, max_epochs=1)
+    path = tmp_path / "cuda" / "checkpoint.pt"
+    state = torch.load(path, weights_only=True)
+    state["config"] = dict(state["config"], device="cuda")
+    state.update(generator=torch.zeros(16, dtype=torch.uint8), cuda_rng=torch.zeros(16, dtype=torch.uint8))
+    torch.save(state, path)
+    run_json = tmp_path / "cuda" / "config.json"
+    run_json.write_text(json.dumps(dict(json.loads(run_json.read_text()), device="cuda")))
+    (tmp_path / "copy").mkdir()
+    for name in ("checkpoint.pt", "config.json", "metrics.jsonl"):
+        (tmp_path / "copy" / name).write_bytes((tmp_path / "cuda" / name).read_bytes())
+    capsys.readouterr()
+
+    summary = train(config, tmp_path / "cuda", resume=True, dataset=synthetic)
+    note = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:")]
+    assert summary["finished"] and summary["epochs"] == 2
+    assert len(note) == 1 and "written on cuda" in note[0] and "cannot continue on cpu" in note[0]
+    train(config, tmp_path / "copy", resume=True, dataset=synthetic)
+
+    def untimed(records):
+        return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in records]
+
+    assert untimed(_lines(tmp_path / "copy")) == untimed(_lines(tmp_path / "cuda"))
+
+
+def test_tensorboard_holds_every_step_once_after_a_resume(synthetic, tmp_path):
+    """A run killed in epoch 2 had logged steps past its checkpoint; the resumed run logs them again
+    and TensorBoard shows each step once, with the values of metrics.jsonl."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from torch.utils.tensorboard import SummaryWriter
+
+    config, run = _config("byol", log_every=5), tmp_path / "run"
+    train(config, run, dataset=synthetic, max_epochs=1, tensorboard=True)
+    killed = SummaryWriter(log_dir=str(run / "tensorboard"))  # what the killed call wrote after the checkpoint
+    for step in (20, 25):
+        killed.add_scalar("step/loss", 99.0, step)
+    killed.close()
+    with open(run / "metrics.jsonl", "a") as file:
+        file.write(json.dumps({"kind": "step", "step": 20, "epoch": 2, "loss": 99.0}) + "\n")
+
+    train(config, run, resume=True, dataset=synthetic, tensorboard=True)
+    events = EventAccumulator(str(run / "tensorboard"), purge_orphaned_data=False)  # every event written
+    events.Reload()
+    lines = _lines(run)
+    steps = [line for line in lines if line["kind"] == "step"]
+    assert [line["step"] for line in steps] == [5, 10, 15, 20, 25, 30]
+    logged = events.Scalars("step/loss")
+    assert [e.step for e in logged] == [5, 10, 15, 20, 25, 30]
+    assert [e.value for e in logged] == pytest.approx([line["loss"] for line in steps], rel=1e-6)
+    assert [e.step for e in events.Scalars("epoch/knn_top1")] == [1, 2]
+
+
+# ------------------------------------------------------------------ what train() hands the optimizer
+
+@pytest.mark.parametrize("overrides,expected", [
+    # smoke: lr 0.06·32/256 (linear scaling), 15 steps an epoch (500 // 32), 30 in all, a warm-up of
+    # round(0.5·15) = 8 steps from peak/8 to peak, then peak·½(1 + cos(π(s − 8)/22)) every step
+    ({}, lambda s: 0.0075 * (s + 1) / 8 if s < 8 else 0.0075 * 0.5 * (1 + math.cos(math.pi * (s - 8) / 22))),
+    # the thesis' schedule: no scaling, no warm-up, ½(1 + cos(π e/2)) held through epoch e: 0.06, then 0.03
+    ({"lr_scaling": "none", "lr_schedule": "cosine_epoch", "warmup_epochs": 0.0},
+     lambda s: 0.06 if s < 15 else 0.03),
+])
+def test_the_optimizer_steps_with_the_scheduled_lr(synthetic, tmp_path, monkeypatch, overrides, expected):
+    seen = []
+
+    class RecordingSGD(torch.optim.SGD):
+        def step(self, closure=None):
+            seen.append([(group["name"], group["lr"]) for group in self.param_groups])
+            return super().step(closure)
+
+    monkeypatch.setattr(torch.optim, "SGD", RecordingSGD)
+    train(_config("byol", predictor_lr_mult=10.0, **overrides), tmp_path / "run", dataset=synthetic)
+    assert len(seen) == 30 and {name.split()[0] for name, _ in seen[0]} == {"network", "predictor"}
+    for step, groups in enumerate(seen):
+        for name, lr in groups:  # the predictor's groups at 10× the schedule
+            assert lr == pytest.approx((10 if name.startswith("predictor") else 1) * expected(step), rel=1e-12)
+
+
+def test_each_view_of_each_image_has_its_own_crop(synthetic):
+    """Eight copies of one image, flip and colour off, so that only the crop is random: all 16 outputs
+    (8 images × 2 views) differ, which they would not if the crop were drawn once per batch or
+    shared by the two views of an image."""
+    from deep.data import ImageSet
+
+    copies = ImageSet(synthetic.train.images[:1].repeat(8, 1, 1, 1).contiguous(), torch.zeros(8, dtype=torch.int64))
+    crop_only = augment.AugmentConfig(flip_p=0.0, jitter_p=0.0, gray_p=0.0)
+    generator = torch.Generator().manual_seed(0)
+    views, _ = batch_views(copies, torch.arange(8), (crop_only, crop_only), generator, synthetic.mean, synthetic.std,
+                           torch.contiguous_format)
+    outputs = torch.cat(views)  # view 0 of images 0..7, then view 1
+    same = [(i, j) for i in range(16) for j in range(i + 1, 16) if torch.equal(outputs[i], outputs[j])]
+    assert same == []

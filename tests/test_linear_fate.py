@@ -98,7 +98,7 @@ def test_fates_are_where_the_modes_end_up_with_ema(alpha_p, fraction, sigma2, be
     assert decided.mean() > 0.9
     np.testing.assert_array_equal(short.collapsed[decided], end.s[-1, decided] < 1e-8)
     for name, basis in zip(short.fixed_point, short.basis):
-        assert basis == {"p+": "numerical", "collapse": "theorem", None: None}[name]  # EMA_TOL near p₊; exact boxes
+        assert basis == {"p+": "theorem", "collapse": "theorem", None: None}[name]  # the Lyapunov ellipsoid; exact boxes
     for name, p, tau in zip(np.array(short.fixed_point)[decided], end.p[-1, decided], end.tau[-1, decided]):
         if name == "p+":
             assert p == pytest.approx(p_roots(eta, 1.0, sigma2)[1], abs=1e-4) and tau == pytest.approx(1.0, abs=1e-4)

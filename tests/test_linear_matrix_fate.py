@@ -14,7 +14,8 @@ from scipy.integrate import solve_ivp
 
 from linear_dynamics import matrix_fate as mf
 from linear_dynamics.fixed_points import p_roots
-from linear_dynamics.matrix_model import initial_state, matrix_jacobian, matrix_rhs, simulate_flow
+from linear_dynamics.matrix_flow import matrix_jacobian, matrix_rhs
+from linear_dynamics.matrix_model import initial_state, simulate_flow
 from linear_dynamics.params import LinearConfig
 from linear_dynamics.sgd import simulate_sgd
 
@@ -195,9 +196,10 @@ def test_sgd_curvature_is_the_hessians_largest_block_eigenvalue(seed, alpha_p, s
 
 
 def test_sgd_with_a_huge_learning_rate_is_diverged_not_a_verdict():
-    """Issue 11: lr 100 used to end at ‖W‖ 88 and be called non-collapsed."""
-    run = simulate_sgd(LinearConfig(), lr=100.0)
-    assert (run.verdict, run.fate.t_decided) == ("diverged", 0.0) and "lr·κ" in run.fate.rule
+    """Issue 11: lr 100 used to end at ‖W‖ 88 and be called non-collapsed. Its iterates blow up within 20 steps."""
+    run = simulate_sgd(LinearConfig(), lr=100.0, steps=20)
+    assert run.verdict == "diverged" and 0 < run.fate.t_decided <= 2000 and "blew up" in run.fate.rule
+    assert "lr·κ" in run.fate.rule and np.all(np.isfinite(run.W))
 
 
 def test_sgd_that_loses_stability_later_is_diverged_there():
@@ -205,7 +207,18 @@ def test_sgd_that_loses_stability_later_is_diverged_there():
     config = LinearConfig(alpha_p=0.1)
     assert 3.5 * mf.sgd_curvature(*initial_state(config)[:2], config) < 2
     run = simulate_sgd(config, lr=3.5)
-    assert run.verdict == "diverged" and run.fate.t_decided > 0 and run.t[-1] == run.fate.t_decided
+    assert run.verdict == "diverged" and run.fate.t_decided > 3.5 and run.t[-1] < run.fate.t_decided
+
+
+@pytest.mark.parametrize("seed", [0, 2])
+def test_sgd_past_the_starting_curvature_is_not_diverged_while_it_stays_finite(seed):
+    """Issue 22: lr·κ(0) > 2 was reported 'diverged at t = 0'; these seeds train finite to t_end and end at p₊
+    (the lr·κ > 2 region is left before the iterates can blow up)."""
+    config = LinearConfig(seed=seed)
+    assert 0.7 * mf.sgd_curvature(*initial_state(config)[:2], config) > 2
+    run = simulate_sgd(config, lr=0.7)
+    assert run.t[-1] == pytest.approx(config.t_end, abs=0.7) and np.all(np.abs(run.W) < 10)
+    assert run.verdict == "non-collapsed"
 
 
 def test_sgd_collapse_needs_the_sampled_decay():

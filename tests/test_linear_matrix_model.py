@@ -1,4 +1,9 @@
 """The matrix model (Eqs. 2–4): verdicts, Thms 1–3, and agreement between the flow and real SGD."""
+import os
+import resource
+import subprocess
+import sys
+import tracemalloc
 from dataclasses import replace
 
 import numpy as np
@@ -6,9 +11,12 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from scipy.integrate import solve_ivp
 
+from figures import sgd_threshold
 from linear_dynamics.eigen_ode import integrate_eigen
-from linear_dynamics.matrix_model import (alignment_K, balance, flow_rhs, initial_state, matrix_jacobian, matrix_rhs,
-                                          no_stopgrad_hessian, simulate_flow, symmetric_predictor_fixed_point)
+from linear_dynamics import matrix_flow
+from linear_dynamics.matrix_flow import flow_rhs, integrate_flow, matrix_jacobian, matrix_rhs
+from linear_dynamics.matrix_model import (alignment_K, balance, initial_state, no_stopgrad_hessian, simulate_flow,
+                                          symmetric_predictor_fixed_point)
 from linear_dynamics.params import EigenParams, LinearConfig
 from linear_dynamics.sgd import simulate_sgd
 
@@ -213,3 +221,58 @@ def test_bad_sgd_settings():
         simulate_sgd(LinearConfig(beta=10.0), lr=0.2)
     with pytest.raises(ValueError, match="batch"):
         simulate_sgd(LinearConfig(), batch=0)
+
+
+def test_implicit_solver_memory_estimate_bounds_the_measured_peak():
+    """IMPLICIT_BYTES_PER_ENTRY·N² bounds what a stiff run (α_p = 10⁴: Radau after EXPLICIT_STEPS) allocates,
+    measured by tracemalloc, for the densest Jacobian (the symmetric predictor's projection): 89.5 N² here."""
+    config = LinearConfig(n1=12, n2=8, alpha_p=1e4, symmetric_predictor=True)
+    state = initial_state(config)
+    size = 2 * config.n1 * config.n2 + config.n2**2
+    tracemalloc.start()
+    try:
+        _, evaluations = integrate_flow(config, state, 0.0, np.array([0.0, 2.0]))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert evaluations > 12 * matrix_flow.EXPLICIT_STEPS  # DOP853's 12 evaluations per step, then Radau's
+    assert 32 * size**2 < peak <= matrix_flow.IMPLICIT_BYTES_PER_ENTRY * size**2  # Jacobian + LU factors at least
+
+
+def test_stiff_run_over_the_memory_budget_stays_explicit_or_is_one_clear_error(monkeypatch):
+    """Issue 22: n1 = n2 = 64, α_p = 10³ grew past 3.8 GB and ended in a MemoryError traceback. Over the
+    budget the explicit solver goes on while it is fast enough (that run now ends in 27 s at 137 MB); a run
+    too stiff for it (α_p = 10⁶: ~5·10⁶ more steps) is one line, exit 2, within 2 GiB of address space."""
+    def limit_memory():  # the child may map at most 2 GiB: a dense 12288² Jacobian (1.2 GB) and its LU cannot fit
+        resource.setrlimit(resource.RLIMIT_AS, (2 * 1024**3, 2 * 1024**3))
+
+    done = subprocess.run([sys.executable, "-m", "ssldyn.cli", "linear", "--n1", "64", "--n2", "64", "--alpha-p", "1e6",
+                           "--t-end", "5"], capture_output=True, text=True, timeout=300, preexec_fn=limit_memory,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})  # BLAS buffers per thread
+    assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr
+    assert done.stderr.count("\n") == 1 and "over the budget of 2 GB" in done.stderr and "12288² entries" in done.stderr
+
+    # The same two paths at a size that runs here, under a budget too small for its Jacobian (409 kB).
+    monkeypatch.setattr(matrix_flow, "IMPLICIT_MEMORY_BUDGET", 10**5)
+    with pytest.raises(ValueError, match="over the budget"):
+        simulate_flow(LinearConfig(n1=6, n2=4, alpha_p=1e6))
+    config = LinearConfig(n1=6, n2=4, alpha_p=1e3, t_end=5.0)
+    run = simulate_flow(config)
+    rhs, pack, _ = flow_rhs(config, initial_state(config))
+    reference = solve_ivp(rhs, (0.0, 5.0), pack(*initial_state(config)), method="Radau", rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(pack(run.W[-1], run.W_p[-1], run.W_a[-1]), reference.y[:, -1], atol=1e-8)
+    assert run.verdict == "non-collapsed"
+
+
+def test_sgd_threshold_bisection_finds_a_known_step():
+    """figures/sgd_threshold.py's bracket against a step at a known η (brute force: the step itself)."""
+    for step in (0.6 * sgd_threshold.ETA_STAR, sgd_threshold.ETA_STAR, 1.73 * sgd_threshold.ETA_STAR):
+        low, high = sgd_threshold.bracket(lambda eta: eta >= step)
+        assert low < step <= high and high - low <= 1.5 * sgd_threshold.ETA_STAR / 2**sgd_threshold.HALVINGS + 1e-12
+    low, high = sgd_threshold.bracket(lambda eta: True)
+    assert np.isnan(low) and high == sgd_threshold.BRACKET[0] * sgd_threshold.ETA_STAR
+
+
+def test_sgd_threshold_figure_is_redrawn_from_its_csv(tmp_path):
+    path, = sgd_threshold.redraw(tmp_path)
+    assert path.name == "sgd_threshold.png" and path.stat().st_size > 10_000

@@ -8,13 +8,42 @@ import pytest
 from analysis import verdicts as v
 from linear_dynamics.fixed_points import eta_critical
 from linear_dynamics.params import LinearConfig
-from linear_dynamics.threshold import (ABOVE, BELOW, LOCATED, Observation, bisect_threshold, eigen_collapse,
-                                       eigen_threshold, matrix_threshold)
+from linear_dynamics.threshold import (ABOVE, BAND_TOL, BELOW, LOCATED, UNRESOLVED, Observation, bisect_threshold,
+                                       eigen_collapse, eigen_threshold, matrix_threshold)
 
 
 def _step(at: float):
     """An oracle that collapses exactly from η = at on: the threshold is known independently."""
-    return lambda eta: Observation(eta, eta >= at, 0.0, "step")
+    return lambda eta: Observation(eta, eta >= at, 0.0, "step", "theorem")
+
+
+def _step_with_band(low: float, high: float):
+    """Certified not collapsed below `low`, certified collapsed from `high` on, undecided between."""
+    def observe(eta):
+        if low <= eta < high:
+            return Observation(eta, False, 0.0, "horizon", None)
+        return Observation(eta, eta >= high, 0.0, "step", "theorem")
+    return observe
+
+
+def test_undecided_observations_never_move_a_side_of_the_bracket():
+    """A band of undecided η (the horizon ran out) around the switch: the bracket's sides are certified
+    observations only, so it contains the whole band, and the band's edges are resolved to BAND_TOL."""
+    found = bisect_threshold(_step_with_band(0.098, 0.1005), 0.1, 0.1 / 3, 0.2)
+    assert found.status == LOCATED and found.eta_low < 0.098 and found.eta_high >= 0.1005
+    assert found.eta_low >= 0.098 / (1 + BAND_TOL) and found.eta_high <= 0.1005 * (1 + BAND_TOL)
+    row = found.as_dict()
+    assert row["basis_low"] == row["basis_high"] == "theorem"
+    band = row["undecided_band"]
+    assert 0.098 <= band[0] <= band[1] < 0.1005 and row["undecided_width"] == pytest.approx(band[1] / band[0] - 1)
+    # The old rule counted the horizon as "not collapsed": its bracket would have sat above the band.
+    assert not any(o.decided for o in found.observations if 0.098 <= o.eta < 0.1005)
+
+
+def test_an_undecided_end_of_the_bracket_is_reported_as_unresolved():
+    found = bisect_threshold(_step_with_band(0.01, 0.3), 0.1, 0.1 / 3, 0.2)
+    assert found.status == UNRESOLVED and found.eta_threshold_observed is None
+    assert v.threshold_outcome(found.eta_threshold_observed, 0.1, False) == v.FAILS
 
 
 @pytest.mark.parametrize("at", [0.05, 0.1234, 0.19])

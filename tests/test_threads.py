@@ -20,7 +20,7 @@ class FakeMachine:
         self.busy_seconds = self.own_seconds = 0.0
         monkeypatch.setattr(threads, "available_cores", lambda: 2)
         monkeypatch.setattr(threads, "others_running", lambda: self.strangers)
-        monkeypatch.setattr(threads, "cpu_seconds", lambda: (self.busy_seconds, self.own_seconds))
+        monkeypatch.setattr(threads, "cpu_seconds", lambda cpus=None: (self.busy_seconds, self.own_seconds))
         monkeypatch.setattr(threads.time, "monotonic", lambda: self.clock)
 
     def busy(self, strangers: int):
@@ -92,3 +92,74 @@ def test_a_busy_process_is_seen_running_and_using_a_core():
         busy.wait()
     assert min(seen) >= 1
     assert others > 0.5
+
+
+# ------------------------------------------------------------------ the CPUs this process may use
+
+@pytest.fixture
+def host(monkeypatch, tmp_path):
+    """A fake host of 8 CPUs: affinity, /proc/self and /sys/fs/cgroup under tmp_path, set by the test."""
+    proc, cgroup = tmp_path / "proc_self", tmp_path / "cgroup"
+    proc.mkdir()
+    cgroup.mkdir()
+    monkeypatch.setattr(threads, "PROC_SELF", proc)
+    monkeypatch.setattr(threads, "CGROUP_ROOT", cgroup)
+    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: set(range(8)))
+    before = torch.get_num_threads()
+    yield proc, cgroup
+    torch.set_num_threads(before)
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def test_cores_are_the_affinity_set_not_the_host(host, monkeypatch):
+    proc, _ = host
+    _write(proc / "cgroup", "0::/\n")
+    assert threads.available_cores() == 8  # no quota anywhere
+    monkeypatch.setattr(threads.os, "sched_getaffinity", lambda pid: {3, 5})  # e.g. taskset -c 3,5
+    assert threads.available_cores() == 2
+    assert threads.ThreadGovernor(max_threads=8).max_threads == 2
+
+
+def test_cgroup_v2_quota_caps_the_cores_the_smallest_on_the_path_rounded_up(host):
+    proc, cgroup = host
+    _write(proc / "cgroup", "0::/user.slice/job\n")
+    _write(cgroup / "cpu.max", "max 100000\n")
+    _write(cgroup / "user.slice" / "job" / "cpu.max", "150000 100000\n")  # 1.5 CPUs (docker --cpus 1.5)
+    assert threads.cgroup_cpu_quota() == 1.5 and threads.available_cores() == 2
+    _write(cgroup / "user.slice" / "cpu.max", "50000 100000\n")  # a parent's half CPU caps the child
+    assert threads.cgroup_cpu_quota() == 0.5 and threads.available_cores() == 1
+    (cgroup / "user.slice" / "cpu.max").write_text("max 100000\n")
+    (cgroup / "user.slice" / "job" / "cpu.max").write_text("max 100000\n")
+    assert threads.cgroup_cpu_quota() is None and threads.available_cores() == 8
+
+
+def test_cgroup_v1_quota_of_a_container_whose_host_path_is_not_mounted(host):
+    proc, cgroup = host
+    _write(proc / "cgroup", "4:memory:/docker/abc\n3:cpu,cpuacct:/docker/abc\n0::/\n")
+    _write(cgroup / "cpu,cpuacct" / "cpu.cfs_period_us", "100000\n")
+    _write(cgroup / "cpu,cpuacct" / "cpu.cfs_quota_us", "300000\n")  # 3 CPUs; /docker/abc is not there
+    _write(cgroup / "memory" / "cpu.cfs_quota_us", "100000\n")  # not the cpu controller: ignored
+    assert threads.cgroup_cpu_quota() == 3.0 and threads.available_cores() == 3
+    assert threads.ThreadGovernor(max_threads=8).max_threads == 3
+    (cgroup / "cpu,cpuacct" / "cpu.cfs_quota_us").write_text("-1\n")  # no quota
+    assert threads.available_cores() == 8
+
+
+def test_busy_time_is_read_from_the_allowed_cpus_only(host, monkeypatch):
+    proc, _ = host
+    stat = proc.parent / "stat"
+    # user nice system idle iowait irq softirq steal: cpu1 busy 10+1+4+2+3+5 = 25 ticks, cpu2 busy 700
+    _write(stat, "cpu  810 1 104 900 0 2 3 5 0 0\n"
+                 "cpu0 100 0 0 300 0 0 0 0 0 0\n"
+                 "cpu1 10 1 4 300 0 2 3 5 0 0\n"
+                 "cpu2 700 0 100 300 0 0 0 0 0 0\n")
+    _write(proc / "stat", "42 (python x) R " + " ".join(["0"] * 10) + " 7 3 " + " ".join(["0"] * 30))
+    monkeypatch.setattr(threads, "PROC_STAT", stat)
+    ticks = threads.CLOCK_TICKS
+    assert threads.cpu_seconds({1}) == (25 / ticks, 10 / ticks)  # utime 7 + stime 3
+    assert threads.cpu_seconds({0, 1}) == (125 / ticks, 10 / ticks)
+    assert threads.cpu_seconds() == (925 / ticks, 10 / ticks)  # the machine: the "cpu" line

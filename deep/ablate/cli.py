@@ -39,9 +39,8 @@ def run_ablate(args) -> int:
     from pathlib import Path
 
     from ssldyn.args import out_or_default
-    from ssldyn.cli import emit
+    from ssldyn.output import emit, strict_json
 
-    from analysis.cli import _strict_json
     from deep.ablate.runner import run_ablation
     from deep.config import parse_overrides
     from deep.seeds import mean_pm_std
@@ -56,5 +55,5 @@ def run_ablate(args) -> int:
              for r in summary["variants"]]
     lines += [f"{x['hypothesis']}: {x['outcome']} ({x['observation']})" for x in summary["verdicts"]]
     lines += [f"wrote {Path(f)}" for f in summary["files"]]
-    emit(_strict_json(summary), args.json, "\n".join(lines))
+    emit(strict_json(summary), args.json, "\n".join(lines))
     return 0

@@ -25,7 +25,7 @@ from deep.ablate.sweeps import set_text
 from deep.seeds import seed_dir, seed_values
 
 SKIP, RESUME, RESTART, TRAIN = "skip", "resume", "restart", "train"
-FINISHED, DIVERGED = "finished", "diverged"
+FINISHED, DIVERGED, STOPPED = "finished", "diverged", "stopped"
 
 
 @dataclass(frozen=True)
@@ -89,56 +89,63 @@ def _clear_unstarted(run_dir: Path) -> None:
     shutil.rmtree(run_dir / rundir.SNAPSHOTS, ignore_errors=True)
 
 
-def run_task(task: Task, dataset=None, threads: int | None = None, tensorboard: bool = False) -> dict:
+def run_task(task: Task, dataset=None, threads: int | None = None, tensorboard: bool = False,
+             max_epochs: int | None = None) -> dict:
     """Train, resume or restart one variant; {"variant", "action", "status", "message"}.
 
     dataset: the loaded `deep.data.Dataset` (in-process runs share one), else loaded by `train`.
-    threads: torch intra-op threads for this process (worker processes split the cores)."""
+    threads: torch intra-op threads for this process (worker processes split the cores).
+    max_epochs: stop (checkpointed) after this many epochs of this call: status "stopped"."""
     from deep.train import NonFiniteLoss, train
 
     if task.action == RESTART:
         _clear_unstarted(task.run_dir)
     print(f"{task.name}: {task.action} in {task.run_dir}", file=sys.stderr, flush=True)
     try:
-        train(task.config, task.run_dir, resume=task.action == RESUME, dataset=dataset, threads=threads,
-              tensorboard=tensorboard)
+        summary = train(task.config, task.run_dir, resume=task.action == RESUME, dataset=dataset, threads=threads,
+                        tensorboard=tensorboard, max_epochs=max_epochs)
     except NonFiniteLoss as err:
         return {"variant": task.name, "action": task.action, "status": DIVERGED, "message": str(err)}
+    if not summary["finished"]:
+        return {"variant": task.name, "action": task.action, "status": STOPPED,
+                "message": f"stopped after epoch {summary['epochs']}"}
     return {"variant": task.name, "action": task.action, "status": FINISHED, "message": ""}
 
 
-def execute(tasks, jobs: int = 1, threads: int | None = None, tensorboard: bool = False) -> dict:
+def execute(tasks, jobs: int = 1, threads: int | None = None, tensorboard: bool = False, download: bool = False,
+            max_epochs: int | None = None) -> dict:
     """Bring every task to completion; {variant: outcome}. Skipped tasks are not touched.
 
     jobs = 1 trains one variant after another in this process, on one loaded data set. jobs > 1 runs
     that many worker processes (spawned, each loading the data itself) and gives each
     cores/jobs torch threads: on a 2-core machine it gains nothing; it pays off with more cores or
     a GPU with room for several runs. threads (jobs = 1): fixed torch threads, else they follow the
-    machine's load (deep.threads)."""
+    machine's load (deep.threads). download: let torchvision fetch a missing data set, once, before
+    any run starts. max_epochs: each run stops after this many epochs of this call (`run_task`)."""
     outcomes = {t.name: {"variant": t.name, "action": SKIP, "status": FINISHED, "message": ""}
                 for t in tasks if t.action == SKIP}
     pending = [t for t in tasks if t.action != SKIP]
     if not pending:
         return outcomes
     if jobs == 1:
-        dataset = _load_dataset(pending[0].config)
+        dataset = _load_dataset(pending[0].config, download)
         for task in pending:
-            outcomes[task.name] = run_task(task, dataset, threads, tensorboard)
+            outcomes[task.name] = run_task(task, dataset, threads, tensorboard, max_epochs)
         return outcomes
     workers = min(jobs, len(pending))
     threads = max(1, (os.cpu_count() or 1) // workers)
-    _load_dataset(pending[0].config)  # fails here, once, if the data are missing; decodes the cache once
+    _load_dataset(pending[0].config, download)  # fails here, once, if the data are missing; decodes the cache once
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {task.name: pool.submit(run_task, task, None, threads, tensorboard) for task in pending}
+        futures = {task.name: pool.submit(run_task, task, None, threads, tensorboard, max_epochs) for task in pending}
         for name, future in futures.items():
             outcomes[name] = future.result()
     return outcomes
 
 
-def _load_dataset(config: dict):
+def _load_dataset(config: dict, download: bool = False):
     from deep.data import load_dataset
 
-    return load_dataset(config["dataset"], config["data_root"], seed=config["seed"])
+    return load_dataset(config["dataset"], config["data_root"], download=download, seed=config["seed"])
 
 
 def ablate_command(name: str, out: Path, *, preset: str, dataset: str, overrides: dict, data_root,

@@ -49,15 +49,18 @@ def register(subparsers) -> None:
     parser.add_argument("--probes", nargs="*", type=Path, default=None, metavar="CSV",
                         help="probes.csv files whose probes are reused (default: the committed "
                              "figures/collapse_map/probes.csv)")
+    parser.add_argument("--scan", type=positive_int, metavar="N",
+                        help="instead of bisecting, probe N log-spaced weight decays of --wd-range per setting and "
+                             "seed and read which collapse observable steps most sharply (OUT/observables.csv, "
+                             ".md, .png); e.g. --scan 10 --alpha-p 1 --ema 0.9 for the reference settings")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     parser.set_defaults(func=run_collapse_map)
 
 
 def run_collapse_map(args) -> int:
     from ssldyn.args import out_or_default
-    from ssldyn.cli import emit
+    from ssldyn.output import emit, strict_json
 
-    from analysis.cli import _strict_json
     from deep.collapse_map.report import NotBracketed, make_map
     from deep.train import resolve_device
 
@@ -74,6 +77,16 @@ def run_collapse_map(args) -> int:
     for cache in caches:
         if not cache.is_file() and cache != COMMITTED_PROBES:
             raise ValueError(f"argument --probes: {cache} is not a file")
+    if args.scan is not None:
+        from deep.collapse_map.scan import make_scan, scan_weight_decays
+
+        summary = make_scan(settings, Path(out), seeds=args.seeds, preset=args.preset, dataset=args.dataset,
+                            data_root=args.data_root, device=resolve_device(args.device),
+                            weight_decays=scan_weight_decays(low, high, args.scan), caches=caches)
+        lines = [f"{r['setting']}: sharpest observable {r['sharpest']}, onset {r['onset']:.3g}, complete collapse "
+                 f"{r['complete']:.3g}" for r in summary["settings"]]
+        emit(strict_json(summary), args.json, "\n".join(lines + [f"wrote {f}" for f in summary["files"]]))
+        return 0
     summary = make_map(settings, Path(out), seeds=args.seeds, preset=args.preset, dataset=args.dataset,
                        data_root=args.data_root, device=resolve_device(args.device), jobs=args.jobs,
                        weight_decays=(low, high), tolerance=args.tolerance, checks=args.check, caches=caches)
@@ -81,7 +94,7 @@ def run_collapse_map(args) -> int:
              f"{row['weight_decay_high']:.3g}] over {row['seeds']} seeds ({row['status']})"
              if row["status"] == "located" else f"{row['setting']}: {row['status']}" for row in summary["thresholds"]]
     lines += [f"wrote {f}" for f in summary["files"]]
-    emit(_strict_json(summary), args.json, "\n".join(lines))
+    emit(strict_json(summary), args.json, "\n".join(lines))
     unlocated = [row for row in summary["thresholds"] if row["status"] != "located"]
     if unlocated:
         others = f" (also not located: {', '.join(r['setting'] for r in unlocated[1:])})" if len(unlocated) > 1 else ""

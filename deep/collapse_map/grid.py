@@ -5,9 +5,9 @@ a predictor lr ratio α_p (`predictor_lr_mult`) and an EMA rate m (`ema`; 0 is S
 grid is two lines through the default (α_p = 1, ema = 0.9, BYOL's): α_p over ALPHAS at the default
 EMA, and the EMA over EMAS at α_p = 1 (issue 12, item 1).
 
-A probe is the first `probe_epochs` epochs of a run of the preset with the setting, a weight decay
-and a seed (PROBES): exactly the beginning of that run, so a probe can be continued to check that
-its verdict holds later (`deep.collapse_map.runner.check_probe_length`). The preset's own values
+A probe is the first `probe_epochs` epochs of a run of the preset at constant lr with the setting, a
+weight decay and a seed (PROBES): exactly the beginning of that run, so a probe can be continued to
+check that its verdict holds later (`deep.collapse_map.runner.check_probe_length`). The preset's own values
 stay, except what PROBES changes, said beside each value.
 """
 from dataclasses import dataclass
@@ -26,15 +26,20 @@ PREDICTORS = ("linear", "mlp")
 # - batch 64 on a class-balanced quarter of the training images (11,250) instead of batch 256 on all
 #   45,000: an epoch keeps its 175 steps, the lr (no batch scaling) and so the weight decay's pull per
 #   step, lr·wd, while a step costs a quarter (measured: 0.10 s against 0.41 s on this 2-core CPU).
-#   Weight decay acts through the number of steps, 1/(lr·wd) ≈ 1,000 steps at wd 5e-3, which is why
-#   K = 1 epoch (175 steps) was too short at batch 256; K = 3 here costs about what K = 1 did there;
-# - 2 snapshots (W_p and F̂ at step 0: the initial spectrum the eigenvalue ODE starts from).
+#   Weight decay acts through the number of steps, (1−μ)/(lr·wd) ≈ 100 steps at wd 5e-3 with momentum
+#   0.9; K = 1 epoch (175 steps) at batch 256 failed its check, and K = 3 here costs about what K = 1 did there;
+# - 2 snapshots (W_p and F̂ at step 0: the initial spectrum the eigenvalue ODE starts from);
+# - every preset: the lr held at its peak after the warm-up (lr_schedule=constant), so that a probe
+#   continued to 2K or 4K epochs differs from it in length only, not in how far its lr has annealed
+#   (with the 10-epoch cosine, 3 → 9 epochs also took the lr from 82% of its peak to 2.5%; issue 20),
+#   and a schedule of 4K epochs at least, so that `epochs` bounds nothing the K check asks for.
 # probe_epochs: K, checked by continuing edge probes to 3K (docs/ablations.md, the collapse map).
 PROBES = {
-    "cpu": {"overrides": {"warmup_epochs": 0.25, "batch_size": 64, "train_fraction": 0.25, "snapshots": 2},
+    "cpu": {"overrides": {"warmup_epochs": 0.25, "batch_size": 64, "train_fraction": 0.25, "snapshots": 2,
+                          "lr_schedule": "constant", "epochs": 12},
             "probe_epochs": 3},
-    "thesis": {"overrides": {"snapshots": 2}, "probe_epochs": 10},
-    "smoke": {"overrides": {"epochs": 3, "snapshots": 2}, "probe_epochs": 1},
+    "thesis": {"overrides": {"snapshots": 2, "lr_schedule": "constant"}, "probe_epochs": 10},
+    "smoke": {"overrides": {"epochs": 4, "snapshots": 2, "lr_schedule": "constant"}, "probe_epochs": 1},
 }
 
 

@@ -16,7 +16,8 @@ from deep.collapse_map.store import ProbeStore, protocol, read_probes
 from deep.seeds import seed_values
 
 THRESHOLD_COLUMNS = ("setting", "predictor", "predictor_lr_mult", "ema", "seeds", "status", "weight_decay_low",
-                     "weight_decay_high", "threshold", "threshold_log10_std", "seeds_overlap", "seed_brackets",
+                     "weight_decay_high", "threshold", "threshold_log10_std", "threshold_ci95_low",
+                     "threshold_ci95_high", "seeds_overlap", "seed_brackets",
                      "sigma2_measured", "tau_measured", "eta_star_mapped", "fitted_constant", "predicted_eta_star",
                      "observed_over_mapped", "observed_over_predicted", "coherence_measured", "lr", "restoring_rate",
                      "critical_mismatch", "predicted_cosine", "observed_over_cosine", "ode_eta", "ode_collapsed_fraction",
@@ -63,8 +64,9 @@ def make_map(settings, out: Path, *, seeds: int, preset: str, dataset: str, data
                                     device=device, out=out, store=store)
     # this map's probes only: a cache (or a reused OUT) may hold probes of another protocol at the same
     # setting, weight decay and seed; σ² and τ are read at the probes' length K, not at a continued 3K
-    current = protocol(grid_module.probe_config(settings[0], weight_decays[0], 0, preset=preset, dataset=dataset,
-                                                data_root=data_root, device=device))
+    first = grid_module.probe_config(settings[0], weight_decays[0], 0, preset=preset, dataset=dataset,
+                                     data_root=data_root, device=device)
+    current = protocol(first)
     probes = [p for p in store.rows.values() if p["protocol"] == current]
     chain_rows = [analysis_map.Chain(r["setting"].name, r["setting"].predictor, r["setting"].predictor_lr_mult,
                                      r["setting"].ema, r["seed"], r["bracket"].low, r["bracket"].high,
@@ -79,7 +81,9 @@ def make_map(settings, out: Path, *, seeds: int, preset: str, dataset: str, data
     summary = {"preset": preset, "dataset": dataset, "seeds": seeds, "probe_epochs": grid_module.probe_epochs(preset),
                "weight_decay_range": list(weight_decays), "tolerance": tolerance, "thresholds": rows,
                "checks": check_rows, "verdicts": [x.as_dict() for x in verdicts],
-               "probes": len(probes), "seconds": time.perf_counter() - start}
+               "probes": len(probes), "seconds": time.perf_counter() - start,
+               "metric_images": (f"a seeded class-balanced sample of {first['eval_batch']} "
+                                 f"{'validation' if first['val_split'] else 'test'} images (deep.evaluate.sample)")}
     markdown = out / "summary.md"
     markdown.write_text(render_markdown(summary))
     summary["files"] = [str(f) for f in files + [markdown]]
@@ -91,19 +95,21 @@ def render_markdown(summary: dict) -> str:
     lines = [f"# Collapse map: preset `{summary['preset']}`, {summary['dataset']}, {summary['seeds']} seeds", "",
              "![collapse map](collapse_map.png)", "",
              f"Each probe: the first {summary['probe_epochs']} epoch(s) of BYOL at the preset with the setting; collapsed "
-             "if the effective rank of the projector outputs on the first 512 validation images is < 2 "
+             f"if the effective rank of the projector outputs on {summary['metric_images']} is < 2 "
              "(analysis.verdicts.complete_collapse). Bisection on a log "
              f"scale from [{summary['weight_decay_range'][0]:g}, {summary['weight_decay_range'][1]:g}] until high/low ≤ "
              f"{1 + summary['tolerance']:g}.", "",
-             "| setting | bracket over seeds | threshold (geo. mean) | log10 spread | seeds' brackets | σ² | τ | "
+             "| setting | bracket over seeds | threshold (geo. mean) | 95% interval over seeds | log10 spread | "
+             "seeds' brackets | σ² | τ | "
              "η* = τ²/4(1+σ²) | η* model, fitted | observed / η* model | γ | cosine model, fitted | observed / cosine | "
              "ODE basin at fixed wd |",
-             "|" + "---|" * 14]
+             "|" + "---|" * 15]
     for r in rows:
         lines.append(f"| {r['setting']}{' (reference)' if r['is_reference'] else ''} | "
                      + (f"[{r['weight_decay_low']:.3g}, {r['weight_decay_high']:.3g}]" if r["status"] == "located"
                         else r["status"])
-                     + f" | {_cell(r['threshold'])} | {_cell(r['threshold_log10_std'])} | {r['seed_brackets']} | "
+                     + f" | {_cell(r['threshold'])} | [{_cell(r['threshold_ci95_low'])}, {_cell(r['threshold_ci95_high'])}]"
+                     f" | {_cell(r['threshold_log10_std'])} | {r['seed_brackets']} | "
                      f"{_cell(r['sigma2_measured'])} | {_cell(r['tau_measured'])} | {_cell(r['eta_star_mapped'])} | "
                      f"{_cell(r['predicted_eta_star'])} | {_cell(r['observed_over_predicted'])} | "
                      f"{_cell(r['restoring_rate'])} | {_cell(r['predicted_cosine'])} | {_cell(r['observed_over_cosine'])} | "
@@ -117,8 +123,8 @@ def render_markdown(summary: dict) -> str:
     if checks:
         predictor_of = {r["setting"]: r["predictor"] for r in rows}
         lines += ["", f"**Is the probe long enough?** Edge probes continued to {checks[0]['later_epochs']} epochs, "
-                  "read per predictor (a failed check makes that predictor's H6 and H7, and every H5, inconclusive, "
-                  "except a failure the continued probes show at the longer length too):", ""]
+                  "read per predictor (a failed check makes that predictor's H6 and H7, and every H5, "
+                  "inconclusive):", ""]
         for predictor in dict.fromkeys(predictor_of.values()):
             kind, reading = analysis_map.read_k_check([c for c in checks if predictor_of.get(c["setting"]) == predictor])
             lines.append(f"- {predictor}: {reading}: " + ("**yes**." if kind == "passed" else "**no**." if kind != "none"

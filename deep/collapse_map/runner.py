@@ -20,7 +20,7 @@ from deep.collapse_map import grid as grid_module
 from deep.collapse_map.bisection import locate_threshold
 from deep.collapse_map.store import ProbeStore, key, protocol
 
-MEASURE_IMAGES = 512  # validation images σ² and τ are measured on
+MEASURE_IMAGES = 512  # validation images σ² and τ are measured on (a class-balanced sample)
 _DATASETS = {}  # per process: the loaded data set, shared by the chains a worker runs
 
 
@@ -84,6 +84,7 @@ def run_probe(setting, weight_decay: float, seed: int, epochs: int, *, preset: s
     from analysis.verdicts import complete_collapse
     from deep import rundir
     from deep.collapse_map.measure import augmentation_ratio, target_ratio, weight_coherence
+    from deep.evaluate.sample import balanced_sample
     from deep.schedule import peak_lr
     from deep.train import NonFiniteLoss, load_method, train, training_splits
 
@@ -110,12 +111,14 @@ def run_probe(setting, weight_decay: float, seed: int, epochs: int, *, preset: s
             outcome = "diverged"
     line = _epoch_line(run, epochs) or {}
     measured = {"std": line.get("std", math.nan), "effective_rank": line.get("effective_rank", math.nan),
+                "covariance_rank": line.get("covariance_rank", math.nan),
                 "knn_top1": line.get("knn_top1", math.nan), "seconds": line.get("seconds", math.nan)}
     sigma2 = tau = coherence = math.nan
     if outcome is None:
         outcome = "collapsed" if complete_collapse(measured["effective_rank"]) else "healthy"
         method, info = load_method(run, device)
-        images = training_splits(data, config).monitor.images[:MEASURE_IMAGES].to(device)
+        monitor = training_splits(data, config).monitor
+        images = balanced_sample(monitor.images, monitor.labels, MEASURE_IMAGES, seed).to(device)
         sigma2 = augmentation_ratio(method, images, info["mean"], info["std"], seed=seed)
         tau = target_ratio(method, images, info["mean"], info["std"])
         coherence = weight_coherence(method)

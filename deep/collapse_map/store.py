@@ -18,19 +18,24 @@ from pathlib import Path
 
 COLUMNS = ("protocol", "setting", "predictor", "predictor_lr_mult", "ema", "weight_decay", "seed", "epochs",
            "outcome", "std", "effective_rank", "knn_top1", "sigma2", "tau", "coherence", "lr", "seconds", "preset", "dataset",
-           "device")
+           "device", "covariance_rank")
 FLOATS = ("predictor_lr_mult", "ema", "weight_decay", "std", "effective_rank", "knn_top1", "sigma2", "tau",
-          "coherence", "lr", "seconds")
+          "coherence", "lr", "seconds", "covariance_rank")
 INTS = ("seed", "epochs")
+LEGACY_COLUMNS = COLUMNS[:-1]  # a probes.csv written before covariance_rank was measured: read with it NaN
 OUTCOMES = ("collapsed", "healthy", "diverged")
 PER_PROBE_KEYS = ("weight_decay", "seed", "predictor", "predictor_lr_mult", "ema")
 BOOKKEEPING_KEYS = ("device", "data_root", "compile", "log_every")
+# How the probe's metrics are measured, beside its config: probes whose collapse metrics were read on
+# the first `eval_batch` monitor images (one class of a class-ordered split) are another protocol.
+METRIC_SAMPLE = "class-balanced, pixel-keyed (deep.evaluate.sample)"
 
 
 def protocol(config: dict) -> str:
     """'<preset>/<dataset>/<8 hex digits>': the probe's config without its per-probe and bookkeeping
     keys, hashed. Two probes with the same protocol differ only in setting, weight decay and seed."""
     kept = {k: v for k, v in sorted(config.items()) if k not in PER_PROBE_KEYS + BOOKKEEPING_KEYS}
+    kept["metric_sample"] = METRIC_SAMPLE
     digest = hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:8]
     return f"{config['preset']}/{config['dataset']}/{digest}"
 
@@ -41,7 +46,7 @@ def key(row: dict) -> tuple:
 
 def _parse(row: dict, path: Path, lineno: int) -> dict:
     try:
-        parsed = {**row, **{c: float(row[c]) if row[c] != "" else math.nan for c in FLOATS},
+        parsed = {**row, **{c: float(row[c]) if row.get(c) not in ("", None) else math.nan for c in FLOATS},
                   **{c: int(row[c]) for c in INTS}}
     except (ValueError, TypeError) as err:
         raise ValueError(f"{path} line {lineno}: {err}") from None
@@ -55,9 +60,14 @@ def read_probes(path: Path) -> list[dict]:
     path = Path(path)
     with path.open(newline="") as handle:
         reader = csv.DictReader(handle)
-        if tuple(reader.fieldnames or ()) != COLUMNS:
+        if tuple(reader.fieldnames or ()) not in (COLUMNS, LEGACY_COLUMNS):
             raise ValueError(f"{path}: expected the columns {', '.join(COLUMNS)}, got {reader.fieldnames}")
         return [_parse(row, path, lineno) for lineno, row in enumerate(reader, start=2)]
+
+
+def _header(path: Path) -> tuple:
+    with Path(path).open(newline="") as handle:
+        return tuple(next(csv.reader(handle), ()))
 
 
 def _cell(value) -> str:
@@ -76,7 +86,15 @@ class ProbeStore:
             if Path(cache).is_file() and Path(cache).resolve() != self.path.resolve():
                 self.rows.update({key(r): r for r in read_probes(cache)})
         if self.path.is_file():
-            self.rows.update({key(r): r for r in read_probes(self.path)})
+            own = read_probes(self.path)
+            self.rows.update({key(r): r for r in own})
+            if _header(self.path) != COLUMNS:  # a legacy file: rewritten with today's columns before appending
+                tmp = self.path.with_suffix(".csv.tmp")
+                with tmp.open("w", newline="") as handle:
+                    writer = csv.writer(handle)
+                    writer.writerow(COLUMNS)
+                    writer.writerows([_cell(r.get(c, math.nan)) for c in COLUMNS] for r in own)
+                tmp.replace(self.path)
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("w", newline="") as handle:

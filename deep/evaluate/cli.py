@@ -105,7 +105,7 @@ def _load(args):
 
 
 def _finish(args, name: str, result: dict, text: str) -> int:
-    from ssldyn.cli import emit
+    from ssldyn.output import emit
 
     from deep.evaluate.runs import write_result
 
@@ -179,7 +179,7 @@ def run_classifier(args) -> int:
 
 
 def run_table(args) -> int:
-    from ssldyn.cli import emit
+    from ssldyn.output import emit
 
     from deep.evaluate.table import load_entries, markdown, tables
 

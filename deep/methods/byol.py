@@ -30,6 +30,7 @@ DEFAULTS = {
     "predictor_lr_mult": 1.0,
     "rho": 0.99,
     "eps": 0.1,
+    "copy_norm": "frobenius",
     "freq": 1,
     "snapshots": 20,
 }
@@ -56,7 +57,8 @@ class BYOL(Method):
         if self.correlation is not None:
             self.correlation.update(f1, f2)
             if self.config["predictor"] in heads.ANALYTIC_PREDICTORS and step % self.config["freq"] == 0:
-                write_predictor(self.predictor, self.config["predictor"], self.correlation.F, self.config["eps"])
+                write_predictor(self.predictor, self.config["predictor"], self.correlation.F, self.config["eps"],
+                                self.config["copy_norm"])
         p1, p2 = self.predictor(f1), self.predictor(f2)
         with torch.no_grad():
             if self.target_backbone is None:  # SimSiam: the target is the online network, stop-gradient

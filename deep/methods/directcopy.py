@@ -1,5 +1,6 @@
-"""DirectCopy (Wang, Chen, Du, Tian 2021): BYOL whose one-layer predictor is set to
-W_p = F̂/‖F̂‖_F + ε I (Frobenius normalisation; see `deep.directpred`)."""
+"""DirectCopy (Wang, Chen, Du, Tian 2021): BYOL whose one-layer predictor is set from the running F̂:
+W_p = F̂/‖F̂‖_F + ε I (`copy_norm=frobenius`, the default) or the authors' unnormalised F̂ + ε I
+(`copy_norm=none`); what ε means in each is in `deep.directpred`."""
 from deep.methods.byol import BYOL
 from deep.methods.directpred import DEFAULTS as DIRECTPRED_DEFAULTS
 

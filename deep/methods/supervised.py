@@ -7,7 +7,8 @@ from torch import nn
 from deep.losses import cross_entropy
 from deep.methods.base import Method
 
-# The usual CIFAR ResNet-18 recipe: lr 0.1 per 256 images, weight decay 5e-4.
+# The usual CIFAR ResNet-18 lr, 0.1 (He et al. 2016, Sec. 4.2, there at batch 128), used as given at any batch
+# (lr_scaling none, the common default; lr_scaling=linear scales it by batch/256); weight decay 5e-4.
 # labels: the fraction of the training labels used (Table 4.3: 10% and 100%).
 DEFAULTS = {"lr": 0.1, "weight_decay": 5e-4, "labels": 1.0, "augmentation": "crop_flip"}
 

@@ -1,0 +1,96 @@
+"""Which observable shows collapse, and where (issue 20, item 2): a threshold is read on the observable
+whose transition along weight decay is sharpest relative to its spread over seeds.
+
+Input: for each observable (effective rank, covariance rank, std × √d, kNN top-1, ...) its values on a
+grid of weight decays, one row per seed (NaN where a probe is missing or diverged). Between each
+pair of neighbouring weight decays the seeds' mean jumps by Δ; the noise there is the pooled standard
+deviation over seeds of the two (ddof 1), floored at 1e-3 of the observable's whole range so that
+integer-valued observables on which the seeds agree exactly do not divide by zero. The transition is
+the neighbouring pair with the largest |Δ| / noise (its sharpness); its threshold the geometric middle
+of the pair. Fewer than two seeds at a weight decay leave its noise unknown: no sharpness there.
+
+Two thresholds are reported beside it: the onset of dimensional collapse (the sharpest observable's
+transition) and complete collapse, the lowest weight decay where every seed has collapsed to one
+direction (effective rank ≤ COMPLETE_RANK) and its kNN sits within CHANCE_MARGIN points of chance.
+"""
+import math
+
+import numpy as np
+
+OBSERVABLES = ("effective_rank", "covariance_rank", "std", "knn_top1")  # the probes' candidates
+COMPLETE_RANK = 1.1     # RankMe of a batch whose outputs share one direction: 1 (analysis.metrics)
+CHANCE_MARGIN = 5.0     # kNN top-1 points above 100/C still read as chance
+NOISE_FLOOR = 1e-3      # of an observable's range: the noise of seeds that agree exactly
+
+
+def transition(weight_decays, values) -> dict:
+    """The sharpest step of one observable along increasing `weight_decays` (values: seeds × wds):
+    {"sharpness", "threshold", "between": (wd, wd), "jump", "noise", "fraction"} where fraction is the
+    step's share of the observable's whole range. sharpness NaN when no step has two seeds on both sides."""
+    wds = np.asarray(weight_decays, dtype=float)
+    values = np.atleast_2d(np.asarray(values, dtype=float))
+    if values.shape[1] != len(wds) or len(wds) < 2 or np.any(np.diff(wds) <= 0):
+        raise ValueError(f"need ≥ 2 increasing weight decays and one column of values for each, got {len(wds)} "
+                         f"weight decays and values of shape {values.shape}")
+    counts = np.sum(np.isfinite(values), axis=0)
+    means = np.array([np.nanmean(col) if n else math.nan for col, n in zip(values.T, counts)])
+    variances = np.array([np.nanvar(col, ddof=1) if n > 1 else math.nan for col, n in zip(values.T, counts)])
+    finite = means[np.isfinite(means)]
+    span = float(finite.max() - finite.min()) if finite.size else math.nan
+    best = {"sharpness": math.nan, "threshold": math.nan, "between": (math.nan, math.nan), "jump": math.nan,
+            "noise": math.nan, "fraction": math.nan}
+    for i in range(len(wds) - 1):
+        if not (np.isfinite(variances[i]) and np.isfinite(variances[i + 1])):
+            continue
+        jump = means[i + 1] - means[i]
+        noise = max(math.sqrt((variances[i] + variances[i + 1]) / 2), NOISE_FLOOR * span, 1e-300)
+        sharpness = abs(jump) / noise
+        if not sharpness <= best["sharpness"]:  # also replaces NaN
+            best = {"sharpness": sharpness, "threshold": math.sqrt(wds[i] * wds[i + 1]), "between": (wds[i], wds[i + 1]),
+                    "jump": float(jump), "noise": noise, "fraction": abs(jump) / span if span > 0 else math.nan}
+    return best
+
+
+def sharpest(weight_decays, observables: dict) -> tuple[str | None, dict]:
+    """(name, {name: transition}) of the observable with the sharpest transition; None when no
+    observable has one (fewer than two seeds)."""
+    found = {name: transition(weight_decays, values) for name, values in observables.items()}
+    ranked = [name for name in found if math.isfinite(found[name]["sharpness"])]
+    return (max(ranked, key=lambda n: found[n]["sharpness"]) if ranked else None), found
+
+
+def complete_collapse_at(weight_decays, effective_rank, knn_top1, num_classes: int) -> float:
+    """The lowest weight decay at which every seed's effective rank is ≤ COMPLETE_RANK and its kNN top-1
+    ≤ chance + CHANCE_MARGIN (NaN if none): the trivial fixed point, where the outputs share one point."""
+    chance = 100.0 / num_classes
+    rank = np.atleast_2d(np.asarray(effective_rank, dtype=float))
+    knn = np.atleast_2d(np.asarray(knn_top1, dtype=float))
+    for j, wd in enumerate(weight_decays):
+        r, k = rank[:, j], knn[:, j]
+        seen = np.isfinite(r) & np.isfinite(k)
+        if seen.any() and np.all(r[seen] <= COMPLETE_RANK) and np.all(k[seen] <= chance + CHANCE_MARGIN):
+            return float(wd)
+    return math.nan
+
+
+def observable_table(rows: list[dict], setting: str, weight_decays: list[float], name: str) -> np.ndarray:
+    """seeds × weight decays of one observable for one setting (NaN where missing or diverged)."""
+    seeds = sorted({r["seed"] for r in rows if r["setting"] == setting})
+    table = np.full((len(seeds), len(weight_decays)), math.nan)
+    for r in rows:
+        if r["setting"] == setting and r["weight_decay"] in weight_decays and r["outcome"] != "diverged":
+            table[seeds.index(r["seed"]), weight_decays.index(r["weight_decay"])] = r[name]
+    return table
+
+
+def read_scan(rows: list[dict], weight_decays: list[float], num_classes: int) -> list[dict]:
+    """Per setting: the sharpest observable, every observable's transition, and complete collapse."""
+    out = []
+    for setting in dict.fromkeys(r["setting"] for r in rows):
+        tables = {name: observable_table(rows, setting, weight_decays, name) for name in OBSERVABLES}
+        chosen, transitions = sharpest(weight_decays, tables)
+        out.append({"setting": setting, "sharpest": chosen, "transitions": transitions,
+                    "onset": transitions[chosen]["threshold"] if chosen else math.nan,
+                    "complete": complete_collapse_at(weight_decays, tables["effective_rank"], tables["knn_top1"],
+                                                     num_classes)})
+    return out

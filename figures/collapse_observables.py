@@ -1,0 +1,71 @@
+"""The candidate collapse observables against weight decay (issue 20, item 2), drawn from a scan's
+observables.csv alone (`ssldyn collapse-map --scan N`).
+
+One panel per observable (effective rank, covariance rank, std × √d, kNN top-1), weight decay on a log
+axis; per setting, every seed's probe (a dot) and the seeds' mean (a line); a dashed line where the
+setting's sharpest observable steps (the onset of dimensional collapse) and a dotted one where collapse
+is complete. `ssldyn figures` redraws figures/collapse_map/observables.png from the committed CSV.
+"""
+import math
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from figures.collapse_map import DATA_DIR, read_rows  # noqa: E402
+
+LABELS = {"effective_rank": "effective rank (RankMe)", "covariance_rank": "covariance rank (≥ 1% of the top)",
+          "std": "std × √d", "knn_top1": "kNN top-1 (%)"}
+
+
+def draw(rows: list[dict], readings: list[dict], png: Path) -> Path:
+    """rows: observables.csv rows; readings: `deep.collapse_map.scan.read_scan`'s per-setting results."""
+    fig, axes = plt.subplots(1, len(LABELS), figsize=(4.2 * len(LABELS), 3.8), constrained_layout=True)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    settings = list(dict.fromkeys(r["setting"] for r in rows))
+    for ax, (name, label) in zip(axes, LABELS.items()):
+        for colour, setting in zip(colours, settings):
+            mine = [r for r in rows if r["setting"] == setting and r["outcome"] != "diverged"]
+            wds = sorted({r["weight_decay"] for r in mine})
+            ax.scatter([r["weight_decay"] for r in mine], [r[name] for r in mine], s=12, alpha=0.5, color=colour)
+            means = [_mean([r[name] for r in mine if r["weight_decay"] == w]) for w in wds]
+            ax.plot(wds, means, color=colour, label=setting)
+            reading = next((x for x in readings if x["setting"] == setting), None)
+            if reading and math.isfinite(reading["onset"]):
+                ax.axvline(reading["onset"], color=colour, linestyle="--", linewidth=0.8)
+            if reading and math.isfinite(reading["complete"]):
+                ax.axvline(reading["complete"], color=colour, linestyle=":", linewidth=0.8)
+        ax.set_xscale("log")
+        ax.set_xlabel("weight decay")
+        ax.set_title(label, fontsize=10)
+    axes[0].legend(fontsize=8)
+    fig.suptitle("Collapse observables against weight decay (dots: seeds; dashed: onset on the sharpest "
+                 "observable; dotted: complete collapse)", fontsize=10)
+    png = Path(png)
+    fig.savefig(png, dpi=90)
+    plt.close(fig)
+    return png
+
+
+def _mean(values) -> float:
+    finite = [v for v in values if isinstance(v, float) and math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else math.nan
+
+
+def redraw(out_dir: Path) -> list:
+    """`ssldyn figures` recipe: out_dir/collapse_map/observables.png from the committed observables.csv."""
+    from analysis.observables import read_scan
+
+    data = DATA_DIR / "observables.csv"
+    if not data.is_file():
+        print(f"collapse observables: skipped, no stored scan at {data}; make it with `ssldyn collapse-map --scan 10 "
+              "--alpha-p 1 --ema 0.9 --out runs/collapse-scan`, then copy its observables.csv there", file=sys.stderr)
+        return []
+    rows = read_rows(data)
+    weight_decays = sorted({r["weight_decay"] for r in rows})
+    target = Path(out_dir) / "collapse_map"
+    target.mkdir(parents=True, exist_ok=True)
+    return [draw(rows, read_scan(rows, weight_decays, int(rows[0]["classes"])), target / "observables.png")]

@@ -1,0 +1,75 @@
+"""Collapse metrics are measured on a seeded, class-balanced sample that does not depend on the
+split's order (issue 20 item 1): the synthetic set is class-sorted, like CIFAR-10 decoded from the
+image zip, so its first images are one class."""
+import dataclasses
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from deep import config as config_module
+from deep.data import load_dataset
+from deep.evaluate.sample import balanced_sample, balanced_sample_indices
+from deep.train import build_training_method, evaluate, memory_format_of
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    return load_dataset("synthetic")
+
+
+def _shuffled(split, seed):
+    order = torch.randperm(len(split.labels), generator=torch.Generator().manual_seed(seed))
+    return dataclasses.replace(split, images=split.images[order], labels=split.labels[order])
+
+
+def _image_set(images):
+    return {bytes(image.numpy()) for image in images}
+
+
+def test_the_synthetic_split_is_class_sorted_so_its_first_images_are_one_class(synthetic):
+    assert synthetic.test.labels[:20].unique().tolist() == [0]  # the trap the sample avoids
+
+
+@settings(max_examples=20, deadline=None)
+@given(count=st.integers(10, 150), seed=st.integers(0, 10_000), order=st.integers(0, 10_000))
+def test_the_sample_holds_count_over_c_images_of_each_class_and_the_same_images_in_any_order(count, seed, order):
+    split = load_dataset("synthetic").test  # 10 classes × 20 images, class-sorted
+    index = balanced_sample_indices(split.images, split.labels, count, seed)
+    per_class = torch.bincount(split.labels[index], minlength=10)
+    assert per_class.tolist() == [count // 10] * 10
+    assert len(index.unique()) == len(index)
+    shuffled = _shuffled(split, order)
+    again = balanced_sample(shuffled.images, shuffled.labels, count, seed)
+    assert _image_set(again) == _image_set(split.images[index])
+    assert torch.equal(again, split.images[index])  # the same images in the same (key) order
+
+
+def test_another_seed_draws_another_balanced_sample(synthetic):
+    first = balanced_sample(synthetic.test.images, synthetic.test.labels, 50, 0)
+    other = balanced_sample(synthetic.test.images, synthetic.test.labels, 50, 1)
+    assert _image_set(first) != _image_set(other)
+
+
+def test_a_count_below_the_number_of_classes_is_refused_naming_eval_batch(synthetic):
+    with pytest.raises(ValueError, match="eval_batch >= 10"):
+        balanced_sample(synthetic.test.images, synthetic.test.labels, 5, 0)
+
+
+def test_the_collapse_metrics_do_not_depend_on_the_order_of_a_class_sorted_split(synthetic):
+    config = config_module.resolve("byol", "synthetic", preset="smoke", overrides={"eval_batch": 60})
+    torch.manual_seed(0)
+    method = build_training_method(config, 3, 10).eval()
+
+    def metrics(queries, metric_images=None):
+        return evaluate(method, synthetic.train, queries, synthetic.mean, synthetic.std, 10, config,
+                        lambda: torch.autocast("cpu", enabled=False), memory_format_of(config), metric_images)
+
+    sorted_metrics = metrics(synthetic.test)
+    shuffled_metrics = metrics(_shuffled(synthetic.test, 3))
+    for key in ("std", "effective_rank", "knn_top1"):
+        assert shuffled_metrics[key] == pytest.approx(sorted_metrics[key], rel=1e-5), key
+    # the negative control: the first 60 images of the sorted split (three classes) read other numbers
+    first = metrics(synthetic.test, synthetic.test.images[:60])
+    assert abs(first["effective_rank"] - sorted_metrics["effective_rank"]) > 0.05 * sorted_metrics["effective_rank"]
