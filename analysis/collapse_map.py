@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from analysis import verdicts as v
+from analysis.theory import UNMEASURED_SCALES
 from linear_dynamics.cosine_sgd import SGDSetting, critical_weight_decay, restoring_rate, target_mismatch
 from linear_dynamics.fixed_points import eta_critical
 
@@ -271,15 +272,6 @@ def h5_verdict(rows: list[dict]) -> v.Verdict | None:
         f"threshold = η*(σ², τ)/c with σ², τ measured and c = {c:.3g} fitted on {REFERENCE}; agreement within "
         f"×{AGREE_FACTOR:g} or {SEED_SIGMAS:g} seed standard deviations, beside the null model",
         observation + note, outcome, {"settings": rows})
-
-
-# What the unfitted comparison lacks (issue 20, item 5): η* = τ²/(4(1+σ²)) is in units of the linear
-# model's squared-error gradient on W and W_p alone; the network's cosine loss divides its gradient by
-# the prediction's norm and is invariant to the weights' scale, and its weight decay also acts on
-# BatchNorm and biases. Until those scales are measured, η = weight_decay compares different units.
-UNMEASURED_SCALES = ("the cosine loss's gradient scale (1/‖q‖², with the loss's invariance to the scale of W and "
-                     "W_p), the per-mode input variance of the projector's input, and weight decay on BatchNorm and "
-                     "biases (which the linear model lacks)")
 
 
 def h5_unfitted_verdict(rows: list[dict]) -> v.Verdict | None:

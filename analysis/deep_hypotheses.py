@@ -9,7 +9,7 @@ import numpy as np
 
 from analysis import verdicts as v
 from analysis.rundir import SNAPSHOT_PREDICTORS, Run, read_snapshots
-from analysis.theory import COLLAPSE, NO_COLLAPSE, deep_to_linear
+from analysis.theory import COLLAPSE, NO_COLLAPSE, UNMEASURED_SCALES, deep_to_linear
 from analysis.trajectory import snapshot_trajectory
 from linear_dynamics.fixed_points import eta_critical
 
@@ -76,9 +76,10 @@ def deep_predictor_verdicts(run: Run, traj=None) -> list:
 
 
 def deep_h5(runs, sigma2: float) -> list:
-    """H5 over the runs with a predictor, mapped by theory.deep_to_linear (η = weight_decay, τ = 1).
-    fails if a run's collapse status contradicts "collapse iff η > η*"; holds if none does and the
-    runs cover both sides of η*; inconclusive if all sit on one side (the other side is untested)."""
+    """H5 over the runs with a predictor, mapped by theory.deep_to_linear (η = weight_decay, τ = 1):
+    each run's collapse status beside "collapse iff η > η*", and whether any contradicts it. Always
+    inconclusive: that mapping compares different units (theory.UNMEASURED_SCALES), so agreement and
+    contradiction are reported, not judged; the observation says which it would have been."""
     runs = [r for r in runs if _has_predictor(r)]
     if not runs:
         return []
@@ -91,16 +92,18 @@ def deep_h5(runs, sigma2: float) -> list:
             contradicted |= (c["status"] == v.COLLAPSED) != (mapping.predicted == COLLAPSE)
         rows.append({"run": run.name, "weight_decay": mapping.eta, "predicted": mapping.predicted, **c})
     eta_star = eta_critical(1.0, sigma2)
-    if contradicted:
-        outcome = v.FAILS
-    else:
-        outcome = v.HOLDS if sides == {COLLAPSE, NO_COLLAPSE} else v.INCONCLUSIVE
     observation = "; ".join(f"{r['run']}: wd {r['weight_decay']:g}, predicted {r['predicted']}, observed "
                             f"{r['status']} (std {r['std_last']:.3g})" for r in rows)
-    if outcome == v.INCONCLUSIVE:
-        observation += f" — every run is on one side of η* = {eta_star:.3g}"
+    if contradicted:
+        reading = "a run contradicts it"
+    elif sides == {COLLAPSE, NO_COLLAPSE}:
+        reading = "no run contradicts it"
+    else:
+        reading = f"every run is on one side of η* = {eta_star:.3g}"
+    observation += f" — read as η = weight_decay, {reading}; not judged: unmeasured are {UNMEASURED_SCALES}"
     return [v.Verdict("H5", "deep runs", f"collapse iff weight_decay > η* = {eta_star:.3g} (τ = 1, σ² = {sigma2:g})",
-                      observation, outcome, {"eta_star": eta_star, "sigma2": sigma2, "runs": rows})]
+                      observation, v.INCONCLUSIVE, {"eta_star": eta_star, "sigma2": sigma2, "runs": rows,
+                                                    "contradicted": contradicted, "missing_scales": UNMEASURED_SCALES})]
 
 
 def knob_groups(runs, knob: str) -> list:

@@ -4,7 +4,7 @@ Add a recipe by adding one entry; keep this a plain dict.
 """
 from functools import partial
 
-from figures import ablations, analysis, collapse_map, collapse_observables, theory
+from figures import ablations, analysis, collapse_map, collapse_observables, sgd_threshold, theory
 
 RECIPES = {
     "phase_portraits": theory.phase_portraits,

@@ -5,11 +5,13 @@ bracketed by bisection: SimSiam (Eqs. 2–4 with W_a ≡ W) at the defaults of `
 n2 = 8, α_p = 1, σ² = 0.5, so η* = 1/(4(1+σ²)) = 1/6, the gradient flow's threshold), trained by
 `sgd.sgd_states` for HORIZON units of SGD time (steps·lr). A run counts as collapsed when
 ‖W‖_F < COLLAPSED_BELOW·‖W(0)‖_F by then (it stops there; at p₊, ‖W‖_F stays near 0.3–1, far above).
-This verdict is SGD's own: the flow is not continued. Below η* the flow keeps every mode above the
-saddle p₋; minibatch noise kicks modes across it, so the SGD threshold sits below η* and moves with
-the noise per unit time, ∝ lr/B, and with the horizon (a longer run gives rarer kicks their chance).
+This verdict is SGD's own: the flow is not continued. The gradient flow is bracketed by the same rule
+and horizon (`flow_collapses`), and again at LONG_HORIZON with one batch size: near η* the flow passes
+the saddle-node's bottleneck in ≈ π/(η*√δ) at η = (1 + δ)η*, so a horizon alone moves the observed
+threshold up. Measured (docs/theory.md): SGD's threshold lies above the flow's at the same horizon, by
+more at larger lr and smaller batch, and less at the longer horizon.
 
-    python -m figures.sgd_threshold            # measures (minutes), writes sgd_threshold.csv, draws
+    python -m figures.sgd_threshold            # measures (about 5 min), writes sgd_threshold.csv, draws
     ssldyn figures --only sgd_threshold        # redraws sgd_threshold.png from the committed CSV
 """
 import argparse

@@ -21,9 +21,9 @@ radially (a 1-Lipschitz map), cut into square cells. On a cell of half-diagonal 
 eᵀMe ≥ e₀ᵀMe₀ − 2‖Me₀‖ρ − ‖M‖ρ² exactly, and A, B move by at most 3‖T‖_F ρ and 4‖U‖_F ρ (T, U their
 coefficient tensors: the gradient of a form of degree d is at most d times its Frobenius norm). A cell
 passes when the resulting bound of max_x ψ_x is negative, is split in four when not, and the candidate
-X is rejected when a cell centre violates the inequality itself or cells get smaller than MIN_CELL. X starts from a sampled estimate
-and is halved until it is verified (at most HALVINGS times). Only the 3×3 linear algebra is taken as
-exact (its rounding is ~10⁻¹⁵ relative, far inside the margin of one cell).
+X is rejected when a cell centre violates the inequality itself or cells get smaller than MIN_CELL.
+X starts from a sampled estimate and is halved until it is verified (at most HALVINGS times). Only the
+3×3 linear algebra is taken as exact (its rounding is ~10⁻¹⁵ relative).
 
 Near the saddle-node (η → η*) J's slow eigenvalue, η − kP² + O(β-coupling), goes to 0 with the gap
 p₊ − p₋, S grows like its inverse, and the region shrinks to nothing: modes there stay undecided
@@ -90,7 +90,7 @@ def _worst_growth(quad, cubic, lin, X: float) -> np.ndarray:
 
 
 def _cube_points(face: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Points (n, 3) of cube face `face` (axis face // 2, sign ±) at face coordinates (a, b), projected to the sphere."""
+    """Points (n, 3) of cube face `face` (axis face // 2, sign ±) at face coordinates (a, b), on the sphere."""
     axis, sign = divmod(face, 2)
     g = np.empty((a.size, 3))
     g[:, axis] = 1.0 if sign == 0 else -1.0

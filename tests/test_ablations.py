@@ -245,7 +245,7 @@ def test_weight_decay_summary_places_each_run_against_eta_star_and_judges_h5(tmp
     tasks = plan(configs, tmp_path)
     outcomes = {t.name: {"action": "skip", "status": "finished", "message": ""} for t in tasks}
     summary = report_module.report(ablation, configs, tmp_path, tasks, outcomes, "ssldyn ablate weight-decay")
-    assert [(x["hypothesis"], x["outcome"]) for x in summary["verdicts"]] == [("H5", "holds")]
+    assert [(x["hypothesis"], x["outcome"]) for x in summary["verdicts"]] == [("H5", "inconclusive")]  # units
     text = (tmp_path / "summary.md").read_text()
     assert "η* = 0.25" in text and "η = `weight_decay` as it is" in text
     assert "η = 0.5 (too-large), α_p = 1, β = 1.33 → collapse" in text  # (1−0.9)(1−0.9)/(0.06·32/256)

@@ -638,3 +638,15 @@ def test_a_smoke_scan_probes_a_grid_reads_the_sharpest_observable_and_redraws(tm
     assert png.is_file() and png.stat().st_size > 10_000
     assert main(argv[:-4] + ["--scan", "2", "--out", str(out)]) == 2  # fewer than 3 weight decays: one line
     assert "--scan: needs at least 3 weight decays" in capsys.readouterr().err
+
+
+def test_a_probes_file_of_another_protocol_is_refused_in_one_line_and_left_as_it_was(tmp_path, capsys):
+    other = tmp_path / "other.csv"
+    ProbeStore(other).add(_row(protocol="cpu/cifar10/0ld0ld00"))
+    before = other.read_text()
+    argv = ["collapse-map", "--preset", "smoke", "--dataset", "synthetic", "--device", "cpu", "--seeds", "1",
+            "--predictors", "linear", "--alpha-p", "1", "--ema", "--probes", str(other), "--out", str(tmp_path / "m")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "holds no probe of this map's protocol" in err and len(err.strip().splitlines()) == 1
+    assert other.read_text() == before and not (tmp_path / "m").exists()

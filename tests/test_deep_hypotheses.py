@@ -39,18 +39,21 @@ def test_h3_h4_on_deep_snapshots(tmp_path):
     assert "s_j ≥ 1% of s_1" in tail.observation
 
 
-@pytest.mark.parametrize("large_decay_std, expected", [
-    (np.linspace(0.8, 0.01, 8), v.HOLDS),   # wd 0.5 > η* = 1/4 collapsed, wd 5e-4 did not
-    (None, v.FAILS),                         # wd 0.5 did not collapse
+@pytest.mark.parametrize("large_decay_std, contradicted, reading", [
+    (np.linspace(0.8, 0.01, 8), False, "no run contradicts it"),  # wd 0.5 > η* = 1/4 collapsed, 5e-4 did not
+    (None, True, "a run contradicts it"),                          # wd 0.5 did not collapse
 ])
-def test_h5_weight_decay_against_eta_star(tmp_path, large_decay_std, expected):
+def test_h5_on_deep_runs_reports_eta_star_but_judges_nothing_in_mismatched_units(tmp_path, large_decay_std,
+                                                                                   contradicted, reading):
     small = _run(tmp_path, "small")
     large = _run(tmp_path, "large", std=large_decay_std, config_overrides={"weight_decay": 0.5})
     (row,) = hyp.deep_h5([small, large], sigma2=0.0)
-    assert row.outcome == expected and row.evidence["eta_star"] == 0.25
+    assert row.outcome == v.INCONCLUSIVE and row.evidence["eta_star"] == 0.25
+    assert row.evidence["contradicted"] is contradicted and reading in row.observation
+    assert "gradient scale" in row.observation  # it names the scales it lacks
 
 
-def test_h5_with_every_run_below_eta_star_is_inconclusive(tmp_path):
+def test_h5_with_every_run_below_eta_star_says_so(tmp_path):
     runs = [_run(tmp_path, "a"), _run(tmp_path, "b", config_overrides={"weight_decay": 0.05})]
     (row,) = hyp.deep_h5(runs, sigma2=0.0)
     assert row.outcome == v.INCONCLUSIVE and "one side" in row.observation

@@ -2,7 +2,8 @@
 torch autograd of the loss, sympy, hand-derived closed forms, and brute-force minibatch SGD of the
 matrix model with the real (per-sample) cosine loss, stop-gradient, EMA, weight decay and momentum.
 
-`python tests/test_linear_cosine_modes.py fit` reruns the fit of LINEAR_CRITICAL_MISMATCH (about 40 s).
+`python tests/test_linear_cosine_modes.py fit` reruns the fit of LINEAR_CRITICAL_MISMATCH (about 2 min);
+`... gamma EMA WD SEEDS [LOG_EVERY]` measures γ's spread over seeds, `... erank LR WD EMA SEEDS` a verdict's.
 """
 import math
 import sys
@@ -396,8 +397,9 @@ def fit_probe():
 
 
 def test_target_mismatch_grows_linearly_with_weight_decay(fit_probe):
-    """S3 predicts D ∝ δθ² ∝ wd at a fixed γ: doubling wd doubles the measured 1/C² − 1 (within 25%; the
-    ratio's spread over seeds is in docs/cosine-model.md)."""
+    """S3 predicts D ∝ δθ² ∝ wd at a fixed γ: doubling wd doubles the measured 1/C² − 1 (within 25%). Over
+    12 seeds γ is 0.01863 ± 0.00083 at wd 0.075 and 0.01821 ± 0.00127 at 0.15 (sd per seed): the ratio is
+    2.03, and its sd for a mean over two seeds ≈ 3.7%, so 25% is over 6 sd."""
     assert fit_probe[0.15] / fit_probe[0.075] == pytest.approx(2.0, rel=0.25)
 
 
@@ -408,7 +410,7 @@ def model_and_run_agree(setting, gamma, weight_decay) -> bool:
 
 
 def test_threshold_moves_as_one_over_lr():
-    """S4 with D_c fitted at lr 0.2 (threshold 0.311) predicts ≈ 1.24 at lr 0.05 (S1: four times; γ from the
+    """S4 with D_c fitted at lr 0.2 (threshold 0.311) predicts ≈ 1.27 at lr 0.05 (S1: four times; γ from the
     coherence at lr 0.2, over its whole band γ̄ ± 4·sd/√n). Real SGD at lr 0.05 agrees with the model's verdict
     at wd 0.6 (healthy) and 1.85 (collapsed); a threshold placed at twice the prediction would call 1.85
     healthy, at half it 0.6 collapsed."""
@@ -422,7 +424,7 @@ def test_threshold_moves_as_one_over_lr():
 
 
 def test_threshold_moves_with_the_ema_as_the_lag_model_says():
-    """S4 at m = 0.9 with D_c from m = 0.99 predicts ≈ 1.64 (γ = 0.0341), over five times m = 0.99's. Real SGD
+    """S4 at m = 0.9 with D_c from m = 0.99 predicts ≈ 1.68 (γ = 0.0341), over five times m = 0.99's. Real SGD
     is healthy at wd 0.75 and collapsed at 1.6 (brute-force bisection puts its threshold near 1.2): the
     prediction is high, by at most 25% of the bracket's top over γ's whole band γ̄ ± 4·sd/√n."""
     setting = SGDSetting(lr=FIT.lr, momentum=FIT.momentum, ema=0.9)
@@ -430,8 +432,12 @@ def test_threshold_moves_with_the_ema_as_the_lag_model_says():
     predicted = [critical_weight_decay(setting, gamma, LINEAR_CRITICAL_MISMATCH) for gamma in band]
     assert 0.75 < min(predicted) and max(predicted) < 1.25 * 1.6
     assert min(predicted) > 3 * critical_weight_decay(FIT, band[2], LINEAR_CRITICAL_MISMATCH)  # a faster EMA tolerates more
+    # Effective rank over seeds 0–2 (`python tests/test_linear_cosine_modes.py erank 0.2 WD 0.9 3`): 10.03 ± 0.34
+    # at 0.75, 5.9 sd above the cut n2/2 = 8 in one run; 7.08 ± 0.33 at 1.6, so two seeds' mean, 4 sd below it.
     assert not collapsed(sgd_cosine(setting.lr, 0.75, setting.ema, momentum=setting.momentum))
-    assert collapsed(sgd_cosine(setting.lr, 1.6, setting.ema, momentum=setting.momentum))
+    ranks = [np.mean(sgd_cosine(setting.lr, 1.6, setting.ema, momentum=setting.momentum, seed=seed)["erank"])
+             for seed in (0, 1)]
+    assert np.mean(ranks) <= N2 / 2
 
 
 @pytest.mark.parametrize("weight_decay", [0.4665, 1.6])

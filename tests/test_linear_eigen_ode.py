@@ -1,4 +1,6 @@
 """The vectorised eigen-ODE integrator: Eq. 14, the collapse basin, agreement with solve_ivp."""
+import time
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -199,3 +201,33 @@ def test_jacobians_for_the_implicit_solver_match_central_differences(p, log_s, a
         numeric = np.column_stack([(rhs((state + d)[:, None], params) - rhs((state - d)[:, None], params))[:, 0] / (2 * step)
                                    for d in step * np.eye(state.size)])
         np.testing.assert_allclose(jacobian(state[:, None], params)[:, :, 0], numeric, rtol=1e-6, atol=1e-6)
+
+
+def test_a_row_starting_at_zero_under_relative_error_control_gets_a_sensible_first_step():
+    """x' = 1 from x = 0 beside y' = −y, both with atol 10⁻³⁰⁰: Hairer's starting step measured x's slope
+    against a scale of 10⁻³⁰⁰ (overflow, then a NaN step and a solver that never moved). Exact: x = t."""
+    def rhs(state):
+        return np.stack([np.ones(state.shape[1]), -state[1]])
+
+    t = np.array([0.5, 2.0])
+    out = solve_batched(rhs, np.array([[0.0], [1.0]]), t, atol=np.array([1e-300, 1e-300]), max_iterations=2000)
+    np.testing.assert_allclose(out[:, 0, 0], t, rtol=1e-12)
+    np.testing.assert_allclose(out[:, 1, 0], np.exp(-t), rtol=1e-9)
+
+
+def test_an_ema_mode_from_tau_zero_is_integrated_in_seconds_and_matches_lsoda():
+    """The case that hung (τ0 = 0: the target's component a starts at exactly 0). LSODA on the field
+    written out here gives p ≈ 0.899, s ≈ 0.808, τ ≈ 1.000 at t = 400."""
+    params = EigenParams(1.0, 0.01, 0.1, beta=0.5)
+    start = time.perf_counter()
+    traj = integrate_eigen(0.1, 0.2, params, 400.0, tau0=0.0, n_save=2)
+    assert time.perf_counter() - start < 30
+    k = 1.1
+
+    def field(_, y):
+        p, w, a = y
+        return [w * (a - k * p * w) - 0.01 * p, p * (a - k * p * w) - 0.01 * w, 0.5 * (w - a)]
+
+    p, w, a = solve_ivp(field, (0, 400.0), [0.1, np.sqrt(0.2), 0.0], method="LSODA", rtol=1e-12, atol=1e-14).y[:, -1]
+    np.testing.assert_allclose([traj.p[-1, 0], traj.s[-1, 0], traj.tau[-1, 0]], [p, w * w, a / w], rtol=1e-7)
+    assert traj.verdicts == ("non-collapsed",) and traj.basis == ("theorem",)

@@ -1,12 +1,15 @@
 """Verdicts report each mode's fate (linear_dynamics.fate), whatever t_end is."""
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings, strategies as st
 from scipy.integrate import solve_ivp
 
+from linear_dynamics import fate as fate_module
 from linear_dynamics.eigen_ode import eigen_rhs, integrate_eigen, log_s_rhs
+from linear_dynamics.ema_lyapunov import ema_plus_region
 from linear_dynamics.fate import check_times, fate_time_scale, origin_box
 from linear_dynamics.fixed_points import collapses_closed_form, eta_critical, p_roots
 from linear_dynamics.params import EigenParams
@@ -208,3 +211,104 @@ def test_origin_box_traps_and_shrinks_s(alpha_p, eta, sigma2, tau, where_p, wher
     dp, dlog_s = log_s_rhs(np.array([[p, a, -a], [np.log(max(s, 1e-300))] * 3]), params)
     assert dlog_s[0] <= -eta * (1 - 1e-9)
     assert dp[1] < 0 < dp[2]
+
+
+def _ema_field(_, y, alpha_p, eta, sigma2, beta):
+    """Eqs. 11–13 with W_a's component a following Eq. 4 (s = w², τ = a/w), written out for scipy."""
+    p, w, a = y
+    k = 1 + sigma2
+    return [alpha_p * w * (a - k * p * w) - eta * p, p * (a - k * p * w) - eta * w, beta * (w - a)]
+
+
+def _radau(p0, s0, tau0, params, t_end):
+    """(p, s, τ) at t_end from scipy's Radau at rtol 1e-11, independent of the project's solver."""
+    w0 = np.sqrt(s0)
+    sol = solve_ivp(_ema_field, (0, t_end), [p0, w0, tau0 * w0], method="Radau", rtol=1e-11, atol=1e-14,
+                    args=(params.alpha_p, params.eta, params.sigma2, params.beta))
+    assert sol.success
+    p, w, a = sol.y[:, -1]
+    return p, w * w, a / w
+
+
+@pytest.mark.parametrize("alpha_p, eta, beta, p0, s0, t_ends, verdict", [
+    (1.0, 0.1, 1.0, 1e3, 1.0, (0.01, 10.0, 30.0, 100.0), "collapsed"),
+    (1e5, 0.01, 0.01, 0.0, 1.0, (0.01, 100.0, 1000.0), "non-collapsed"),
+])
+def test_stiff_ema_modes_get_the_same_verdict_at_every_t_end(alpha_p, eta, beta, p0, s0, t_ends, verdict):
+    """Stiff EMA modes (w slaved to a/(kp) at rate kp² ~ 10⁵ → 10²; α_p = 10⁵): the continuation past t_end
+    goes to Radau too, so the verdict does not depend on t_end (it was 'undecided' at 10 and 100; at 30 until
+    the stiffness test went below h|λ| = 1). Radau on the field written out here: s → 0 for the first,
+    (p, τ) → (p₊, 1) for the second."""
+    params = EigenParams(alpha_p, eta, 0.0, beta=beta)
+    for t_end in t_ends:
+        start = time.perf_counter()
+        traj = integrate_eigen(p0, s0, params, t_end, n_save=2)
+        assert time.perf_counter() - start < 30
+        assert traj.verdicts == (verdict,) and traj.basis == ("theorem",)
+    p, s, tau = _radau(p0, s0, 1.0, params, 1e4)
+    if verdict == "collapsed":
+        assert s < 1e-40
+    else:
+        assert p == pytest.approx(p_roots(eta)[1], rel=1e-8) and tau == pytest.approx(1.0, abs=1e-8)
+
+
+def _dV_dt(region, v, params):
+    """dV/dt of V = vᵀSv along the field written out here, at states (p, w, a) = p₊-point + v scaled back."""
+    P, root = region.p_plus, np.sqrt(params.alpha_p)
+    p, w, a = P + v[0], (P + v[1]) / root, (P + v[2]) / root
+    dp, dw, da = np.array(_ema_field(0.0, (p, w, a), params.alpha_p, params.eta, params.sigma2, params.beta))
+    return 2 * np.einsum("in,ij,jn->n", v, region.S, np.stack([dp, root * dw, root * da]))
+
+
+@pytest.mark.parametrize("eta, sigma2, beta", [(0.02, 0.5, 0.5), (0.05, 0.2, 0.1), (0.2, 0.0, 2.0), (0.16, 0.5, 0.01)])
+def test_the_ema_plus_region_is_a_trapping_region(eta, sigma2, beta):
+    """The proved ellipsoid around p₊ (`ema_lyapunov`): V decreases along the field (written out here) at
+    10⁵ random states on its boundary and inside, and Radau from boundary states ends at p₊ with τ = 1."""
+    params = EigenParams(2.5, eta, sigma2, beta=beta)
+    region = ema_plus_region(eta, sigma2, beta)
+    assert region is not None
+    rng = np.random.default_rng(0)
+    e = rng.normal(size=(3, 100_000))
+    e /= np.sqrt(np.einsum("in,ij,jn->n", e, region.S, e))  # on V = 1
+    v = e * region.radius * np.where(np.arange(e.shape[1]) % 2, 1.0, rng.uniform(1e-3, 1, e.shape[1]))
+    assert np.all(_dV_dt(region, v, params) < 0)
+    p_plus = p_roots(eta, 1.0, sigma2)[1]
+    for column in range(3):
+        P, root = region.p_plus, np.sqrt(params.alpha_p)
+        p0, w0, a0 = P + v[0, 2 * column + 1], (P + v[1, 2 * column + 1]) / root, (P + v[2, 2 * column + 1]) / root
+        p, s, tau = _radau(p0, w0**2, a0 / w0, params, 60 * fate_time_scale(params))
+        assert p == pytest.approx(p_plus, abs=1e-6) and tau == pytest.approx(1.0, abs=1e-6)
+
+
+def test_the_proved_region_shrinks_to_nothing_at_the_saddle_node():
+    """The region adapts to the gap p₊ − p₋: its size falls as η → η* and it does not exist at or past η*."""
+    radii = [ema_plus_region(f / 6, 0.5, 0.5).radius for f in (0.5, 0.9, 0.99, 0.999)]
+    assert all(b < a for a, b in zip(radii, radii[1:]))
+    assert ema_plus_region(1 / 6, 0.5, 0.5) is None and ema_plus_region(0.2, 0.5, 0.5) is None
+
+
+def test_widening_the_proved_region_would_call_a_collapsing_start_p_plus(monkeypatch):
+    """Negative control. η = 0.24 (η* = 0.25), β = 0.05: the start 1% past the saddle on the segment from
+    p₊ to p₋ (τ = 1) collapses (Radau: s < 10⁻⁶⁰ by t = 2·10⁴) and is called collapsed at t_end = 0.001.
+    It lies ~10 radii from p₊ in V's norm: a region 30× wider calls it p₊."""
+    params = EigenParams(1.0, 0.24, 0.0, beta=0.05)
+    p_minus, p_plus = p_roots(0.24)
+    p0 = p_plus + 1.01 * (p_minus - p_plus)
+    assert _radau(p0, p0**2, 1.0, params, 2e4)[1] < 1e-60
+    assert integrate_eigen(p0, p0**2, params, 0.001, n_save=2).verdicts == ("collapsed",)
+    proved = ema_plus_region(0.24, 0.0, 0.05)
+    wider = replace(proved, radius=30 * proved.radius)
+    monkeypatch.setattr(fate_module, "ema_plus_region", lambda *args: wider)
+    assert integrate_eigen(p0, p0**2, params, 0.001, n_save=2).verdicts == ("non-collapsed",)
+
+
+@pytest.mark.slow
+def test_a_lagging_target_next_to_the_saddle_node_is_not_called_p_plus():
+    """The issue's case: η = 0.2499975 (η* − 10⁻⁵η*), β = 10⁻⁴, τ0 = 0.99001, (p, s) at p₊. The old 1% τ
+    allowance said 'non-collapsed (numerical)' at t_end = 0.001; the target lags below τ²/(4k) = η for
+    ~1/β and the mode collapses (Radau: s < 10⁻²⁰ by t = 10⁷)."""
+    params = EigenParams(1.0, 0.2499975, 0.0, beta=1e-4)
+    p0, s0, tau0 = 0.5015811388300806, 0.25158363883008056, 0.99001
+    assert ema_plus_region(0.2499975, 0.0, 1e-4) is None  # no proved region this close to η*
+    assert integrate_eigen(p0, s0, params, 0.001, tau0=tau0, n_save=2).verdicts == ("collapsed",)
+    assert _radau(p0, s0, tau0, params, 1e7)[1] < 1e-20

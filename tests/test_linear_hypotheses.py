@@ -32,7 +32,7 @@ def _outcomes(rows, hypothesis):
     ("H2", {"linear flow", "linear sgd"}),
     ("H3", {"linear flow", "linear sgd"}),
     ("H4", {"linear flow", "linear sgd"}),
-    ("H5", {"linear flow", "linear sgd", "eigenvalue ODE"}),
+    ("H5", {"linear flow", "linear sgd", "eigenvalue ODE", "eigenvalue ODE, EMA"}),
 ])
 def test_linear_verdicts_h1_to_h5_hold_as_the_theory_says(linear, hypothesis, settings):
     assert _outcomes(linear, hypothesis) == {s: v.HOLDS for s in settings}
@@ -57,16 +57,26 @@ def test_collapse_rule_negative_control():
 
 
 def test_h5_evidence_carries_each_located_threshold(linear):
-    """For every setting: the threshold located by bisection beside η* = τ²/(4(1+σ²)) (by hand here)."""
-    for setting, expected in (("linear flow", hyp.MATRIX_H5_SETTINGS), ("eigenvalue ODE", hyp.EIGEN_H5_SETTINGS)):
+    """For every setting: the threshold located by bisection beside η* = τ²/(4(1+σ²)) (by hand here; with
+    EMA τ → 1 at every fixed point, so η* = 1/(4(1+σ²)) for every β). The bracket contains η*, and a side
+    is reported by its certificate's basis, never by the horizon (the ODE's sides are theorems)."""
+    for setting, expected in (("linear flow", hyp.MATRIX_H5_SETTINGS), ("eigenvalue ODE", hyp.EIGEN_H5_SETTINGS),
+                              ("eigenvalue ODE, EMA", hyp.EIGEN_H5_EMA_BETAS)):
         (h5,) = [x for x in linear if x.hypothesis == "H5" and x.setting == setting]
         rows = h5.evidence["settings"]
         assert len(rows) == len(expected)
         for row in rows:
             assert row["eta_critical"] == pytest.approx(row["tau"] ** 2 / (4 * (1 + row["sigma2"])))
-            assert row["eta_low"] < row["eta_threshold_observed"] <= row["eta_high"] <= 1.01 * row["eta_low"]
+            assert row["eta_low"] < row["eta_critical"] < row["eta_high"] <= 1.01 * row["eta_low"]
             assert abs(row["eta_threshold_observed"] / row["eta_critical"] - 1) <= v.THRESHOLD_TOL
             assert row["status"] == "located" and row["outcome"] == v.HOLDS
+            assert row["basis_low"] in ("theorem", "numerical") and row["basis_high"] == "theorem"
+            if setting != "linear flow":
+                assert row["basis_low"] == "theorem"
+                band = row["undecided_band"]
+                assert band is None or row["eta_low"] < band[0] <= band[1] < row["eta_high"]
+    (ema,) = [x for x in linear if x.hypothesis == "H5" and x.setting == "eigenvalue ODE, EMA"]
+    assert [row["beta"] for row in ema.evidence["settings"]] == list(hyp.EIGEN_H5_EMA_BETAS)
 
 
 def test_h6_h7_report_the_ode_measurements(linear):

@@ -30,7 +30,9 @@ VARIANTS = {  # verdict and the basis of the flow's certificate (linear_dynamics
     "no-predictor-no-stopgrad": ({"predictor": False, "stop_grad": False}, "collapsed", "theorem"),
     "too-large-eta": ({"eta": 0.3}, "collapsed", "theorem"),  # η* = 1/(4 · 1.5) = 1/6
 }
-SGD_TOLERANCE = 0.05  # max |‖W‖_sgd − ‖W‖_flow| / ‖W(0)‖ over the run, lr 0.01, batch 128
+# max |‖W‖_sgd − ‖W‖_flow| / ‖W(0)‖ over the run, lr 0.01, batch 128. Measured over seeds 0–4 for every variant:
+# 0.002–0.006, at most 0.017 (SimSiam, seed 0), so 0.05 is 3× the largest gap seen.
+SGD_TOLERANCE = 0.05
 
 
 @pytest.fixture(scope="module")
@@ -276,3 +278,17 @@ def test_sgd_threshold_bisection_finds_a_known_step():
 def test_sgd_threshold_figure_is_redrawn_from_its_csv(tmp_path):
     path, = sgd_threshold.redraw(tmp_path)
     assert path.name == "sgd_threshold.png" and path.stat().st_size > 10_000
+
+
+def test_sgd_collapses_later_than_the_flow_at_a_finite_horizon():
+    """figures/sgd_threshold.csv: at lr 0.2, batch 8, horizon 200 the seeds' SGD thresholds lie in
+    [1.121, 1.156]η* (spread 2.3% of η*), the flow's in [1.004, 1.016]η*. At 1.05η*, 7% below the lowest SGD
+    bracket, SGD (seed 0) is still not collapsed, while the flow integrated by scipy's LSODA is."""
+    eta = 1.05 * sgd_threshold.ETA_STAR
+    assert not sgd_threshold.sgd_collapses(eta, 0.2, 8, 0, sgd_threshold.HORIZON)
+    config = LinearConfig(eta=eta)
+    state = initial_state(config)
+    rhs, pack, unpack = flow_rhs(config, state)
+    flow = solve_ivp(rhs, (0.0, sgd_threshold.HORIZON), pack(*state), method="LSODA", rtol=1e-10, atol=1e-14)
+    W_end = unpack(flow.y[:, -1])[0]
+    assert np.linalg.norm(W_end) < sgd_threshold.COLLAPSED_BELOW * np.linalg.norm(state[0])

@@ -120,3 +120,75 @@ def test_matrix_threshold_is_eta_star():
     below = [o for o in found.observations if not o.collapsed]
     assert below and all(o.eta < 1 / 6 * 1.01 for o in below)
     assert np.all([o.eta > 1 / 6 for o in found.observations if o.collapsed])
+
+
+def test_the_bracket_contains_eta_star_and_each_side_is_certified():
+    """The fixed-τ bracket: not collapsed below η* by p₊'s trapping region, collapsed above it by the origin
+    box (both theorems); the η's in between that reached neither within the horizon are the undecided
+    band (the bottleneck next to the saddle-node), never a side (the old bracket's low end, 1.00024η*,
+    was 'not collapsed' only because the horizon ran out)."""
+    found = eigen_threshold(*_start(0.5, 1.0, 1.0), 1.0, 0.5, 1.0)
+    row = found.as_dict()
+    star = eta_critical(1.0, 0.5)
+    assert found.status == LOCATED and found.eta_low < star < found.eta_high
+    assert row["basis_low"] == row["basis_high"] == "theorem"
+    assert found.eta_high / found.eta_low - 1 < 0.005  # the certificates reach within 0.5% of η* on both sides
+    undecided = [o for o in found.observations if not o.decided]
+    assert undecided and all(found.eta_low < o.eta < found.eta_high for o in undecided)
+
+
+def _ema_field(_, y, alpha_p, eta, sigma2, beta):
+    """Eqs. 11–13 with W_a's component a following Eq. 4 (s = w², τ = a/w), written out for scipy."""
+    p, w, a = y
+    k = 1 + sigma2
+    return [alpha_p * w * (a - k * p * w) - eta * p, p * (a - k * p * w) - eta * w, beta * (w - a)]
+
+
+def _radau_end(p0, s0, eta, beta, t_end, sigma2=0.5, alpha_p=1.0, tau=1.0):
+    """(p, s) at t_end from scipy's Radau at rtol 1e-10: with beta=None τ stays fixed (a ≡ τw)."""
+    from scipy.integrate import solve_ivp
+
+    w0 = math.sqrt(s0)
+    if beta is None:
+        def field(t, y):
+            return _ema_field(t, [y[0], y[1], tau * y[1]], alpha_p, eta, sigma2, 0.0)[:2]
+        y0 = [p0, w0]
+    else:
+        def field(t, y):
+            return _ema_field(t, y, alpha_p, eta, sigma2, beta)
+        y0 = [p0, w0, tau * w0]
+    sol = solve_ivp(field, (0, t_end), y0, method="Radau", rtol=1e-10, atol=1e-14)
+    return sol.y[0, -1], sol.y[1, -1] ** 2
+
+
+@pytest.mark.parametrize("beta", [1.0, 0.1])
+def test_with_an_ema_target_the_threshold_is_eta_star_whatever_beta(beta):
+    """H5 with EMA: at a fixed point ds/dt = 0, so dτ/dt = β(1 − τ) = 0 and τ = 1: η* = 1/(4k) does not depend
+    on β. The start (0.1/k, 1/k²) climbs past the saddle for every η < η*; its bracket contains η*, both
+    sides certified (the origin box; p₊'s Lyapunov ellipsoid). Radau agrees on each side of the bracket."""
+    p0, s0 = _start(0.5, 1.0, 1.0)
+    found = eigen_threshold(p0, s0, 1.0, 0.5, 1.0, beta=beta)
+    row = found.as_dict()
+    star = 1 / 6
+    assert found.eta_critical == pytest.approx(star)
+    assert found.status == LOCATED and found.eta_low < star < found.eta_high < 1.01 * star
+    assert row["basis_low"] == row["basis_high"] == "theorem"
+    assert v.threshold_outcome(found.eta_threshold_observed, star, True) == v.HOLDS
+    p_low, s_low = _radau_end(p0, s0, 0.98 * star, beta, 3000 / beta)
+    p_high, s_high = _radau_end(p0, s0, 1.02 * star, beta, 3000 / beta)
+    assert s_low > 0.1 and s_high < 1e-6
+
+
+def test_an_ema_start_below_the_parabola_has_a_threshold_that_moves_with_beta():
+    """The control: from (0.5, 10⁻⁴) (c < 0) the threshold is far below η* and falls with a slower EMA (the
+    basin moves with β, η* does not): fixed τ 0.398η*, β = 1 0.366η*, β = 0.1 below η*/3 (measured).
+    H5's rule must fail there. Radau at η = 0.38η*: fixed τ survives, β = 1 collapses."""
+    star = 1 / 6
+    fixed = eigen_threshold(0.5, 1e-4, 1.0, 0.5, 1.0)
+    slow = eigen_threshold(0.5, 1e-4, 1.0, 0.5, 1.0, beta=1.0)
+    slower = eigen_threshold(0.5, 1e-4, 1.0, 0.5, 1.0, beta=0.1)
+    assert slow.eta_high < fixed.eta_low < 0.45 * star and slower.status == BELOW
+    for found in (fixed, slow, slower):
+        assert v.threshold_outcome(found.eta_threshold_observed, star, found.status == LOCATED) == v.FAILS
+    assert _radau_end(0.5, 1e-4, 0.38 * star, None, 5000)[1] > 0.1
+    assert _radau_end(0.5, 1e-4, 0.38 * star, 1.0, 5000)[1] < 1e-8

@@ -193,7 +193,8 @@ def render_markdown(ablation, summary: dict, has_curves: bool) -> str:
                   f"η* is taken at the EMA's fixed point τ = 1 with σ² = 0, η* = {eta_star:g} (its largest value: "
                   "a weight decay above it is past η* for every σ²); α_p = `predictor_lr_mult`; "
                   "β = (1−ema)(1−μ)/lr per unit flow time. The cosine loss, BatchNorm and the non-linear network "
-                  "have no counterpart in the theory: the mapping transplants its statement, it does not derive it."]
+                  "have no counterpart in the theory: the mapping transplants its statement, it does not derive it, "
+                  "and compares different units, so H5 on these runs is reported, not judged."]
     lines += ["", "## Verdicts (analysis.hypotheses.deep_verdicts)", ""]
     if summary["verdicts"]:
         lines += ["| hypothesis | prediction | observation | verdict |", "|---|---|---|---|"]

@@ -5,7 +5,8 @@ Weight decays are chosen on the linear theory's scale, through `analysis.theory`
 deep run onto Eqs. 11–13: one SGD step with momentum μ and learning rate lr is lr/(1−μ) of flow
 time, and gradient and decay are scaled alike, so η = `weight_decay` (no conversion), and η* is
 taken at the EMA's fixed point τ = 1 with σ² = 0, its largest value (1/4): a weight decay above it
-is past η* whatever σ² is.
+is past η* whatever σ² is. That reading compares different units (`analysis.theory.UNMEASURED_SCALES`):
+the labels "η*/2" and "2η*" name the grid, they do not place the network against the theory.
 """
 from dataclasses import dataclass, field
 

@@ -77,6 +77,9 @@ def run_collapse_map(args) -> int:
     for cache in caches:
         if not cache.is_file() and cache != COMMITTED_PROBES:
             raise ValueError(f"argument --probes: {cache} is not a file")
+    if args.probes:
+        _check_protocol(caches, grid_module.probe_config(settings[0], low, 0, preset=args.preset, dataset=args.dataset,
+                                                         data_root=args.data_root, device="cpu"))
     if args.scan is not None:
         from deep.collapse_map.scan import make_scan, scan_weight_decays
 
@@ -100,3 +103,17 @@ def run_collapse_map(args) -> int:
         others = f" (also not located: {', '.join(r['setting'] for r in unlocated[1:])})" if len(unlocated) > 1 else ""
         raise NotBracketed(unlocated[0]["status_detail"] + others)
     return 0
+
+
+def _check_protocol(caches, config: dict) -> None:
+    """ValueError naming a --probes file none of whose probes ran under this map's protocol: they were
+    measured under another config, code default or metric sample and cannot stand in for this map's."""
+    from deep.collapse_map.store import protocol, read_probes
+
+    current = protocol(config)
+    for cache in caches:
+        found = {row["protocol"] for row in read_probes(cache)}
+        if found and current not in found:
+            raise ValueError(f"argument --probes: {cache} holds no probe of this map's protocol {current} (it has "
+                             f"{', '.join(sorted(found))}): those probes ran under another config or measurement; "
+                             "leave the file out (nothing in it is changed)")

@@ -1,0 +1,105 @@
+"""linear_dynamics.modes (issue 21, item 1): per-mode critical weight decays on anisotropic inputs,
+against the paper's η* (isotropic case), sympy (the decoupled matrix flow solved symbolically), a
+brute-force count, and a direct simulation of the matrix flow with known commuting covariances."""
+import numpy as np
+import pytest
+import sympy as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.integrate import solve_ivp
+
+from linear_dynamics.eigen_ode import integrate_eigen
+from linear_dynamics.fixed_points import eta_critical
+from linear_dynamics.modes import isotropic_mode, mode_thresholds, surviving_modes
+
+positive = st.floats(0.01, 100, allow_nan=False)
+
+
+@settings(max_examples=50, deadline=None)
+@given(tau=st.floats(0, 3), sigma2=st.floats(0, 10))
+def test_the_isotropic_case_is_the_papers_eta_star(tau, sigma2):
+    assert mode_thresholds([1.0], [sigma2], tau)[0] == pytest.approx(eta_critical(tau, sigma2), rel=1e-12, abs=1e-300)
+
+
+def test_sympy_the_decoupled_matrix_flow_keeps_a_nonzero_fixed_point_up_to_the_formula():
+    """Eqs. 2–3 with diagonal W, W_p, W_a = τW and X = λ, X' = ν in one direction, solved by sympy:
+    the non-zero fixed points are the roots of a quadratic in p, real exactly up to η* = τ²λ²/(4(λ+ν))."""
+    p, w, lam, nu, tau, eta, alpha = sp.symbols("p w lambda nu tau eta alpha", positive=True)
+    dp = alpha * (-p * w * (lam + nu) + tau * w * lam) * w - eta * p       # dW_p/dt, one entry
+    dw = p * (-p * w * (lam + nu) + tau * w * lam) - eta * w               # dW/dt, one entry
+    w2 = sp.solve(sp.Eq(dw / w, 0), w)  # w ≠ 0: p(τλ − (λ+ν)p) = η fixes p; dp = 0 then fixes w²
+    assert w2 == []  # dw/w does not involve w: the condition is on p alone
+    condition = sp.expand(dw / w)
+    discriminant = sp.discriminant(sp.Poly(condition, p))
+    eta_star = sp.solve(sp.Eq(discriminant, 0), eta)
+    assert len(eta_star) == 1
+    assert sp.simplify(eta_star[0] - mode_thresholds_symbolic(tau, lam, nu)) == 0
+    for values in ({lam: 2, nu: 0.5, tau: 1}, {lam: 0.3, nu: 2, tau: 0.7}):
+        assert float(eta_star[0].subs(values)) == pytest.approx(
+            mode_thresholds([float(values[lam])], [float(values[nu])], float(values[tau]))[0], rel=1e-12)
+
+
+def mode_thresholds_symbolic(tau, lam, nu):
+    return tau**2 * lam**2 / (4 * (lam + nu))
+
+
+@settings(max_examples=60, deadline=None)
+@given(lam=st.lists(positive, min_size=1, max_size=12), seed=st.integers(0, 1000), eta=st.floats(0, 30))
+def test_the_staircase_counts_the_modes_above_eta_by_brute_force(lam, seed, eta):
+    nu = np.random.default_rng(seed).uniform(0, 5, len(lam))
+    thresholds = [tau_lam**2 / (4 * (tau_lam + n)) for tau_lam, n in zip(lam, nu)]
+    assert surviving_modes(eta, lam, nu) == sum(t > eta for t in thresholds)
+    grid = np.linspace(0, 30, 50)
+    counts = surviving_modes(grid, lam, nu)
+    assert np.all(np.diff(counts) <= 0)  # a staircase, down in η
+
+
+def test_a_mode_is_the_isotropic_eigen_ode_in_rescaled_time():
+    """One mode of the decoupled flow integrated directly (scipy LSODA) against Eqs. 11–12 at σ² = ν/λ,
+    weight decay η/λ, over λ times the time."""
+    lam, nu, alpha_p, eta, t_end = 0.4, 0.3, 2.0, 0.02, 30.0
+
+    def rhs(t, y):
+        p, s = y
+        gap = lam - (lam + nu) * p  # τ = 1
+        return [alpha_p * s * gap - eta * p, 2 * p * s * gap - 2 * eta * s]
+
+    direct = solve_ivp(rhs, (0, t_end), [0.2, 0.3], method="LSODA", rtol=1e-11, atol=1e-13).y[:, -1]
+    params, scale = isotropic_mode(lam, nu, alpha_p, eta)
+    mapped = integrate_eigen(0.2, 0.3, params, scale * t_end, n_save=2)
+    assert mapped.p[-1, 0] == pytest.approx(direct[0], rel=1e-7) and mapped.s[-1, 0] == pytest.approx(direct[1], rel=1e-7)
+
+
+@pytest.mark.parametrize("eta, expected", [(0.01, 4), (0.1, 2), (0.03, 3), (0.5, 0)])
+def test_the_matrix_flow_with_commuting_covariances_keeps_the_predicted_number_of_modes(eta, expected):
+    """SimSiam's matrix flow (Eqs. 2–3, W_a = W) on 4 directions with λ = 2, 1, 0.5, 0.25 and ν = 0.5
+    (η_j* = 0.4, 0.167, 0.0625, 0.0208), integrated by scipy from a near-aligned start with noise
+    off the diagonal: the directions W keeps are the ones the staircase predicts."""
+    lam, nu, alpha_p, n = np.array([2.0, 1.0, 0.5, 0.25]), np.full(4, 0.5), 1.0, 4
+    assert surviving_modes(eta, lam, nu) == expected
+    rng = np.random.default_rng(0)
+    basis = np.linalg.qr(rng.normal(size=(n, n)))[0]  # X and X' commute, in a rotated basis
+    X, Xp = basis @ np.diag(lam) @ basis.T, basis @ np.diag(nu) @ basis.T
+    W0 = basis @ (np.eye(n) + 0.01 * rng.normal(size=(n, n))) @ basis.T
+    P0 = basis @ (np.diag(lam / (lam + nu)) + 0.01 * rng.normal(size=(n, n))) @ basis.T  # above p₋ in every mode
+
+    def rhs(t, y):
+        W, P = y[:n * n].reshape(n, n), y[n * n:].reshape(n, n)
+        residual = -P @ W @ (X + Xp) + W @ X
+        return np.concatenate([(P.T @ residual - eta * W).ravel(), (alpha_p * residual @ W.T - eta * P).ravel()])
+
+    end = solve_ivp(rhs, (0, 400), np.concatenate([W0.ravel(), P0.ravel()]), method="LSODA", rtol=1e-9,
+                    atol=1e-12).y[:, -1]
+    singular = np.linalg.svd(end[:n * n].reshape(n, n), compute_uv=False)
+    assert int((singular > 1e-2).sum()) == expected
+
+
+def test_bad_spectra_are_refused_naming_the_problem():
+    with pytest.raises(ValueError, match="one length"):
+        mode_thresholds([1, 2], [0.1])
+    with pytest.raises(ValueError, match="lam must be > 0"):
+        mode_thresholds([0.0], [0.1])
+    with pytest.raises(ValueError, match="finite"):
+        mode_thresholds([np.nan], [0.1])
+    with pytest.raises(ValueError, match="eta"):
+        surviving_modes(-1.0, [1.0], [0.1])
