@@ -17,7 +17,7 @@ from linear_dynamics.eigen_ode import integrate_eigen
 from linear_dynamics.matrix_fate import eta_star
 from linear_dynamics.matrix_model import simulate_flow
 from linear_dynamics.params import EigenParams, LinearConfig
-from linear_dynamics.threshold import LOCATED, eigen_threshold, matrix_threshold
+from linear_dynamics.threshold import LOCATED, UNRESOLVED, eigen_threshold, matrix_threshold
 
 # Matrix model: linear_dynamics' defaults (η = 0.02 < η* = 1/6 at σ² = 0.5, every mode of F above
 # the parabola) over 30 time units; verdicts that need longer are decided by integrating further.
@@ -77,10 +77,16 @@ def _collapse_check(hypothesis, setting, prediction, run, control) -> v.Verdict:
     return v.Verdict(hypothesis, setting, prediction, observation, collapse_outcome(run.verdict), evidence)
 
 
+def threshold_row_outcome(threshold) -> str:
+    """H5 per setting: verdicts.threshold_outcome on the located bracket; inconclusive when an end of the
+    first bracket is undecided (no certificate there says on which side the threshold lies)."""
+    if threshold.status == UNRESOLVED:
+        return v.INCONCLUSIVE
+    return v.threshold_outcome(threshold.eta_threshold_observed, threshold.eta_critical, threshold.status == LOCATED)
+
+
 def _threshold_row(threshold, **setting) -> dict:
-    return {**setting, **threshold.as_dict(),
-            "outcome": v.threshold_outcome(threshold.eta_threshold_observed, threshold.eta_critical,
-                                           threshold.status == LOCATED)}
+    return {**setting, **threshold.as_dict(), "outcome": threshold_row_outcome(threshold)}
 
 
 def _bracket_text(row: dict) -> str:

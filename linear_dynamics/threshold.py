@@ -8,19 +8,29 @@ every state, so everything collapses; below η*, p₊ exists, and a start that l
 while c = s − p²/α_p > 0) survives until η passes η*, where p₊ disappears. A start outside that basin for
 some η < η* has a threshold below η*; the check would then report it.
 
+With an EMA target (Eq. 13) the prediction is the same η* at τ = 1 = 1/(4(1+σ²)), whatever β and τ(0):
+at a fixed point with s > 0, ds/dt = 0, so dτ/dt = β(1 − τ) = 0 and τ = 1; above η*, V = w² + (2η/β)a²
+decreases from every state (G3 of `matrix_fate`, one mode). The basin does move with β: while s grows,
+Eq. 13 pulls τ below 1 and a slow EMA keeps it there, so a start near the basin's edge (below the
+parabola) has a threshold that falls with β (tests/test_linear_threshold.py: the control).
+
 Observation, blind to η* and p±. A trajectory counts as collapsed only when it enters an exact trapping
-box around the origin built from the equations alone (`fate.origin_box`; `matrix_fate.origin_box`),
-checked at times (0.01/η)·1.1ⁱ up to HORIZON_SCALES/η, the slow time scale of the origin. It counts as
-not collapsed when the fate's p₊ region holds (eigen ODE: theorem; matrix model: certificate A,
-numerical), which stops the integration early, or when the horizon passes. So an observed threshold
-above η* cannot come from the theory's own statement: only from the dynamics (or a wrong right-hand
-side). Near the threshold the passage past the ghost of p± takes about π/(η*√δ) for η = (1 + δ)η*
-(saddle-node bottleneck), so the horizon resolves δ ≳ (π/HORIZON_SCALES)² ≈ 2.5·10⁻⁴, well inside
-REL_TOL.
+box around the origin built from the equations alone (`fate.origin_box`; with EMA |p| ≤ η/2,
+|w|, |a| ≤ η/(2√α_p); `matrix_fate.origin_box`), checked at times (0.01/r)·1.1ⁱ up to HORIZON_SCALES/r,
+r = η (min(η, β) with EMA), the slow time scale of the origin. It counts as not collapsed only when p₊'s
+region holds (eigen ODE: theorem, with EMA the Lyapunov ellipsoid of `ema_lyapunov`; matrix model:
+certificate A, numerical). A trajectory in neither region when the horizon passes is undecided, and
+says nothing about either side. So an observed threshold above η* cannot come from the theory's own
+statement: only from the dynamics (or a wrong right-hand side). Near the threshold the passage past the
+ghost of p± takes about π/(η*√δ) for η = (1 + δ)η* (saddle-node bottleneck), so collapse is seen for
+δ ≳ (π/HORIZON_SCALES)² ≈ 2.5·10⁻⁴; closer, the η is undecided (it used to count as not collapsed, and
+the bracket then lay above η*).
 
 Bisection. The bracket starts at [η*/3, 2η*] (both ends integrated first: a threshold outside it is
-reported as such; not centred on η* in log η, so that no midpoint is η* itself) and is halved in log η
-until hi/lo ≤ 1 + REL_TOL; the observed threshold is √(lo·hi).
+reported as such, an undecided end as UNRESOLVED; not centred on η* in log η, so that no midpoint is η*
+itself) and is halved in log η until hi/lo ≤ 1 + REL_TOL; once an η is undecided, the gaps between each
+certified side and the undecided band are halved until within 1 + BAND_TOL. The observed threshold is
+√(lo·hi); each side carries the basis of its certificate.
 """
 import math
 from dataclasses import dataclass, field, replace

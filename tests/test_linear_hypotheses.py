@@ -152,3 +152,13 @@ def test_cli_text_lists_prediction_and_observation(capsys, monkeypatch, linear):
     out = capsys.readouterr().out
     assert "H2 [linear flow] HOLDS" in out and "predicted:" in out and "observed:" in out
     assert "(theorem: G1" in out and "η_c = " in out
+
+
+def test_h5_row_outcome_is_inconclusive_only_when_an_end_is_undecided():
+    """An undecided end (the horizon ran out at η*/3 or 2η*) says nothing: inconclusive, not fails; a
+    bracket located away from η* (the negative control) fails; one at η* holds."""
+    from linear_dynamics.threshold import LOCATED, UNRESOLVED, Threshold
+
+    assert hyp.threshold_row_outcome(Threshold(0.1, None, None, UNRESOLVED)) == v.INCONCLUSIVE
+    assert hyp.threshold_row_outcome(Threshold(0.1, 0.1995, 0.2, LOCATED)) == v.FAILS
+    assert hyp.threshold_row_outcome(Threshold(0.1, 0.0999, 0.1001, LOCATED)) == v.HOLDS
