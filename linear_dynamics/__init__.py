@@ -43,6 +43,12 @@ fate  (which attractor each mode converges to)
     check_times(t_end, params)   checks past t_end: a tenth of the fastest time scale, then 10% further each
     classifier(params), regions(params)   states -> (attractor names, basis)
     origin_box(params) -> (a, b)   exact trapping box |p| ≤ a, s ≤ b at a fixed τ, η > 0 (no p±, no η*)
+ema_lyapunov  (the EMA mode's p₊ neighbourhood, proved)
+    ema_plus_region(eta, sigma2, beta) -> EmaPlusRegion | None   a Lyapunov ellipsoid around p₊ (None next to η*)
+modes  (anisotropic inputs, commuting X and X'; issue 21)
+    mode_thresholds(lam, nu, tau=1.0) -> η_j* = τ²λ_j²/(4(λ_j+ν_j))
+    surviving_modes(eta, lam, nu, tau=1.0) -> #{j : η < η_j*}   the staircase
+    isotropic_mode(lam, nu, alpha_p, eta, tau=1.0, beta=None) -> (EigenParams, time scale λ)
 matrix_flow  (Eqs. 2–4)
     matrix_rhs(W, W_p, W_a, config) -> (dW, dW_p, dW_a);  matrix_jacobian(W, W_p, W_a, config)
     integrate_flow(config, state, t0, t_eval) -> (packed states, evaluations)   DOP853, then Radau if stiff
@@ -64,7 +70,7 @@ run
     LinearRun: .t .W .W_p .W_a (time-major arrays) .method ('flow'|'sgd') .config .fate
         .F .W_norm .asymmetry .commutator (arrays over t)  .verdict  .collapsed  .final() -> dict
 threshold  (H5)
-    eigen_threshold(p0, s0, alpha_p, sigma2, tau), matrix_threshold(config) -> Threshold
+    eigen_threshold(p0, s0, alpha_p, sigma2, tau, beta=None), matrix_threshold(config) -> Threshold
         .eta_threshold_observed .eta_critical .eta_low .eta_high .status .observations
     bisect_threshold(collapses, eta_critical, lo, hi, rel_tol=0.01)
 phase
@@ -79,6 +85,7 @@ from linear_dynamics.fixed_points import (FixedLine, FixedPoint, FixedPointRepor
                                           parabola_velocity, regime)
 from linear_dynamics.matrix_fate import MatrixFate, flow_fate, sgd_curvature, sgd_fate
 from linear_dynamics.matrix_flow import integrate_flow, matrix_jacobian, matrix_rhs
+from linear_dynamics.modes import isotropic_mode, mode_thresholds, surviving_modes
 from linear_dynamics.matrix_model import (alignment_K, balance, initial_state, no_stopgrad_hessian, simulate_flow,
                                           symmetric_predictor_fixed_point)
 from linear_dynamics.params import EigenParams, LinearConfig
