@@ -650,3 +650,21 @@ def test_a_probes_file_of_another_protocol_is_refused_in_one_line_and_left_as_it
     err = capsys.readouterr().err
     assert "holds no probe of this map's protocol" in err and len(err.strip().splitlines()) == 1
     assert other.read_text() == before and not (tmp_path / "m").exists()
+
+
+def test_a_map_of_longer_probes_trains_l_times_k_epochs_and_refuses_a_length_past_the_schedule(tmp_path, capsys):
+    """--length 2 on the smoke preset (K = 1, schedule 4 epochs): probes of 2 epochs; with the K check
+    they would be continued to 6 epochs, past the schedule, which is one line and exit 2."""
+    argv = ["collapse-map", "--preset", "smoke", "--dataset", "synthetic", "--device", "cpu", "--seeds", "1",
+            "--predictors", "linear", "--alpha-p", "1", "--ema", "--wd-range", "0.05", "2", "--tolerance", "1.5",
+            "--probes", "--out", str(tmp_path / "m"), "--length", "2"]
+    assert main(argv + ["--check", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "probes of 2 epochs continued to 6 by the K check do not fit" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "m" / "probes.csv").exists()
+    assert main(argv + ["--check", "0", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["probe_epochs"] == 2 and {p["epochs"] for p in read_probes(tmp_path / "m" / "probes.csv")} == {2}
+    grid_module.check_schedule("cpu", "cifar10", 4, 3, 0)  # 12 epochs fit the cpu probes' 12 without the check
+    with pytest.raises(ValueError, match="continued to 36"):
+        grid_module.check_schedule("cpu", "cifar10", 4, 3, 8)

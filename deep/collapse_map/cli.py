@@ -49,6 +49,9 @@ def register(subparsers) -> None:
     parser.add_argument("--probes", nargs="*", type=Path, default=None, metavar="CSV",
                         help="probes.csv files whose probes are reused (default: the committed "
                              "figures/collapse_map/probes.csv)")
+    parser.add_argument("--length", type=positive_int, default=1, metavar="L",
+                        help="probes of L × K epochs at constant lr (K: the preset's probe length, 3 at cpu); "
+                             "maps at L = 1, 2, 4 give the threshold against probe length (default 1)")
     parser.add_argument("--scan", type=positive_int, metavar="N",
                         help="instead of bisecting, probe N log-spaced weight decays of --wd-range per setting and "
                              "seed and read which collapse observable steps most sharply (OUT/observables.csv, "
@@ -73,6 +76,7 @@ def run_collapse_map(args) -> int:
     if args.check < 0:
         raise ValueError(f"argument --check: must be >= 0, got {args.check}")
     settings = grid_module.grid(args.predictors, args.alpha_p, args.ema)
+    grid_module.check_schedule(args.preset, args.dataset, args.length, 3, 0 if args.scan else args.check)
     caches = tuple(args.probes) if args.probes is not None else (COMMITTED_PROBES,)
     for cache in caches:
         if not cache.is_file() and cache != COMMITTED_PROBES:
@@ -85,14 +89,16 @@ def run_collapse_map(args) -> int:
 
         summary = make_scan(settings, Path(out), seeds=args.seeds, preset=args.preset, dataset=args.dataset,
                             data_root=args.data_root, device=resolve_device(args.device),
-                            weight_decays=scan_weight_decays(low, high, args.scan), caches=caches)
+                            weight_decays=scan_weight_decays(low, high, args.scan), caches=caches,
+                            length=args.length)
         lines = [f"{r['setting']}: sharpest observable {r['sharpest']}, onset {r['onset']:.3g}, complete collapse "
                  f"{r['complete']:.3g}" for r in summary["settings"]]
         emit(strict_json(summary), args.json, "\n".join(lines + [f"wrote {f}" for f in summary["files"]]))
         return 0
     summary = make_map(settings, Path(out), seeds=args.seeds, preset=args.preset, dataset=args.dataset,
                        data_root=args.data_root, device=resolve_device(args.device), jobs=args.jobs,
-                       weight_decays=(low, high), tolerance=args.tolerance, checks=args.check, caches=caches)
+                       weight_decays=(low, high), tolerance=args.tolerance, checks=args.check, caches=caches,
+                       length=args.length)
     lines = [f"{row['setting']}: weight decay threshold in [{row['weight_decay_low']:.3g}, "
              f"{row['weight_decay_high']:.3g}] over {row['seeds']} seeds ({row['status']})"
              if row["status"] == "located" else f"{row['setting']}: {row['status']}" for row in summary["thresholds"]]

@@ -92,6 +92,20 @@ def probe_config(setting: Setting, weight_decay: float, seed: int, *, preset: st
                                  device=device)
 
 
-def probe_epochs(preset: str) -> int:
-    """K: how many epochs of its run a probe trains (3K must fit in the run's schedule: the K check)."""
-    return PROBES[preset]["probe_epochs"]
+def probe_epochs(preset: str, length: int = 1) -> int:
+    """How many epochs of its run a probe trains: K, or `length` × K for a map of longer probes (the
+    threshold against probe length, at constant lr: issue 20)."""
+    return PROBES[preset]["probe_epochs"] * length
+
+
+def check_schedule(preset: str, dataset: str, length: int, factor: int, checks: int) -> None:
+    """ValueError in one line when probes of length × K epochs, continued to `factor` times that by the
+    K check (if `checks`), do not fit the probe's schedule (its `epochs`)."""
+    needed = probe_epochs(preset, length) * (factor if checks else 1)
+    schedule = probe_config(Setting("linear", DEFAULT_ALPHA, DEFAULT_EMA), 1e-3, 0, preset=preset,
+                            dataset=dataset)["epochs"]
+    if needed > schedule:
+        raise ValueError(f"argument --length: probes of {probe_epochs(preset, length)} epochs"
+                         + (f" continued to {needed} by the K check" if checks else "")
+                         + f" do not fit the {preset} probes' schedule of {schedule} epochs; use a smaller --length"
+                         + (" or --check 0" if checks else ""))

@@ -47,7 +47,7 @@ def _cell(value) -> str:
 
 
 def make_map(settings, out: Path, *, seeds: int, preset: str, dataset: str, data_root, device: str, jobs: int,
-             weight_decays: tuple, tolerance: float, checks: int, caches=()) -> dict:
+             weight_decays: tuple, tolerance: float, checks: int, caches=(), length: int = 1) -> dict:
     """Run (or read back) every chain, check the probe length, and write the map's files."""
     from figures.collapse_map import draw
 
@@ -55,13 +55,14 @@ def make_map(settings, out: Path, *, seeds: int, preset: str, dataset: str, data
     probes_path = out / "probes.csv"
     store = ProbeStore(probes_path, caches)  # creates the file before any worker appends to it
     start = time.perf_counter()
+    epochs = grid_module.probe_epochs(preset, length)
     chains = [Chain(setting, seed, preset, dataset, data_root, device, out, probes_path, tuple(caches),
-                    weight_decays[0], weight_decays[1], tolerance)
+                    weight_decays[0], weight_decays[1], tolerance, epochs)
               for setting in settings for seed in seed_values(0, seeds)]
     results = run_chains(chains, jobs)
     store = ProbeStore(probes_path, caches)  # with what the workers appended
     check_rows = check_probe_length(results, checks, preset=preset, dataset=dataset, data_root=data_root,
-                                    device=device, out=out, store=store)
+                                    device=device, out=out, store=store, epochs=epochs)
     # this map's probes only: a cache (or a reused OUT) may hold probes of another protocol at the same
     # setting, weight decay and seed; σ² and τ are read at the probes' length K, not at a continued 3K
     first = grid_module.probe_config(settings[0], weight_decays[0], 0, preset=preset, dataset=dataset,
@@ -72,13 +73,13 @@ def make_map(settings, out: Path, *, seeds: int, preset: str, dataset: str, data
                                      r["setting"].ema, r["seed"], r["bracket"].low, r["bracket"].high,
                                      r["bracket"].status) for r in results]
     rows = analysis_map.ode_basins(analysis_map.thresholds(
-        chain_rows, [p for p in probes if p["epochs"] == grid_module.probe_epochs(preset)]))
+        chain_rows, [p for p in probes if p["epochs"] == epochs]))
     verdicts = analysis_map.map_verdicts(rows, check_rows)
     files = [probes_path, write_rows(out / "thresholds.csv", THRESHOLD_COLUMNS, rows),
              write_rows(out / "checks.csv", CHECK_COLUMNS, check_rows)]
     trained = [p for p in read_probes(probes_path) if p["protocol"] == current]
     files.append(draw(rows, trained or probes, out / "collapse_map.png"))
-    summary = {"preset": preset, "dataset": dataset, "seeds": seeds, "probe_epochs": grid_module.probe_epochs(preset),
+    summary = {"preset": preset, "dataset": dataset, "seeds": seeds, "probe_epochs": epochs,
                "weight_decay_range": list(weight_decays), "tolerance": tolerance, "thresholds": rows,
                "checks": check_rows, "verdicts": [x.as_dict() for x in verdicts],
                "probes": len(probes), "seconds": time.perf_counter() - start,

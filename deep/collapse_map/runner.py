@@ -40,6 +40,7 @@ class Chain:
     low: float
     high: float
     tolerance: float
+    epochs: int
     threads: int | None = None
 
 
@@ -135,7 +136,7 @@ def run_probe(setting, weight_decay: float, seed: int, epochs: int, *, preset: s
 def run_chain(chain: Chain) -> dict:
     """Bisect one (setting, seed); {"setting", "seed", "bracket": Bracket, "rows": [probe rows]}."""
     store = ProbeStore(chain.probes_path, chain.caches)
-    epochs = grid_module.probe_epochs(chain.preset)
+    epochs = chain.epochs
     rows = {}
 
     def collapses(weight_decay: float) -> bool:
@@ -161,14 +162,13 @@ def run_chains(chains: list[Chain], jobs: int = 1) -> list[dict]:
 
 
 def check_probe_length(results: list[dict], count: int, *, preset: str, dataset: str, data_root, device: str,
-                       out: Path, store: ProbeStore, factor: int = 3) -> list[dict]:
+                       out: Path, store: ProbeStore, epochs: int, factor: int = 3) -> list[dict]:
     """Is K epochs long enough to judge a probe? Check `count` probes at the edge of their bracket,
     continued to factor × K epochs: the highest healthy probe of a chain (should not collapse later)
     or the lowest collapsed one (should not recover). Every edge probe already continued in `store`
     (by an earlier call) counts, untrained, so that the same call again trains nothing; the rest are
     picked by `sample_edges`, the settings least checked so far first. Returns one row per checked
-    probe: its outcome at K and at factor × K."""
-    epochs = grid_module.probe_epochs(preset)
+    probe: its outcome at K (`epochs`) and at factor × K."""
     edges = [(r, kind) for r in results for kind in ("low", "high") if getattr(r["bracket"], kind) is not None]
 
     def continued(result, kind) -> bool:

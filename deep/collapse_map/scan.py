@@ -34,14 +34,14 @@ def scan_weight_decays(low: float, high: float, count: int) -> list[float]:
 
 
 def make_scan(settings, out: Path, *, seeds: int, preset: str, dataset: str, data_root, device: str,
-              weight_decays: list[float], caches=()) -> dict:
+              weight_decays: list[float], caches=(), length: int = 1) -> dict:
     """Probe every (setting, seed, weight decay) not yet known, then write the scan's files."""
     from deep.collapse_map.report import write_rows
     from figures.collapse_observables import draw
 
     out.mkdir(parents=True, exist_ok=True)
     store = ProbeStore(out / "probes.csv", caches)
-    start, epochs = time.perf_counter(), grid_module.probe_epochs(preset)
+    start, epochs = time.perf_counter(), grid_module.probe_epochs(preset, length)
     config = grid_module.probe_config(settings[0], weight_decays[0], 0, preset=preset, dataset=dataset,
                                       data_root=data_root, device=device)
     classes = len(_dataset(config).classes)
