@@ -1,0 +1,52 @@
+"""The collapse metrics of trained runs read two ways: on the first 512 monitor images (how they were
+read before issue 20; CIFAR-10 from the image zip is class-ordered) and on the seeded class-balanced
+sample the training loop reads now (deep/evaluate/sample.py). Prints one JSON line per run.
+
+    python benchmarks/metric_sample.py RUN [RUN ...]
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+import torch  # noqa: E402
+
+
+def main(argv=None) -> int:
+    from analysis.metrics import covariance_rank, effective_rank, std_of_l2_normalized
+    from deep import augment
+    from deep.data import load_dataset
+    from deep.evaluate.sample import balanced_sample
+    from deep.train import load_method, training_splits
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="run directories (config.json and checkpoint.pt)")
+    args = parser.parse_args(argv)
+    missing = [run for run in args.runs if not (run / "checkpoint.pt").is_file()]
+    if missing:
+        parser.error(f"{missing[0]} has no checkpoint.pt: give run directories written by `ssldyn train`")
+    torch.set_num_threads(1)
+    datasets = {}
+    for run in args.runs:
+        config = json.loads((run / "config.json").read_text())
+        key = (config["dataset"], config.get("data_root"))
+        if key not in datasets:
+            datasets[key] = load_dataset(*key)
+        method, info = load_method(run, "cpu")
+        monitor = training_splits(datasets[key], config).monitor
+        samples = {"first": monitor.images[:config["eval_batch"]],
+                   "balanced": balanced_sample(monitor.images, monitor.labels, config["eval_batch"], config["seed"])}
+        line = {"run": str(run), "first_classes": torch.bincount(monitor.labels[:config["eval_batch"]]).tolist()}
+        for name, images in samples.items():
+            with torch.no_grad():
+                z = method.embed(augment.normalize(images, info["mean"], info["std"])).float()
+            line[name] = {"images": len(images), "effective_rank": round(effective_rank(z), 3),
+                          "std": round(std_of_l2_normalized(z), 4), "covariance_rank": covariance_rank(z)}
+        print(json.dumps(line))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
