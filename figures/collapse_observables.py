@@ -51,7 +51,7 @@ def draw(rows: list[dict], readings: list[dict], png: Path) -> Path:
 
 
 def _mean(values) -> float:
-    finite = [v for v in values if isinstance(v, float) and math.isfinite(v)]
+    finite = [float(v) for v in values if v is not None and math.isfinite(float(v))]
     return sum(finite) / len(finite) if finite else math.nan
 
 
@@ -61,8 +61,9 @@ def redraw(out_dir: Path) -> list:
 
     data = DATA_DIR / "observables.csv"
     if not data.is_file():
-        print(f"collapse observables: skipped, no stored scan at {data}; make it with `ssldyn collapse-map --scan 10 "
-              "--alpha-p 1 --ema 0.9 --out runs/collapse-scan`, then copy its observables.csv there", file=sys.stderr)
+        print(f"collapse observables: skipped, no stored scan at {data}; make it with `ssldyn collapse-map --preset cpu "
+              "--scan 6 --wd-range 1e-3 3e-2 --alpha-p 1 --ema 0.9 --out runs/collapse-scan`, then copy its "
+              "observables.csv there", file=sys.stderr)
         return []
     rows = read_rows(data)
     weight_decays = sorted({r["weight_decay"] for r in rows})
