@@ -245,6 +245,8 @@ def _fitted_outcome(tested: list[dict], ratio_key: str) -> tuple[str, str]:
     the null agrees with every setting as well (a constant does as well as the theory)."""
     if not all(_agrees({**r, "observed_over_predicted": r[ratio_key]}) for r in tested):
         return v.FAILS, ""
+    if not all(math.isfinite(r["observed_over_null"]) for r in tested):
+        return v.INCONCLUSIVE, "; no null model to set beside it (the reference setting is not located)"
     if not all(_agrees({**r, "observed_over_predicted": r["observed_over_null"]}) for r in tested):
         return v.HOLDS, ""
     return v.INCONCLUSIVE, ("; the null model (every setting at the reference's threshold) agrees as well, so the "
@@ -310,8 +312,12 @@ def cosine_verdict(rows: list[dict]) -> v.Verdict | None:
     prediction = ("with EMA wd_c = D_c(1+μ)(1−m²(1−γ)²)/(2·lr·m²), γ measured, "
                   + (f"D_c = {critical:.3g} fitted on {REFERENCE}" if math.isfinite(critical) else "D_c not fittable")
                   + "; no prediction without EMA")
+    located_without = [r["setting"] for r in rows if r["ema"] == 0 and r["status"] == "located"]
     untested = (f" Not tested: {', '.join(without_ema)} (no EMA: the model has no collapse mechanism there)."
                 if without_ema else "")
+    if located_without:
+        untested += (f" Yet {', '.join(located_without)} collapsed inside the range: a collapse the model does not "
+                     "describe, so it is at most part of the story.")
     unmeasured = [f"{r['setting']} (coherence {r['coherence_measured']:.3g})" for r in rows
                   if r["ema"] > 0 and r["status"] == "located" and not math.isfinite(r["restoring_rate"])]
     if unmeasured:
@@ -337,17 +343,18 @@ def _line(rows: list[dict], predictor: str, knob: str) -> list[dict]:
 
 
 def _span(row: dict) -> tuple[float, float]:
-    """Where a setting's threshold lies: its 95% interval over seeds, or the seeds' union bracket where
-    there is no interval (one seed), whichever is wider."""
+    """Where a setting's threshold lies: its 95% interval over seeds (`seed_interval`, which already
+    widens by the brackets' half-width, and narrows as seeds are added), or its bracket where there is
+    no interval (one seed)."""
     low, high = row.get("threshold_ci95_low", math.nan), row.get("threshold_ci95_high", math.nan)
     if not (math.isfinite(low) and math.isfinite(high)):
         return row["weight_decay_low"], row["weight_decay_high"]
-    return min(low, row["weight_decay_low"]), max(high, row["weight_decay_high"])
+    return low, high
 
 
 def _moved(a: dict, b: dict) -> bool:
     """Whether the threshold moved from setting a to b: by more than MOVES_FACTOR, with their spans
-    (`_span`: the 95% intervals over seeds) apart."""
+    (`_span`: the 95% intervals over seeds, or one seed's bracket) apart."""
     ratio = b["threshold"] / a["threshold"]
     (a_low, a_high), (b_low, b_high) = _span(a), _span(b)
     return (a_high < b_low or b_high < a_low) and not 1 / MOVES_FACTOR <= ratio <= MOVES_FACTOR
@@ -535,7 +542,7 @@ def read_thresholds(path) -> list[dict]:
             except (ValueError, TypeError) as err:
                 raise ValueError(f"{file} line {lineno}: {err}") from None
     for r in rows:  # a map written before the interval existed: derive it from its seeds' brackets
-        if not math.isfinite(r.get("threshold_ci95_low", math.nan)) and r["status"] == "located":
+        if not math.isfinite(r.get("threshold_ci95_low", math.nan)):
             r["threshold_ci95_low"], r["threshold_ci95_high"] = seed_interval(_brackets(r["seed_brackets"]))
     return rows
 

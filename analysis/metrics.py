@@ -132,8 +132,8 @@ def effective_rank(Z, eps: float = 1e-12) -> float:
 
 
 # A direction counts if it carries at least 1% of the leading direction's variance and an angular
-# spread of at least 0.01 rad (variance 1e-4 of the unit vectors): below that, a completely collapsed
-# batch (std × √d ≈ 0.01 over 256 dimensions, per-direction variance ~1e-6) would count its noise.
+# spread of at least 0.01 rad (variance 1e-4 of the unit vectors): below that, the noise of a batch
+# collapsed to (nearly) one point would count as directions.
 COVARIANCE_FLOOR, COVARIANCE_ABSOLUTE_FLOOR = 1e-2, 1e-4
 
 
@@ -142,7 +142,7 @@ def covariance_rank(Z, rel_floor: float = COVARIANCE_FLOOR, abs_floor: float = C
     (centred) covariance at or above both `rel_floor` × the largest and `abs_floor`. Normalised first
     because the cosine loss sees only directions; centred so that a shared mean direction (an early
     linear predictor's outputs) does not count as spread. d for embeddings spread evenly over d
-    directions, 0 when every embedding is (nearly) the same point (complete collapse). A step function
+    directions; 0 when no direction reaches the absolute floor (complete collapse to one point). A step function
     of the spectrum, unlike RankMe's smooth `effective_rank`: a dimensional-collapse observable."""
     if not 0 < rel_floor < 1 or not abs_floor >= 0:
         raise ValueError(f"rel_floor must be in (0, 1) and abs_floor >= 0, got {rel_floor}, {abs_floor}")

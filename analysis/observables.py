@@ -60,15 +60,15 @@ def sharpest(weight_decays, observables: dict) -> tuple[str | None, dict]:
 
 
 def complete_collapse_at(weight_decays, effective_rank, knn_top1, num_classes: int) -> float:
-    """The lowest weight decay at which every seed's effective rank is ≤ COMPLETE_RANK and its kNN top-1
-    ≤ chance + CHANCE_MARGIN (NaN if none): the trivial fixed point, where the outputs share one point."""
+    """The lowest weight decay at which every seed was measured (none missing or diverged), and every
+    seed's effective rank is ≤ COMPLETE_RANK and its kNN top-1 ≤ chance + CHANCE_MARGIN (NaN if none):
+    the trivial fixed point, where the outputs share one point."""
     chance = 100.0 / num_classes
     rank = np.atleast_2d(np.asarray(effective_rank, dtype=float))
     knn = np.atleast_2d(np.asarray(knn_top1, dtype=float))
     for j, wd in enumerate(weight_decays):
         r, k = rank[:, j], knn[:, j]
-        seen = np.isfinite(r) & np.isfinite(k)
-        if seen.any() and np.all(r[seen] <= COMPLETE_RANK) and np.all(k[seen] <= chance + CHANCE_MARGIN):
+        if np.all(np.isfinite(r) & np.isfinite(k)) and np.all(r <= COMPLETE_RANK) and np.all(k <= chance + CHANCE_MARGIN):
             return float(wd)
     return math.nan
 

@@ -35,12 +35,12 @@ COLLAPSE, NO_COLLAPSE, UNDECIDED = "collapse", "no collapse", "undecided"
 STEADY_TAU = 1.0  # Eq. 13's fixed point: the EMA target catches up with the online network
 # What reading η = weight_decay leaves unmeasured (issue 20, item 5): η* = τ²/(4(1+σ²)) is in units of
 # the linear model's squared-error gradient on W and W_p alone; a network's cosine loss divides its
-# gradient by the prediction's norm and is invariant to the weights' scale, and its weight decay also
-# acts on BatchNorm and biases. Until those scales are measured, a deep run's weight decay and η* are
+# gradient by the prediction's norm and is invariant to the weights' scale, and its weight decay (at
+# wd_scope=all) also acts on BatchNorm and biases. Until those scales are measured, a deep run's weight decay and η* are
 # different units: verdicts that set one against the other say inconclusive and name these.
-UNMEASURED_SCALES = ("the cosine loss's gradient scale (1/‖q‖², with the loss's invariance to the scale of W and "
-                     "W_p), the per-mode input variance of the projector's input, and weight decay on BatchNorm and "
-                     "biases (which the linear model lacks)")
+UNMEASURED_SCALES = ("the cosine loss's gradient scale (1/‖q‖ on the prediction, and the loss's invariance to the "
+                     "scale of W and W_p), the per-mode input variance of the projector's input, and (unless "
+                     "wd_scope leaves them out) weight decay on BatchNorm and biases, which the linear model lacks")
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
-"""The collapse metrics of trained runs read two ways: on the first 512 monitor images (how they were
-read before issue 20; CIFAR-10 from the image zip is class-ordered) and on the seeded class-balanced
-sample the training loop reads now (deep/evaluate/sample.py). Prints one JSON line per run.
+"""The collapse metrics of trained runs read two ways: on the first `eval_batch` (512) monitor images
+(how they were read before issue 20; CIFAR-10 from the image zip is class-ordered) and on the seeded
+class-balanced sample the training loop reads now (deep/evaluate/sample.py). One JSON line per run.
 
     python benchmarks/metric_sample.py RUN [RUN ...]
 """
@@ -17,6 +17,7 @@ import torch  # noqa: E402
 def main(argv=None) -> int:
     from analysis.metrics import covariance_rank, effective_rank, std_of_l2_normalized
     from deep import augment
+    from deep import config as config_module
     from deep.data import load_dataset
     from deep.evaluate.sample import balanced_sample
     from deep.train import load_method, training_splits
@@ -30,10 +31,10 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     datasets = {}
     for run in args.runs:
-        config = json.loads((run / "config.json").read_text())
-        key = (config["dataset"], config.get("data_root"))
+        config = config_module.with_added_keys(json.loads((run / "config.json").read_text()))
+        key = (config["dataset"], config.get("data_root"), config["seed"])
         if key not in datasets:
-            datasets[key] = load_dataset(*key)
+            datasets[key] = load_dataset(key[0], key[1], seed=key[2])
         method, info = load_method(run, "cpu")
         monitor = training_splits(datasets[key], config).monitor
         samples = {"first": monitor.images[:config["eval_batch"]],

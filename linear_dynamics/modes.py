@@ -54,8 +54,9 @@ def mode_thresholds(lam, nu, tau: float = 1.0) -> np.ndarray:
 
 
 def surviving_modes(eta, lam, nu, tau: float = 1.0) -> np.ndarray:
-    """How many directions keep a non-collapsed fixed point at each weight decay in `eta`: #{j : η < η_j*}.
-    A non-increasing staircase in η, one step at each η_j*."""
+    """How many directions keep a stable non-collapsed fixed point at each weight decay in `eta`:
+    #{j : η < η_j*} (at η = η_j* the two points p± merge into a saddle-node, counted as lost). A
+    non-increasing staircase in η, one step at each η_j*."""
     thresholds = np.sort(mode_thresholds(lam, nu, tau))
     eta = np.asarray(eta, dtype=float)
     if np.any(~np.isfinite(eta)) or np.any(eta < 0):

@@ -536,6 +536,7 @@ def test_the_cosine_model_verdict_holds_on_its_own_prediction_fails_at_twice_it_
     # without EMA the model has no collapse mechanism: a SimSiam collapse at 0.02–0.03 is not tested
     simsiam = analysis_map.cosine_verdict(rows(predicted, None))
     assert simsiam.outcome == v.HOLDS and "Not tested: linear-alpha1-ema0" in simsiam.observation
+    assert "Yet linear-alpha1-ema0 collapsed inside the range" in simsiam.observation  # said, not hidden
 
 
 def test_read_checks_names_a_corrupt_line(tmp_path):
@@ -668,3 +669,25 @@ def test_a_map_of_longer_probes_trains_l_times_k_epochs_and_refuses_a_length_pas
     grid_module.check_schedule("cpu", "cifar10", 4, 3, 0)  # 12 epochs fit the cpu probes' 12 without the check
     with pytest.raises(ValueError, match="continued to 36"):
         grid_module.check_schedule("cpu", "cifar10", 4, 3, 8)
+
+
+def test_a_fitted_model_without_a_null_to_set_beside_it_does_not_hold():
+    row = {"observed_over_predicted": 1.0, "observed_over_null": math.nan, "threshold_log10_std": 0.01}
+    assert analysis_map._fitted_outcome([row], "observed_over_predicted")[0] == v.INCONCLUSIVE
+    assert analysis_map._fitted_outcome([{**row, "observed_over_null": 3.0}], "observed_over_predicted")[0] == v.HOLDS
+
+
+def test_a_probe_whose_run_was_continued_past_its_length_is_read_at_its_length_without_later_measurements(tmp_path):
+    """The K check (or a longer map) continues a probe's run; a probe of the shorter length asked for
+    later reads its metrics from that length's line, and does not measure σ², τ on the later checkpoint."""
+    from deep.collapse_map.runner import run_probe
+
+    setting = grid_module.Setting("linear", 1.0, 0.9)
+    kwargs = dict(preset="smoke", dataset="synthetic", data_root=None, device="cpu", out=tmp_path)
+    longer = run_probe(setting, 0.05, 0, 2, store=ProbeStore(tmp_path / "a.csv"), **kwargs)
+    assert math.isfinite(longer["sigma2"])
+    shorter = run_probe(setting, 0.05, 0, 1, store=ProbeStore(tmp_path / "b.csv"), **kwargs)
+    lines = [json.loads(x) for x in next(tmp_path.glob("runs/*/*/seed-0/wd-0.05/metrics.jsonl")).read_text().splitlines()]
+    first = next(x for x in lines if x["kind"] == "epoch" and x["epoch"] == 1)
+    assert shorter["effective_rank"] == pytest.approx(first["effective_rank"]) and shorter["epochs"] == 1
+    assert math.isnan(shorter["sigma2"]) and math.isnan(shorter["tau"])

@@ -53,6 +53,9 @@ def test_complete_collapse_needs_every_seed_at_rank_one_and_knn_at_chance():
     knn = np.array([[40, 30, 11, 10], [41, 12, 10, 10]])
     assert complete_collapse_at(WDS, rank, knn, num_classes=10) == 4e-3  # seed 0 still at rank 3 at 2e-3
     assert math.isnan(complete_collapse_at(WDS, rank, knn + 20, num_classes=10))  # kNN above chance: not complete
+    missing = rank.copy()
+    missing[1, 2] = np.nan  # a diverged seed at 4e-3: not every seed seen there
+    assert complete_collapse_at(WDS, missing, knn, num_classes=10) == 8e-3
 
 
 def test_covariance_rank_counts_the_directions_the_outputs_spread_over():

@@ -117,6 +117,10 @@ def run_probe(setting, weight_decay: float, seed: int, epochs: int, *, preset: s
     sigma2 = tau = coherence = math.nan
     if outcome is None:
         outcome = "collapsed" if complete_collapse(measured["effective_rank"]) else "healthy"
+    if outcome != "diverged" and done > epochs:  # the run was continued past this length: its checkpoint is later
+        print(f"collapse-map: {setting.name} seed {seed}: weight decay {weight_decay:g}: the run is already trained to "
+              f"{done} epochs, so σ², τ and the coherence at {epochs} are not measured (NaN)", file=sys.stderr)
+    elif outcome != "diverged":
         method, info = load_method(run, device)
         monitor = training_splits(data, config).monitor
         images = balanced_sample(monitor.images, monitor.labels, MEASURE_IMAGES, seed).to(device)

@@ -16,8 +16,9 @@ SAMPLE_SEED_OFFSET = 104729  # its own stream: not the draw of the validation se
 
 
 def balanced_sample_indices(images: torch.Tensor, labels: torch.Tensor, count: int, seed: int) -> torch.Tensor:
-    """Indices (ordered by key, on the CPU) of ⌊count / C⌋ images of each class of `labels`, chosen
-    by the seeded pixel key of the module docstring; the whole split when count >= its size."""
+    """Indices (ordered by key, on the CPU) of ⌊count / C⌋ images of each class of `labels` (so
+    ⌊count / C⌋·C in all: 510 of 512 for ten classes), chosen by the seeded pixel key of the module
+    docstring; the whole split, in its own order, when count >= its size."""
     if count < 1:
         raise ValueError(f"a metric sample needs at least 1 image, got {count}")
     labels = labels.cpu()
