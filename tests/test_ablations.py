@@ -2,7 +2,6 @@
 skipping finished runs, resuming interrupted ones, diverged runs, worker processes, the figure
 recipes of `ssldyn figures`, and bad input ending in exit status 2 with one line."""
 import json
-import math
 
 import numpy as np
 import pytest

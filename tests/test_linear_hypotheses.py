@@ -9,10 +9,7 @@ from scipy.integrate import solve_ivp
 from analysis import linear_hypotheses as hyp
 from analysis import verdicts as v
 from analysis.hypotheses import HYPOTHESES
-from analysis.theory import default_horizon
 from analysis_fakes import write_run
-from linear_dynamics.eigen_ode import integrate_eigen
-from linear_dynamics.fixed_points import collapses_closed_form
 from linear_dynamics.matrix_model import simulate_flow
 from linear_dynamics.params import EigenParams
 from ssldyn.cli import main

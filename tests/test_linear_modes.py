@@ -27,9 +27,13 @@ def test_sympy_the_decoupled_matrix_flow_keeps_a_nonzero_fixed_point_up_to_the_f
     p, w, lam, nu, tau, eta, alpha = sp.symbols("p w lambda nu tau eta alpha", positive=True)
     dp = alpha * (-p * w * (lam + nu) + tau * w * lam) * w - eta * p       # dW_p/dt, one entry
     dw = p * (-p * w * (lam + nu) + tau * w * lam) - eta * w               # dW/dt, one entry
-    w2 = sp.solve(sp.Eq(dw / w, 0), w)  # w ≠ 0: p(τλ − (λ+ν)p) = η fixes p; dp = 0 then fixes w²
-    assert w2 == []  # dw/w does not involve w: the condition is on p alone
-    condition = sp.expand(dw / w)
+    condition = sp.expand(dw / w)  # w ≠ 0: p(τλ − (λ+ν)p) = η, a condition on p alone
+    assert w not in condition.free_symbols
+    # dp = 0 then fixes w²; on the condition's roots it is the parabola s = w² = p²/α_p (Eq. 14 at c = 0)
+    s = sp.Symbol("s", positive=True)
+    (w2,) = sp.solve(sp.Eq(dp.subs(w, sp.sqrt(s)), 0), s)
+    on_roots = w2.subs(tau * lam, (eta + (lam + nu) * p**2) / p)
+    assert sp.simplify(on_roots - p**2 / alpha) == 0
     discriminant = sp.discriminant(sp.Poly(condition, p))
     eta_star = sp.solve(sp.Eq(discriminant, 0), eta)
     assert len(eta_star) == 1
