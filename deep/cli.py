@@ -11,6 +11,7 @@ from ssldyn.args import positive_int, writable_dir
 
 from deep.ablate import cli as ablate_cli
 from deep.collapse_map import cli as collapse_map_cli
+from deep.ladder import cli as ladder_cli
 from deep.evaluate import cli as evaluate_cli
 from deep.evaluate.labels import label_fraction, percent_label
 
@@ -55,6 +56,7 @@ def register(subparsers) -> None:
     evaluate_cli.register(subparsers)
     ablate_cli.register(subparsers)
     collapse_map_cli.register(subparsers)
+    ladder_cli.register(subparsers)
 
 
 def run_train(args) -> int:

@@ -17,6 +17,10 @@ DEVICES = ("cpu", "cuda")
 LR_SCALINGS = ("none", "linear")
 LR_SCHEDULES = ("cosine_epoch", "cosine_step", "constant")
 AUGMENTATIONS = ("crop_flip", "ssl")
+BACKBONES = ("resnet18", "linear")
+LOSSES = ("cosine", "l2")
+# Keys of the ResNet-18 backbone: refused beside backbone=linear, which has no convolutions or projector.
+RESNET_KEYS = ("width", "channels_last", "compile", "projector", "proj_layers", "proj_hidden", "proj_dim")
 # Which trained parameters SGD's weight decay acts on: all of them (the reference code), the weight
 # matrices and kernels only (no BatchNorm affine, no bias), or only the projector's and predictor's
 # matrices (where the linear theory puts η: on W and W_p, Eqs. 2–3).
@@ -87,6 +91,12 @@ KEYS = {
     "proj_hidden": Key(int, "projector hidden width", low=1),
     "proj_dim": Key(int, "projector output dimension", low=1),
     "predictor": Key(str, "prediction head", choices=PREDICTORS),
+    "backbone": Key(str, "resnet18, or linear: the linear theory's W, one bias-free linear map on the normalised "
+                         "image average-pooled to 8×8 (deep.linear_backbone; needs projector=none, set by default)",
+                    choices=BACKBONES),
+    "linear_dim": Key(int, "outputs of W with backbone=linear", low=1),
+    "loss": Key(str, "cosine: BYOL's negative cosine; l2: the linear theory's ½‖p − z‖² on unnormalised outputs "
+                     "(Tian et al. 2021, Eq. 1)", choices=LOSSES),
     "pred_hidden": Key(int, "hidden width of the mlp predictor", low=1),
     "predictor_lr_mult": Key(float, "α_p: predictor lr = α_p · lr (own param group)", low=0, low_open=True),
     # target network / key encoder
@@ -230,6 +240,12 @@ def resolve(method: str, dataset: str, *, preset: str = "thesis", overrides: dic
     config.update(COMMON)
     config.update(defaults)
     config.update(presets.overrides(preset, method, allowed))
+    if overrides.get("backbone") == "linear":
+        given = [k for k in RESNET_KEYS if k in overrides and not (k == "projector" and overrides[k] == "none")]
+        if given:
+            raise ValueError(f"--set {given[0]}={overrides[given[0]]}: backbone=linear is one linear map with no "
+                             f"ResNet or projector; drop {', '.join(given)}")
+        config["projector"] = "none"
     config.update(overrides)
     return validate(config)
 
@@ -237,7 +253,8 @@ def resolve(method: str, dataset: str, *, preset: str = "thesis", overrides: dic
 # Keys added after runs were written, with the value those runs had: a config.json or checkpoint
 # without one reads as that value, so older runs still resume, load and compare. A key is added only
 # where the run's method takes it (copy_norm: the BYOL family).
-ADDED_KEYS = {"train_fraction": 1.0, "wd_scope": "all", "copy_norm": "frobenius"}
+ADDED_KEYS = {"train_fraction": 1.0, "wd_scope": "all", "copy_norm": "frobenius", "backbone": "resnet18", "linear_dim": 32,
+              "loss": "cosine"}
 
 
 def with_added_keys(config: dict) -> dict:
@@ -268,6 +285,9 @@ def validate(config: dict) -> dict:
         raise ValueError(f"warmup_epochs={checked['warmup_epochs']} must not exceed epochs={checked['epochs']}")
     if checked.get("snapshots") == 1:
         raise ValueError("snapshots must be 0 (none) or >= 2 (the first at step 0, the last at the end)")
+    if checked.get("backbone") == "linear" and checked["projector"] != "none":
+        raise ValueError(f"backbone=linear takes no projector (got projector={checked['projector']}): the theory's W "
+                         "is the whole encoder; use projector=none")
     splits = checked.get("bn_splits", 1)
     if checked["batch_size"] % splits or checked["batch_size"] // splits < 2:
         raise ValueError(f"batch_size={checked['batch_size']} must split into bn_splits={splits} groups "

@@ -49,6 +49,20 @@ def symmetric_negative_cosine(p1, p2, z1, z2) -> torch.Tensor:
 
 
 @full_precision
+def squared_error(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """½ mean_i ‖p_i − z_i‖², the unnormalised loss of the linear theory (Tian, Chen & Ganguli 2021,
+    Eq. 1: J = ½ E‖W_p W x1 − W_a x2‖²); its gradient is the theory's, with no 1/‖p‖ factor."""
+    return 0.5 * (prediction - target).pow(2).sum(dim=-1).mean()
+
+
+@full_precision
+def symmetric_squared_error(p1, p2, z1, z2) -> torch.Tensor:
+    """L = ½ J(p1, z2) + ½ J(p2, z1) with J = `squared_error`: BYOL's symmetrisation of the theory's loss
+    (the `loss=l2` rungs of issue 21). Detach z_k before the call for the stop-gradient."""
+    return 0.5 * squared_error(p1, z2) + 0.5 * squared_error(p2, z1)
+
+
+@full_precision
 def info_nce(query: torch.Tensor, key: torch.Tensor, negatives: torch.Tensor, temperature: float) -> torch.Tensor:
     """InfoNCE with a queue of negatives (thesis Eqs. 2.1–2.2; MoCo, He et al. 2020).
 

@@ -9,6 +9,13 @@ X' is the mean of the images' sample covariances (ddof 1, unbiased), and X is th
 of the images' mean views less X'/m, the noise the finite m leaves in a mean view (unbiased for the
 covariance of E[x' | x]). Both are centred (the theory's inputs have mean zero).
 
+`view_moments` gives the uncentred moments the population loss of rung R1 is written in
+(`linear_dynamics.population`): Ā = ½(E[x1 x1ᵀ] + E[x2 x2ᵀ]) and C̄ = ½(E[x2 x1ᵀ] + E[x1 x2ᵀ]), views 1 and 2
+drawn from two (possibly different) configs, on `deep.linear_backbone.reduce`'s inputs, the ones the
+network sees. Ā averages every draw; C̄ pairs the mean of an image's view-1 draws with the mean of its
+view-2 draws, unbiased because the draws are independent. Ā − C̄ is then ½ the mean of the two
+within-image covariances (ddof 0) plus ½ E[(x̄1 − x̄2)(x̄1 − x̄2)ᵀ]: positive semi-definite on any sample.
+
 `mode_spectra` reads them as the per-mode model does (`linear_dynamics.modes`): λ_j, the eigenvalues
 of X, ν_j = u_jᵀ X' u_j in X's eigenbasis, and how far the two are from commuting.
 """
@@ -16,6 +23,7 @@ import numpy as np
 import torch
 
 from deep import augment
+from deep.linear_backbone import reduce
 
 
 def covariances_from_views(views) -> tuple[np.ndarray, np.ndarray]:
@@ -44,6 +52,26 @@ def pooled_views(images: torch.Tensor, cfg, views: int, generator: torch.Generat
         view = augment.augment(images, cfg, generator, mean, std)
         out.append(torch.nn.functional.avg_pool2d(view.float(), pool).flatten(1))
     return torch.stack(out, dim=1).double().numpy()
+
+
+def view_moments(images: torch.Tensor, view_configs, views: int, generator: torch.Generator, mean, std
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(Ā, C̄), float64 (dims × dims), from `views` draws of each of the two `view_configs` for every uint8
+    image (module docstring), drawn view 1 then view 2 for each of the `views` rounds."""
+    if len(view_configs) != 2 or isinstance(views, bool) or not isinstance(views, int) or views < 1 or images.ndim != 4:
+        raise ValueError(f"need two view configs, views >= 1 and images (N, C, H, W), got {len(view_configs)} "
+                         f"configs, views {views!r}, images of shape {tuple(images.shape)}")
+    sums = [0.0, 0.0]  # per view config: the sum over draws of x, per image
+    second = 0.0  # Σ over draws and both configs of x xᵀ
+    for _ in range(views):
+        for j, cfg in enumerate(view_configs):
+            x = reduce(augment.augment(images, cfg, generator, mean, std).float()).double()
+            sums[j] = sums[j] + x
+            second = second + x.T @ x
+    n = images.shape[0]
+    a_bar = second / (2 * views * n)
+    cross = (sums[1] / views).T @ (sums[0] / views) / n  # E[x̄2 x̄1ᵀ]
+    return a_bar.numpy(), (0.5 * (cross + cross.T)).numpy()
 
 
 def mode_spectra(x: np.ndarray, x_prime: np.ndarray) -> dict:

@@ -85,7 +85,7 @@ def test_set_overrides_are_typed_and_win_over_the_preset():
 
 
 @pytest.mark.parametrize("item,message", [
-    ("nokey=1", "unknown key; allowed: augmentation, batch_size"),
+    ("nokey=1", "unknown key; allowed: augmentation, backbone, batch_size"),
     ("lr", "expects key=value"),
     ("epochs=2.5", "expected a whole number"),
     ("lr=fast", "expected a number"),

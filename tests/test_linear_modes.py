@@ -107,3 +107,27 @@ def test_bad_spectra_are_refused_naming_the_problem():
         mode_thresholds([np.nan], [0.1])
     with pytest.raises(ValueError, match="eta"):
         surviving_modes(-1.0, [1.0], [0.1])
+
+
+def test_sympy_the_networks_predictor_decay_alpha_eta_keeps_the_threshold_and_puts_s_on_p_squared():
+    """SGD applies weight decay inside the predictor's group, whose lr is α_p·lr, so the network's W_p decays
+    at α_p·η, not the paper's η (the R1 rung, deep/ladder): dp/dt = α_p[s(τλ − (λ+ν)p) − ηp]. Solved
+    by sympy: the non-collapsed fixed points are the roots of (λ+ν)p² − τλp + η = 0 with s = p², so η_j*
+    is the same τ²λ²/(4(λ+ν)) and s₊ = p₊² ≥ η/(λ+ν) (the floor `population.surviving_count` uses)."""
+    import sympy as sp
+
+    p, s, lam, nu, tau, eta, alpha = sp.symbols("p s lambda nu tau eta alpha_p", positive=True)
+    dp = alpha * (s * (tau * lam - (lam + nu) * p) - eta * p)
+    ds = 2 * s * (p * tau * lam - (lam + nu) * p**2 - eta)
+    roots = sp.solve([dp, ds], [p, s], dict=True)
+    nonzero = [r for r in roots if r[s] != 0]
+    assert len(nonzero) == 2
+    for r in nonzero:
+        assert sp.simplify(r[s] - r[p] ** 2) == 0
+        assert sp.simplify((lam + nu) * r[p] ** 2 - tau * lam * r[p] + eta) == 0
+    disc = sp.discriminant((lam + nu) * p**2 - tau * lam * p + eta, p)
+    assert sp.simplify(sp.solve(disc, eta)[0] - tau**2 * lam**2 / (4 * (lam + nu))) == 0
+    p_plus = max((r[p] for r in nonzero), key=lambda e: e.subs({lam: 2, nu: 1, tau: 1, eta: sp.Rational(1, 10)}))
+    bound = (p_plus**2 - eta / (lam + nu)).subs({tau: 1})
+    for values in ({lam: 2, nu: 1, eta: sp.Rational(1, 10)}, {lam: 1, nu: 3, eta: sp.Rational(1, 20)}):
+        assert bound.subs(values).evalf() >= 0

@@ -28,13 +28,22 @@ PER_PROBE_KEYS = ("weight_decay", "seed", "predictor", "predictor_lr_mult", "ema
 BOOKKEEPING_KEYS = ("device", "data_root", "compile", "log_every")
 # How the probe's metrics are measured, beside its config: probes whose collapse metrics were read on
 # the first `eval_batch` monitor images (one class of a class-ordered split) are another protocol.
-METRIC_SAMPLE = "class-balanced, pixel-keyed (deep.evaluate.sample)"
+METRIC_SAMPLE = "class-balanced, hashed pixel key (deep.evaluate.sample)"
+# (before: "class-balanced, pixel-keyed (deep.evaluate.sample)", a key that picked images along one direction)
+
+
+# Keys added with issue 21's rungs, left out of the fingerprint at these values (the only ones probes had
+# before the keys existed), so that the committed probes keep their protocol.
+RUNG_DEFAULTS = {"backbone": "resnet18", "loss": "cosine"}
 
 
 def protocol(config: dict) -> str:
     """'<preset>/<dataset>/<8 hex digits>': the probe's config without its per-probe and bookkeeping
     keys, hashed. Two probes with the same protocol differ only in setting, weight decay and seed."""
-    kept = {k: v for k, v in sorted(config.items()) if k not in PER_PROBE_KEYS + BOOKKEEPING_KEYS}
+    kept = {k: v for k, v in sorted(config.items()) if k not in PER_PROBE_KEYS + BOOKKEEPING_KEYS
+            and RUNG_DEFAULTS.get(k, object()) != v}
+    if kept.get("backbone", "resnet18") == "resnet18":
+        kept.pop("linear_dim", None)
     kept["metric_sample"] = METRIC_SAMPLE
     digest = hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:8]
     return f"{config['preset']}/{config['dataset']}/{digest}"

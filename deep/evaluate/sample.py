@@ -5,10 +5,17 @@ Data sets can be class-ordered (CIFAR-10 decoded from the image zip is, class by
 N images of a split may be one class: the std and effective rank of their projections then measure
 one class's spread, not the representation's. This sample takes ⌊N / C⌋ images of each of the C
 classes (a class with fewer gives all it has). Which images of a class it takes is decided by the
-images themselves, not by their positions: each image gets the key ⟨x, g⟩, with x its pixels and g
-a Gaussian vector drawn from `seed`, and each class gives its images of smallest key. The same split
-in any order therefore yields the same set of images (exact duplicates are interchangeable), and a
-different seed a different, equally balanced set.
+images themselves, not by their positions: each image gets the key h(x) = (Σ_k a_k x_k) mod P, a
+universal hash of its uint8 pixels x with P = 2³¹ − 1 and integer weights a_k drawn uniformly from
+[1, P) by `seed` (Carter & Wegman 1979), and each class gives its images of smallest key. The sum
+wraps around P about a million times, so the key is, over the seed, uniform and unrelated to what the
+image looks like: the sample is a uniformly random subset of each class. The same split in any order
+yields the same set of images (exact duplicates are interchangeable), and a different seed a
+different, equally balanced set.
+
+(An earlier key, the projection ⟨x, g⟩ on a Gaussian direction g, was order-invariant but not
+random: taking the smallest projections selects images along g, which inflated the largest
+eigenvalue of the sampled views' second moment about threefold on CIFAR-10, 90 against 31.)
 """
 import torch
 
@@ -39,12 +46,19 @@ def balanced_sample_indices(images: torch.Tensor, labels: torch.Tensor, count: i
     return chosen[torch.argsort(keys[chosen], stable=True)]
 
 
+PRIME = 2**31 - 1
+
+
 def pixel_keys(images: torch.Tensor, seed: int, chunk: int = 1024) -> torch.Tensor:
-    """⟨x, g⟩ for every image x (float64, on the CPU, in chunks so a large split is never copied whole)."""
+    """h(x) = (Σ_k a_k x_k) mod P for every uint8 image x (int64, on the CPU, in chunks so a large split
+    is never copied whole); Σ a_k x_k < 255·P·(pixels) fits int64 for images up to 10⁷ pixels."""
+    if images.dtype != torch.uint8:
+        raise ValueError(f"pixel keys hash uint8 images, got {images.dtype}")
     flat = images.reshape(len(images), -1)
-    direction = torch.randn(flat.shape[1], generator=torch.Generator().manual_seed(seed + SAMPLE_SEED_OFFSET),
-                            dtype=torch.float64)
-    return torch.cat([flat[i:i + chunk].cpu().double() @ direction for i in range(0, len(flat), chunk)])
+    weights = torch.randint(1, PRIME, (flat.shape[1],), generator=torch.Generator().manual_seed(seed + SAMPLE_SEED_OFFSET),
+                            dtype=torch.int64)
+    return torch.cat([(flat[i:i + chunk].cpu().long() * weights).sum(dim=1) % PRIME
+                      for i in range(0, len(flat), chunk)])
 
 
 def balanced_sample(images: torch.Tensor, labels: torch.Tensor, count: int, seed: int) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""What every method shares: a ResNet-18 backbone, momentum pairs, optimizer groups, an embedding.
+"""What every method shares: a backbone (ResNet-18, or the linear theory's W: `deep.linear_backbone`), momentum pairs, optimizer groups, an embedding.
 
 A method is an `nn.Module` whose `forward(views, labels, step)` returns the training loss, so the
 one training step in `deep.train` (and a DistributedDataParallel wrapper) can drive any of them.
@@ -10,7 +10,16 @@ from torch import nn
 
 from deep import distributed
 from deep.ema import update_momentum
+from deep.linear_backbone import LinearBackbone
 from deep.resnet import ResNet18
+
+
+def build_backbone(config: dict, in_channels: int) -> nn.Module:
+    """ResNet-18 at `width` (every method), or with `backbone=linear` (the BYOL family) the linear
+    theory's W on pooled pixels, `linear_dim` outputs."""
+    if config.get("backbone", "resnet18") == "linear":
+        return LinearBackbone(config["linear_dim"], in_channels)
+    return ResNet18(config["width"], in_channels)
 
 
 class Method(nn.Module):
@@ -27,7 +36,7 @@ class Method(nn.Module):
     def __init__(self, config: dict, in_channels: int, num_classes: int):
         super().__init__()
         self.config = dict(config)
-        self.backbone = ResNet18(config["width"], in_channels)
+        self.backbone = build_backbone(config, in_channels)
 
     def forward(self, views: list[torch.Tensor], labels: torch.Tensor, step: int) -> torch.Tensor:
         """The loss of one step on `views` (one normalised batch per view) and their class labels."""

@@ -2,7 +2,8 @@
 
 online:  f = projector(backbone(x)),  p = predictor(f)
 target:  z = EMA copy of backbone and projector (ema = 0: the online network itself, detached)
-loss:    ½ D(p1, sg(z2)) + ½ D(p2, sg(z1)),  D = negative cosine (thesis Sec. 2.4.2)
+loss:    ½ D(p1, sg(z2)) + ½ D(p2, sg(z1)),  D = negative cosine (thesis Sec. 2.4.2), or with `loss=l2`
+         D = ½‖p − z‖², the linear theory's unnormalised loss (issue 21's rungs R1/R3)
 The predictor is `mlp` (BYOL), `linear` (trained, bias-free: W_p), `directpred`/`directcopy`
 (written from F̂, paper Eqs. 18–19) or `none` (the collapse ablation, thesis Sec. 4.7.1).
 For linear predictors the running F̂ of the online projector outputs is kept and snapshotted.
@@ -12,7 +13,7 @@ import torch
 from deep import heads
 from deep.directpred import CorrelationEstimate, write_predictor
 from deep.ema import frozen_copy
-from deep.losses import symmetric_negative_cosine
+from deep.losses import symmetric_negative_cosine, symmetric_squared_error
 from deep.methods.base import Method
 
 # Thesis Sec. 4.6.2: base lr 0.06, EMA 0.9. Heads: BYOL's 4096-wide MLPs with a 256-d output.
@@ -33,7 +34,11 @@ DEFAULTS = {
     "copy_norm": "frobenius",
     "freq": 1,
     "snapshots": 20,
+    "backbone": "resnet18",
+    "linear_dim": 32,
+    "loss": "cosine",
 }
+LOSSES = {"cosine": symmetric_negative_cosine, "l2": symmetric_squared_error}
 
 
 class BYOL(Method):
@@ -65,7 +70,7 @@ class BYOL(Method):
                 z1, z2 = f1.detach(), f2.detach()
             else:
                 z1, z2 = (self.target_projector(self.target_backbone(x)) for x in views)
-        return symmetric_negative_cosine(p1, p2, z1, z2)
+        return LOSSES[self.config["loss"]](p1, p2, z1, z2)
 
     def momentum_pairs(self):
         if self.target_backbone is None:

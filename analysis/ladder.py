@@ -1,0 +1,243 @@
+"""The ladder's agreement numbers and the H5/H6 verdicts on its linear rung (issue 21).
+
+Rows are `deep.ladder.runner` rows: per (setting, seed, weight decay) the measured count of directions W
+keeps (`modes`), the staircase's and the population recursion's predicted counts, and `converged`.
+
+- agreement: per setting, the largest miss (|seeds' mean − prediction|, in modes) over the weight decays,
+  and the weight decays where the miss is ≥ 1 mode, for the staircase, the population recursion and the
+  null model — one constant count (the setting's median measured count) at every weight decay, no theory.
+- H5 (weight decay above η* ⇒ collapse), read mode by mode: the staircase η_j* = λ_j²/(4(λ_j+ν_j)) says
+  how many directions survive each weight decay. Holds when, at every weight decay whose runs all
+  converged (at least MIN_POINTS of them), the seeds' mean count is within MISS_TOLERANCE of the
+  staircase and the staircase's largest miss is smaller than the null's; fails when a converged point
+  misses by more, or the null does as well; inconclusive otherwise (too few converged points).
+- H6 (larger α_p shrinks the collapse basin): at each EMA rate and weight decay where both converged, the
+  count at the largest α_p against the smallest. Holds when it is larger at some weight decay by more than the two seed ranges
+  allow and never smaller so; fails when it is smaller so somewhere and never larger; inconclusive when the
+  counts agree within the seeds everywhere (the basin does not decide any direction here) or both happen.
+- Only a rung trained with the theory's loss (R1, `loss=l2`) is held to the staircase; on R2 (BYOL's cosine
+  loss) the staircase is the L2 model's, not a prediction, and H5 is inconclusive there. Only the rows of the
+  main length feed the verdicts (the smallest epochs per setting; the longer ones are the 2× check).
+"""
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from analysis.verdicts import FAILS, HOLDS, INCONCLUSIVE, Verdict
+
+MISS_TOLERANCE = 1.0  # modes: one direction at a step of the staircase may sit on either side of its η_j*
+# R2's count: the cosine loss does not see W's scale, so the L2 rung's floor η/λ_max(Ā) (a scale in the
+# theory's units) means nothing there; its directions are counted against W's largest instead.
+RELATIVE_FLOOR = 1e-3
+MIN_POINTS = 3
+LADDER = "ladder.csv"
+
+
+def _by_point(rows) -> dict:
+    points = defaultdict(list)
+    for row in rows:
+        if row["outcome"] != "diverged":
+            points[(row["setting"], float(row["weight_decay"]))].append(row)
+    return points
+
+
+def _miss(rs, predicted: str) -> float:
+    """|seeds' mean count − seeds' mean prediction| (the population recursion starts from each seed's own W)."""
+    return abs(np.mean([r["modes"] for r in rs]) - np.mean([r[predicted] for r in rs]))
+
+
+def _misses(points, setting, predicted: str) -> list[tuple[float, float]]:
+    return sorted((wd, _miss(rs, predicted)) for (s, wd), rs in points.items() if s == setting)
+
+
+def agreement(rows) -> list[dict]:
+    """Per setting: the largest misses of the staircase, the population recursion and the null model, and
+    the weight decays where each misses by ≥ 1 mode (module docstring)."""
+    points = _by_point(rows)
+    out = []
+    for setting in dict.fromkeys(s for s, _ in points):
+        mine = [r for (s, _), rs in points.items() if s == setting for r in rs]
+        null = float(np.median([r["modes"] for r in mine]))
+        entry = {"setting": setting, "weight_decays": len({r["weight_decay"] for r in mine}),
+                 "seeds": len({r["seed"] for r in mine}),
+                 "converged_fraction": float(np.mean([_converged(r) for r in mine])),
+                 "null_count": null}
+        for name, column in (("", "staircase"), ("population_", "population"), ("null_", None)):
+            misses = ([(wd, abs(np.mean([r["modes"] for r in rs]) - null)) for (s, wd), rs in sorted(points.items())
+                       if s == setting] if column is None else _misses(points, setting, column))
+            off = [wd for wd, miss in misses if miss >= 1]
+            entry[f"{name}largest_miss"] = max(m for _, m in misses)
+            entry[f"{name}missed_from"] = min(off) if off else math.nan
+            entry[f"{name}missed_to"] = max(off) if off else math.nan
+        out.append(entry)
+    return out
+
+
+def _converged(row) -> bool:
+    """The count W keeps is the same at half and full length (and, where `settle` found one, at the 2×
+    check). Not the runner's σ²-movement flag: under SGD at batch 256 the weakest kept directions' σ²
+    fluctuate by tens of per cent at a steady count, so that flag (≤ 10% movement) marks nearly no run
+    converged, the population recursion's included."""
+    agree = row["modes"] == row["modes_half"] and math.isfinite(row["modes"])
+    return agree and row.get("check_modes", row["modes"]) == row["modes"]
+
+
+def settle(rows) -> list[dict]:
+    """The main-length rows, each with `check_modes`: its count at the longest length the same run reached
+    (the 2× check), where there is one."""
+    main = main_length(rows)
+    longest = {}
+    for row in rows:
+        point = (row["rung"], row["setting"], row["seed"], float(row["weight_decay"]))
+        if row["epochs"] > longest.get(point, (0, None))[0]:
+            longest[point] = (row["epochs"], row["modes"])
+    return [{**row, "check_modes": longest[(row["rung"], row["setting"], row["seed"], float(row["weight_decay"]))][1]}
+            for row in main]
+
+
+def h5_verdicts(rows, predicted: str = "staircase", rung: str = "R1") -> list[Verdict]:
+    """H5 per setting against the `predicted` column (module docstring)."""
+    points = _by_point(rows)
+    out = []
+    for setting in dict.fromkeys(s for s, _ in points):
+        mine = {wd: rs for (s, wd), rs in points.items() if s == setting}
+        settled = {wd: rs for wd, rs in mine.items() if all(_converged(r) for r in rs)}
+        misses = {wd: _miss(rs, predicted) for wd, rs in settled.items()}
+        null = float(np.median([r["modes"] for rs in mine.values() for r in rs]))
+        null_misses = {wd: abs(np.mean([r["modes"] for r in rs]) - null) for wd, rs in settled.items()}
+        prediction = (f"the number of directions W keeps steps down at each η_j* = λ_j²/(4(λ_j+ν_j)) of the data "
+                      f"({predicted}), within {MISS_TOLERANCE:g} mode")
+        if len(settled) < MIN_POINTS:
+            outcome, seen = INCONCLUSIVE, (f"only {len(settled)} of {len(mine)} weight decays converged in every seed "
+                                           f"(need {MIN_POINTS}): run longer (--epochs)")
+        else:
+            worst = max(misses, key=misses.get)
+            beats_null = max(misses.values()) < max(null_misses.values())
+            ok = misses[worst] <= MISS_TOLERANCE and beats_null
+            outcome = HOLDS if ok else FAILS
+            seen = (f"largest miss {misses[worst]:.2g} modes at weight decay {worst:g} over {len(settled)} converged "
+                    f"weight decays; the null (a constant {null:g} modes) misses by up to {max(null_misses.values()):.2g}")
+        out.append(Verdict("H5", f"{rung} {setting}", prediction, seen, outcome,
+                           {"misses": {f"{k:g}": v for k, v in misses.items()}, "null": null}))
+    return out
+
+
+def h6_verdicts(rows, rung: str = "R1") -> list[Verdict]:
+    """H6 at each EMA rate: the largest α_p against the smallest (module docstring)."""
+    out = []
+    by, unsettled = defaultdict(list), set()
+    for row in rows:
+        point = (float(row["ema"]), float(row["predictor_lr_mult"]), float(row["weight_decay"]))
+        if row["outcome"] != "diverged":
+            by[point].append(row["modes"])
+        if not _converged(row):
+            unsettled.add(point)
+    by = {point: counts for point, counts in by.items() if point not in unsettled}  # converged points only
+    for ema in sorted({k[0] for k in by}):
+        alphas = sorted({k[1] for k in by if k[0] == ema})
+        if len(alphas) < 2:
+            continue
+        low, high = alphas[0], alphas[-1]
+        larger, smaller = [], []
+        for wd in sorted({k[2] for k in by if k[0] == ema}):
+            a, b = by.get((ema, low, wd)), by.get((ema, high, wd))
+            if not a or not b:
+                continue
+            if min(b) > max(a):
+                larger.append(wd)
+            elif max(b) < min(a):
+                smaller.append(wd)
+        if larger and not smaller:
+            outcome = HOLDS
+        elif smaller and not larger:
+            outcome = FAILS
+        else:
+            outcome = INCONCLUSIVE
+        seen = (f"α_p {high:g} keeps more directions than α_p {low:g} beyond every seed at weight decay(s) "
+                f"{', '.join(f'{w:g}' for w in larger) or 'none'}, fewer at {', '.join(f'{w:g}' for w in smaller) or 'none'}")
+        out.append(Verdict("H6", f"{rung} ema {ema:g}", f"a larger α_p (here {high:g} against {low:g}) keeps at least "
+                           "as many directions (a smaller collapse basin)", seen, outcome,
+                           {"larger_at": larger, "smaller_at": smaller}))
+    return out
+
+
+def relative_modes(row: dict, floor: float = RELATIVE_FLOOR) -> float:
+    """#{σ² ≥ floor·σ₁²} among the 12 largest squared singular values of W a row stores (`top_sv2`): a
+    count that does not depend on W's scale (R2); NaN when the row has none, and at most 12."""
+    values = [float(v) for v in str(row.get("top_sv2", "")).split(";") if v]
+    if not values or not values[0] > 0:
+        return math.nan if not values else 0.0
+    return float(sum(v >= floor * values[0] for v in values))
+
+
+def with_relative_modes(rows) -> list[dict]:
+    """Rows whose `modes` is the scale-free `relative_modes` (the L2 floor's count kept as `l2_modes`)."""
+    return [{**row, "l2_modes": row["modes"], "modes": relative_modes(row)} for row in rows]
+
+
+def is_ladder(path) -> bool:
+    """Whether `path` is a ladder directory (`ssldyn ladder --out`: it holds ladder.csv)."""
+    return (Path(path) / LADDER).is_file()
+
+
+def main_length(rows) -> list[dict]:
+    """The rows of each (rung, setting)'s smallest epochs: the ladder's main runs, not the 2× check."""
+    shortest = {}
+    for row in rows:
+        point = (row["rung"], row["setting"])
+        shortest[point] = min(shortest.get(point, row["epochs"]), row["epochs"])
+    return [row for row in rows if row["epochs"] == shortest[(row["rung"], row["setting"])]]
+
+
+def ladder_verdicts(rows) -> list[Verdict]:
+    """H5 and H6 on each rung of a ladder.csv's main-length rows, the rung named in the setting; H5 is
+    inconclusive on a rung whose loss is not the theory's (module docstring)."""
+    from deep.ladder.rungs import RUNGS
+
+    rows = settle(rows)
+    out = []
+    for rung in dict.fromkeys(row["rung"] for row in rows):
+        mine = [row for row in rows if row["rung"] == rung]
+        name = rung.upper()
+        if RUNGS[rung.lower()]["loss"] == "l2":
+            out += h5_verdicts(mine, rung=name)
+        else:
+            out += [Verdict("H5", f"{name} {setting}", "none in these units: the staircase η_j* is the squared-error "
+                            "loss's", f"{name} is trained with the {RUNGS[rung.lower()]['loss']} loss, whose gradient "
+                            "does not see W's scale; its staircase column is the L2 model's, not a prediction",
+                            INCONCLUSIVE) for setting in dict.fromkeys(row["setting"] for row in mine)]
+            mine = with_relative_modes(mine)
+        out += h6_verdicts(mine, rung=name)
+    return out
+
+
+def _mean_counts(rows) -> tuple[np.ndarray, np.ndarray]:
+    """Weight decays (ascending) and the seeds' mean count at each."""
+    points = defaultdict(list)
+    for row in rows:
+        if row["outcome"] != "diverged" and math.isfinite(row["modes"]):
+            points[float(row["weight_decay"])].append(row["modes"])
+    wds = np.array(sorted(points))
+    return wds, np.array([np.mean(points[w]) for w in wds])
+
+
+def lr_scaling(reference, other, lr_ratio: float) -> dict:
+    """The unit-free test (issue 20 item 5): `other` ran at lr_ratio × the lr of `reference`. Under the
+    squared-error loss weight decay acts at η = wd in the flow's time, so the count at a weight decay does not
+    move with the lr ("wd"); under a scale-invariant loss SGD's direction dynamics depend on lr·wd only (Li &
+    Arora 2020; docs/cosine-model.md S1–S2), so `other` at wd looks like `reference` at lr_ratio·wd ("lr·wd").
+    For each, the largest |other's mean count − reference's mean count read (log-linearly interpolated) at the
+    matching weight decay| over `other`'s weight decays inside the reference's range."""
+    ref_wd, ref_count = _mean_counts(reference)
+    wds, counts = _mean_counts(other)
+    out = {"lr_ratio": lr_ratio}
+    for name, shift in (("wd", 1.0), ("lr·wd", lr_ratio)):
+        target = wds * shift
+        inside = (target >= ref_wd.min()) & (target <= ref_wd.max())
+        expected = np.interp(np.log(target[inside]), np.log(ref_wd), ref_count)
+        misses = np.abs(counts[inside] - expected)
+        out[name] = {"points": int(inside.sum()),
+                     "largest_miss": float(misses.max()) if inside.any() else math.nan}
+    return out

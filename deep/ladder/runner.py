@@ -1,0 +1,267 @@
+"""Run a rung of the ladder: every (setting, seed, weight decay) trained by the engine (`deep.train`), its
+W's spectrum read at half and full length, and the theory's two unfitted predictions beside it.
+
+- measured: `modes`, the directions W keeps: singular values σ with σ² > 0.1·η/λ_max(Ā)
+  (`linear_dynamics.population.surviving_count`; a surviving direction of the theory has
+  σ² ≥ η/(λ_j + ν_j) ≥ η/λ_max(Ā)), at the end and at half length (`modes_half`); `converged` when the
+  two counts agree (`analysis.ladder` also asks the 2× check's count to agree, where there is one);
+  `movement`, the largest relative change of a kept σ² over the second half, is reported beside it;
+- predicted, from the data's moments Ā, C̄ alone (`deep.view_covariance.view_moments`, measured once
+  per ladder on a class-balanced sample of the training images): `staircase`, the number of
+  directions with η < η_j* = λ_j²/(4(λ_j + ν_j)) (`linear_dynamics.modes`, τ = 1 at a fixed point,
+  assuming X and X' commute and a start outside the collapse basin); `population`, the count the
+  same rule reads on the exact recursion SGD performs on the expected loss with the real, non-commuting
+  Ā and C̄, from the run's own initial W and W_p, for the run's number of steps
+  (`linear_dynamics.population.population_sgd`). The recursion differs from the run by the finite
+  batch only; the staircase further by the basin, the commutation and the finite time.
+Rows go to OUT/ladder.csv as each run ends; a row already there is not trained again, and a run
+stopped midway resumes from its checkpoint.
+"""
+import csv
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from deep.collapse_map.runner import _dataset as dataset  # one loaded data set per process, shared
+from deep.ladder import rungs
+
+COLUMNS = ("rung", "setting", "predictor_lr_mult", "ema", "seed", "weight_decay", "epochs", "steps", "lr",
+           "outcome", "modes", "modes_half", "movement", "converged", "staircase", "population", "population_half",
+           "effective_rank", "std", "knn_top1", "top_sv2", "seconds")
+INTS = ("seed", "epochs", "steps")
+FLOATS = ("predictor_lr_mult", "ema", "weight_decay", "lr", "modes", "modes_half", "movement", "staircase",
+          "population", "population_half", "effective_rank", "std", "knn_top1", "seconds")
+MOMENT_IMAGES = 4000     # class-balanced training images Ā and C̄ are measured on
+MOMENT_VIEWS = 4         # draws of each of the two views per image
+
+
+def key(row: dict) -> tuple:
+    return (row["rung"], row["setting"], int(row["seed"]), float(row["weight_decay"]), int(row["epochs"]))
+
+
+def read_rows(path: Path) -> list[dict]:
+    """The rows of a ladder.csv (ValueError naming the file and line for a malformed one)."""
+    with Path(path).open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        if tuple(reader.fieldnames or ()) != COLUMNS:
+            raise ValueError(f"{path}: expected the columns {', '.join(COLUMNS)}, got {reader.fieldnames}")
+        rows = []
+        for lineno, row in enumerate(reader, start=2):
+            try:
+                rows.append({**row, **{c: int(row[c]) for c in INTS},
+                             **{c: float(row[c]) if row[c] not in ("", None) else math.nan for c in FLOATS}})
+            except ValueError as err:
+                raise ValueError(f"{path} line {lineno}: {err}") from None
+    return rows
+
+
+def _append(path: Path, row: dict) -> None:
+    new = not path.is_file()
+    with path.open("a", newline="") as handle:
+        writer = csv.writer(handle)
+        if new:
+            writer.writerow(COLUMNS)
+        writer.writerow(["" if isinstance(row[c], float) and math.isnan(row[c]) else
+                         (f"{row[c]:.6g}" if isinstance(row[c], float) else row[c]) for c in COLUMNS])
+
+
+def moments(config: dict, out: Path, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(Ā, C̄) of the rung's inputs on MOMENT_IMAGES class-balanced training images, cached in
+    OUT/moments.npz (measured once per ladder: they belong to the data, not to a run)."""
+    import torch
+
+    from deep import augment
+    from deep.evaluate.sample import balanced_sample
+    from deep.train import training_splits
+    from deep.view_covariance import view_moments
+
+    cached = out / "moments.npz"
+    if cached.is_file():
+        saved = np.load(cached)
+        return saved["A_bar"], saved["C_bar"]
+    data = dataset(config)
+    train = training_splits(data, config).train
+    images = balanced_sample(train.images, train.labels, min(MOMENT_IMAGES, len(train.images)), seed)
+    a_bar, c_bar = view_moments(images, augment.training_views("ssl", 2), MOMENT_VIEWS,
+                                torch.Generator().manual_seed(seed), data.mean, data.std)
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez(cached, A_bar=a_bar, C_bar=c_bar)
+    return a_bar, c_bar
+
+
+def initial_weights(config: dict, in_channels: int, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(W, W_p) as `deep.train.train` initialises them: the global seed, then the method built (nothing
+    between the two draws random numbers)."""
+    import torch
+
+    from deep.methods import build_method
+
+    torch.manual_seed(config["seed"])
+    method = build_method(config, in_channels, num_classes)
+    return (method.backbone.W.weight.detach().double().numpy(), method.predictor.weight.detach().double().numpy())
+
+
+def spectrum(run: Path) -> np.ndarray:
+    """W's squared singular values (descending) in a run's checkpoint."""
+    import torch
+
+    from deep.train import load_method
+
+    method, _ = load_method(run)
+    return (torch.linalg.svdvals(method.backbone.W.weight.detach().double()) ** 2).numpy()
+
+
+def movement(sv2_half: np.ndarray, sv2: np.ndarray, kept: int) -> float:
+    """The largest relative change of the `kept` largest σ² between half and full length (0 if none kept)."""
+    if kept == 0:
+        return 0.0
+    return float(np.max(np.abs(sv2[:kept] / sv2_half[:kept] - 1)))
+
+
+def run_point(rung: str, setting, weight_decay: float, seed: int, epochs: int, *, schedule: int, out: Path, a_bar,
+              c_bar, dataset_name: str, data_root, device: str, ladder: Path, known: dict, lr: float | None = None) -> dict:
+    """The row of one run: from `known` if it is there, else trained (or resumed) to half and full length.
+    `schedule` (≥ epochs) is the config's `epochs`: at constant lr it bounds nothing, and every length of
+    one run shares it, so that the same run continues from `epochs` to the 2× check."""
+    from deep import rundir
+    from deep.train import NonFiniteLoss, train
+    from deep.view_covariance import mode_spectra
+    from linear_dynamics.modes import surviving_modes
+    from linear_dynamics.population import population_sgd, surviving_count
+
+    config = rungs.point_config(rung, setting, weight_decay, seed, schedule, dataset=dataset_name, data_root=data_root,
+                                device=device, lr=lr)
+    row = {"rung": rung, "setting": setting.name, "predictor_lr_mult": setting.predictor_lr_mult, "ema": setting.ema,
+           "seed": seed, "weight_decay": weight_decay, "epochs": epochs}
+    if key(row) in known:
+        return known[key(row)]
+    data = dataset(config)
+    run = out / "runs" / rung / setting.name / f"seed-{seed}" / f"wd-{weight_decay:g}"
+    half = max(1, epochs // 2)
+    a_max = float(np.linalg.eigvalsh(a_bar)[-1])
+    start = time.perf_counter()
+    print(f"ladder {rung}: {setting.name} seed {seed}: weight decay {weight_decay:g}, {epochs} epochs",
+          file=sys.stderr, flush=True)
+    outcome, sv2_half, sv2 = "trained", None, None
+    if run.exists() and not rundir.checkpoint_path(run).is_file():  # stopped inside its first epoch: start again
+        for name in (rundir.CONFIG, rundir.METRICS):
+            (run / name).unlink(missing_ok=True)
+    try:
+        for length in (half, epochs):
+            done = _epochs_done(run)
+            if done < length:
+                train(config, run, resume=done > 0, dataset=data, max_epochs=length - done)
+            if length == half:
+                sv2_half = spectrum(run) if _epochs_done(run) == half else None
+        if _epochs_done(run) != epochs:
+            raise ValueError(f"{run} is trained to {_epochs_done(run)} epochs, past this row's {epochs}: its W is not "
+                             f"the one at {epochs}; move the run away to retrain it")
+        sv2 = spectrum(run)
+    except NonFiniteLoss:
+        outcome = "diverged"
+    steps_per_epoch = (len(data.train.labels) - config["val_split"]) // config["batch_size"]
+    steps = steps_per_epoch * epochs
+    w0, wp0 = initial_weights(config, data.train.images.shape[1], len(data.classes))
+    sim = population_sgd(a_bar, c_bar, w0, wp0, lr=config["lr"], momentum=config["momentum"],
+                         weight_decay=weight_decay, alpha_p=setting.predictor_lr_mult, ema=setting.ema, steps=steps,
+                         record=(steps_per_epoch * half, steps))
+    sim_half, sim_end = sim["singular_values"]
+    lam, nu = _lam_nu(a_bar, c_bar, mode_spectra)
+    last = _epoch_line(run, epochs)
+    modes = surviving_count(np.sqrt(sv2), weight_decay, a_max) if sv2 is not None else math.nan
+    modes_half = surviving_count(np.sqrt(sv2_half), weight_decay, a_max) if sv2_half is not None else math.nan
+    moved = movement(sv2_half, sv2, int(modes)) if sv2_half is not None and sv2 is not None else math.nan
+    row.update(steps=steps, lr=config["lr"], outcome=outcome, modes=float(modes), modes_half=float(modes_half),
+               movement=moved, converged=bool(modes == modes_half),
+               staircase=float(surviving_modes(weight_decay, lam, nu)),
+               population=float(surviving_count(sim_end, weight_decay, a_max)),
+               population_half=float(surviving_count(sim_half, weight_decay, a_max)),
+               effective_rank=last.get("effective_rank", math.nan), std=last.get("std", math.nan),
+               knn_top1=last.get("knn_top1", math.nan),
+               top_sv2=";".join(f"{v:.4g}" for v in sv2[:12]) if sv2 is not None else "",
+               seconds=time.perf_counter() - start)
+    _append(ladder, row)
+    known[key(row)] = row
+    print(f"ladder {rung}: {setting.name} seed {seed}: weight decay {weight_decay:g} → {row['modes']:g} modes "
+          f"(half length {row['modes_half']:g}; staircase {row['staircase']:g}, population {row['population']:g})",
+          file=sys.stderr, flush=True)
+    return row
+
+
+def _lam_nu(a_bar, c_bar, mode_spectra):
+    spectra = mode_spectra(c_bar, a_bar - c_bar)
+    return np.clip(spectra["lam"], 1e-12, None), np.clip(spectra["nu"], 0, None)
+
+
+def _epochs_done(run: Path) -> int:
+    import torch
+
+    from deep import rundir
+
+    path = rundir.checkpoint_path(run)
+    if not path.is_file():
+        return 0
+    return torch.load(path, map_location="cpu", weights_only=False)["progress"]["epoch"]
+
+
+def _epoch_line(run: Path, epoch: int) -> dict:
+    import json
+
+    metrics = run / "metrics.jsonl"
+    if not metrics.is_file():
+        return {}
+    lines = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+    return next((line for line in lines if line.get("kind") == "epoch" and line.get("epoch") == epoch), {})
+
+
+def check_grid(weight_decays, lam, nu) -> None:
+    """ValueError in one line when the staircase predicts the same count at both ends of the grid: such a
+    grid cannot bracket any of the predicted steps."""
+    from linear_dynamics.modes import mode_thresholds, surviving_modes
+
+    low, high = min(weight_decays), max(weight_decays)
+    if surviving_modes(low, lam, nu) == surviving_modes(high, lam, nu):
+        steps = np.sort(mode_thresholds(lam, nu))[::-1][:3]
+        raise ValueError(f"argument --wd-range: the staircase predicts {int(surviving_modes(low, lam, nu))} modes at "
+                         f"both {low:g} and {high:g}, so no step lies inside; the largest predicted thresholds are "
+                         f"{', '.join(f'{t:.3g}' for t in steps)}")
+
+
+def staircase_rows(lam, nu, low: float, high: float, count: int = 400) -> list[dict]:
+    """The predicted count on a fine log grid of weight decays (what the figure draws as the staircase)."""
+    from linear_dynamics.modes import surviving_modes
+
+    grid = np.geomspace(low, high, count)
+    return [{"weight_decay": float(w), "staircase": int(c)} for w, c in zip(grid, surviving_modes(grid, lam, nu))]
+
+
+def sweep(rung: str, settings, weight_decays, seeds, epochs: int, *, out: Path, dataset_name: str, data_root,
+          device: str, check: bool = True, lr: float | None = None) -> list[dict]:
+    """Every (seed, setting, weight decay) of the rung (seeds outermost, so that an interrupted sweep has
+    whole seeds), then, with `check`, the first seed's runs continued to 2 × epochs. Returns the rows."""
+    from deep.view_covariance import mode_spectra
+
+    out = Path(out)
+    ladder = out / "ladder.csv"
+    known = {key(r): r for r in read_rows(ladder)} if ladder.is_file() else {}
+    schedule = 2 * epochs
+    first = rungs.point_config(rung, settings[0], weight_decays[0], seeds[0], schedule, dataset=dataset_name,
+                               data_root=data_root, device=device, lr=lr)
+    a_bar, c_bar = moments(first, out)
+    lam, nu = _lam_nu(a_bar, c_bar, mode_spectra)
+    check_grid(weight_decays, lam, nu)
+    common = dict(schedule=schedule, out=out, a_bar=a_bar, c_bar=c_bar, dataset_name=dataset_name,
+                  data_root=data_root, device=device, ladder=ladder, known=known, lr=lr)
+    from deep.collapse_map.report import write_rows
+
+    write_rows(out / "staircase.csv", ("weight_decay", "staircase"),
+               staircase_rows(lam, nu, min(weight_decays) / 2, max(weight_decays) * 2))
+    rows = [run_point(rung, setting, wd, seed, epochs, **common)
+            for seed in seeds for setting in settings for wd in weight_decays]
+    if check:
+        rows += [run_point(rung, setting, wd, seeds[0], 2 * epochs, **common)
+                 for setting in settings for wd in weight_decays]
+    return rows

@@ -1,0 +1,210 @@
+"""The ladder's agreement numbers, its H5/H6 verdicts, `ssldyn hypotheses --runs LADDER` and the figure,
+on rows built by hand (no training)."""
+import csv
+import math
+
+import numpy as np
+import pytest
+
+from analysis import ladder
+from analysis.verdicts import FAILS, HOLDS, INCONCLUSIVE
+from deep.ladder.runner import COLUMNS
+from linear_dynamics.modes import surviving_modes
+from ssldyn.cli import main
+
+# three modes with η_j* = λ²/(4(λ+ν)) = 0.25, 0.1875, 0.125; with ν = 0 they would be λ/4 = 1, 0.75, 0.5
+LAM, NU = np.array([4.0, 3.0, 2.0]), np.array([12.0, 9.0, 6.0])
+WDS = (0.1, 0.2, 0.3, 0.6, 1.2)
+
+
+def row(modes, *, wd, seed=0, alpha=1.0, ema=0.0, staircase=None, population=None, converged=True, rung="r1",
+        epochs=6) -> dict:
+    staircase = modes if staircase is None else staircase
+    return {"rung": rung, "setting": f"alpha{alpha:g}-ema{ema:g}", "predictor_lr_mult": alpha, "ema": ema,
+            "seed": seed, "weight_decay": wd, "epochs": epochs, "steps": 175 * epochs, "lr": 0.005,
+            "outcome": "trained", "modes": float(modes), "modes_half": float(modes) + (0 if converged else 1),
+            "movement": 0.01,
+            "converged": converged, "staircase": float(staircase),
+            "population": float(staircase if population is None else population),
+            "population_half": float(staircase if population is None else population), "effective_rank": 2.0,
+            "std": 0.5, "knn_top1": 30.0, "top_sv2": "", "seconds": 1.0}
+
+
+def theory_rows(predict=lambda wd: surviving_modes(wd, LAM, NU), **kwargs) -> list[dict]:
+    """Two seeds whose counts are the staircase of (LAM, NU), with `predict` in the staircase column."""
+    return [row(surviving_modes(wd, LAM, NU), wd=wd, seed=seed, staircase=predict(wd), **kwargs)
+            for seed in (0, 1) for wd in WDS]
+
+
+def test_the_staircase_met_at_every_weight_decay_holds():
+    (verdict,) = ladder.h5_verdicts(theory_rows())
+    assert verdict.outcome == HOLDS and verdict.setting == "R1 alpha1-ema0"
+    assert set(verdict.evidence["misses"].values()) == {0.0}
+
+
+@pytest.mark.parametrize("predict", [lambda wd: surviving_modes(wd, LAM, 0 * NU),
+                                     lambda wd: min(3, surviving_modes(wd, LAM, NU) + 2)],
+                         ids=["staircase with nu 0", "staircase shifted by 2 modes"])
+def test_a_mis_specified_prediction_fails(predict):
+    (verdict,) = ladder.h5_verdicts(theory_rows(predict))
+    assert verdict.outcome == FAILS
+    assert max(verdict.evidence["misses"].values()) >= 2
+
+
+def test_runs_that_did_not_converge_are_inconclusive():
+    rows = theory_rows(converged=False)
+    rows[0]["converged"] = "True"  # as read back from the CSV; one seed alone does not settle the point
+    (verdict,) = ladder.h5_verdicts(rows)
+    assert verdict.outcome == INCONCLUSIVE and "0 of 5" in verdict.observation
+
+
+def test_a_constant_null_that_does_as_well_fails():
+    rows = [row(2, wd=wd, seed=seed, staircase=2) for seed in (0, 1) for wd in WDS]
+    (verdict,) = ladder.h5_verdicts(rows)
+    assert verdict.outcome == FAILS and verdict.evidence["null"] == 2
+
+
+def test_agreement_numbers_by_hand():
+    modes = {0.1: (3, 3), 0.3: (2, 1), 1.0: (0, 0)}
+    staircase = {0.1: 3, 0.3: 3, 1.0: 0}
+    population = {0.1: (3, 3), 0.3: (2, 2), 1.0: (0, 2)}  # per seed: it starts from each seed's own W
+    rows = [row(modes[wd][seed], wd=wd, seed=seed, staircase=staircase[wd], population=population[wd][seed],
+                converged=seed == 0) for seed in (0, 1) for wd in modes]
+    (entry,) = ladder.agreement(rows)
+    # seeds' means 3, 1.5, 0; the null is the median of 3, 3, 2, 1, 0, 0 = 1.5
+    assert entry["weight_decays"] == 3 and entry["seeds"] == 2 and entry["converged_fraction"] == 0.5
+    assert entry["null_count"] == 1.5
+    assert (entry["largest_miss"], entry["missed_from"], entry["missed_to"]) == (1.5, 0.3, 0.3)
+    assert (entry["population_largest_miss"], entry["population_missed_from"], entry["population_missed_to"]) == (
+        1.0, 1.0, 1.0)
+    assert (entry["null_largest_miss"], entry["null_missed_from"], entry["null_missed_to"]) == (1.5, 0.1, 1.0)
+
+
+def test_a_prediction_met_everywhere_misses_nowhere():
+    (entry,) = ladder.agreement(theory_rows())
+    assert entry["largest_miss"] == 0 and math.isnan(entry["missed_from"]) and math.isnan(entry["missed_to"])
+
+
+def _h6_rows(low_counts, high_counts) -> list[dict]:
+    return [row(count, wd=wd, seed=seed, alpha=alpha)
+            for alpha, counts in ((0.3, low_counts), (3.0, high_counts))
+            for wd, seeds in zip((0.1, 0.3, 1.0), counts) for seed, count in enumerate(seeds)]
+
+
+@pytest.mark.parametrize("low, high, outcome", [
+    (((3, 3), (1, 2), (0, 0)), ((3, 3), (3, 3), (0, 0)), HOLDS),
+    (((3, 3), (3, 3), (0, 0)), ((3, 3), (1, 2), (0, 0)), FAILS),
+    (((3, 3), (1, 2), (0, 0)), ((3, 3), (2, 3), (0, 0)), INCONCLUSIVE),  # overlapping seeds decide nothing
+], ids=["larger alpha keeps more", "reversed", "within the seeds"])
+def test_h6_compares_the_largest_alpha_with_the_smallest(low, high, outcome):
+    (verdict,) = ladder.h6_verdicts(_h6_rows(low, high), rung="R1")
+    assert verdict.outcome == outcome and verdict.setting == "R1 ema 0"
+
+
+def test_ladder_verdicts_read_the_main_length_and_spare_r2_the_staircase():
+    check = [dict(r, epochs=12, modes_half=r["modes"]) for r in theory_rows()]  # the 2× check, agreeing
+    r2 = [dict(r, rung="r2") for r in theory_rows()]
+    verdicts = ladder.ladder_verdicts(theory_rows() + check + r2)
+    h5 = {x.setting: x for x in verdicts if x.hypothesis == "H5"}
+    assert h5["R1 alpha1-ema0"].outcome == HOLDS
+    assert h5["R2 alpha1-ema0"].outcome == INCONCLUSIVE and "cosine" in h5["R2 alpha1-ema0"].observation
+    assert ladder.main_length(theory_rows() + check) == theory_rows()
+    # a 2× check whose count moved on: the main length was not converged, so H5 cannot be read there
+    moved = [dict(r, epochs=12, modes=r["modes"] + 1) for r in theory_rows()]
+    verdicts = ladder.ladder_verdicts(theory_rows() + moved)
+    assert [x.outcome for x in verdicts if x.hypothesis == "H5"] == [INCONCLUSIVE]
+
+
+def write_ladder(path, rows) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    with (path / "ladder.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(COLUMNS)
+        writer.writerows([r[c] for c in COLUMNS] for r in rows)
+
+
+@pytest.fixture
+def no_linear_side(monkeypatch):
+    import analysis.linear_hypotheses
+
+    monkeypatch.setattr(analysis.linear_hypotheses, "linear_verdicts", lambda sgd: [])  # tested elsewhere
+
+
+def test_hypotheses_reads_a_ladder_directory(tmp_path, capsys, no_linear_side):
+    rows = theory_rows() + [dict(r, setting="alpha3-ema0", predictor_lr_mult=3.0, modes=r["modes"] + 2,
+                                 modes_half=r["modes_half"] + 2)
+                            for r in theory_rows()]
+    write_ladder(tmp_path / "ladder-r1", rows)
+    assert main(["hypotheses", "--no-sgd", "--runs", str(tmp_path / "ladder-r1")]) == 0
+    out = capsys.readouterr().out
+    assert "H5 [R1 alpha1-ema0] HOLDS" in out and "H5 [R1 alpha3-ema0] FAILS" in out
+    assert "H6 [R1 ema 0] HOLDS" in out
+
+
+def test_hypotheses_refuses_a_ladder_csv_with_other_columns(tmp_path, capsys, no_linear_side):
+    (tmp_path / "ladder.csv").write_text("rung,setting\nr1,alpha1-ema0\n")
+    assert main(["hypotheses", "--no-sgd", "--runs", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "ladder.csv" in err and "expected the columns" in err and err.count("\n") == 1
+
+
+def _write_figure_data(figures_dir) -> None:
+    write_ladder(figures_dir / "ladder", theory_rows())
+    (figures_dir / "ladder" / "ladder.csv").rename(figures_dir / "ladder" / "r1.csv")
+    grid = np.geomspace(0.05, 2.4, 50)
+    (figures_dir / "ladder" / "r1_staircase.csv").write_text(
+        "weight_decay,staircase\n" + "".join(f"{w:g},{surviving_modes(w, LAM, NU)}\n" for w in grid))
+    write_ladder(figures_dir / "r2", [dict(r, rung="r2", top_sv2="1;0.1;0.01;1e-6") for r in theory_rows()])
+    (figures_dir / "r2" / "ladder.csv").rename(figures_dir / "ladder" / "r2.csv")
+
+
+def test_the_figure_draws_the_rungs_present(tmp_path):
+    from figures.ladder import redraw
+
+    _write_figure_data(tmp_path / "figures")
+    (png,) = redraw(tmp_path / "out", tmp_path / "figures")
+    assert png == tmp_path / "out" / "ladder" / "ladder.png"
+    assert png.read_bytes()[:4] == b"\x89PNG" and png.stat().st_size > 10_000
+
+
+def test_the_figure_without_r1_names_the_command(tmp_path):
+    from figures.ladder import redraw
+
+    with pytest.raises(ValueError, match=r"r1\.csv.*ssldyn ladder --rung r1 --out runs/ladder-r1"):
+        redraw(tmp_path / "out", tmp_path / "figures")
+
+
+def test_relative_modes_counts_directions_against_the_largest_and_ignores_w_scale():
+    from analysis.ladder import relative_modes
+
+    row = {"top_sv2": "2;0.5;0.002;1e-9"}
+    assert relative_modes(row) == 3.0                                  # 0.002 ≥ 1e-3·2, 1e-9 is not
+    assert relative_modes({"top_sv2": "2e6;5e5;2e3;1e-3"}) == 3.0       # the same shape, scaled: the same count
+    assert relative_modes({"top_sv2": ""}) != relative_modes({"top_sv2": ""})  # NaN: nothing stored
+    assert relative_modes({"top_sv2": "0;0"}) == 0.0
+
+
+def _count_rows(counts: dict, seed: int = 0) -> list[dict]:
+    return [{"weight_decay": w, "modes": float(c), "outcome": "trained", "seed": seed} for w, c in counts.items()]
+
+
+def test_lr_scaling_tells_a_count_that_follows_wd_from_one_that_follows_lr_times_wd():
+    from analysis.ladder import lr_scaling
+
+    reference = _count_rows({0.1: 4, 0.2: 3, 0.4: 2, 0.8: 1, 1.6: 0})
+    same_wd = _count_rows({0.1: 4, 0.2: 3, 0.4: 2, 0.8: 1, 1.6: 0})     # η = wd: nothing moves
+    shifted = _count_rows({0.2: 4, 0.4: 3, 0.8: 2, 1.6: 1, 3.2: 0})     # half the lr at twice the wd
+    by_wd = lr_scaling(reference, same_wd, 0.5)
+    assert by_wd["wd"]["largest_miss"] == 0 and by_wd["lr·wd"]["largest_miss"] == 1.0
+    by_product = lr_scaling(reference, shifted, 0.5)
+    assert by_product["lr·wd"]["largest_miss"] == 0 and by_product["wd"]["largest_miss"] == 1.0
+    assert by_product["lr·wd"]["points"] == 5 and by_product["wd"]["points"] == 4  # 3.2 lies beyond the reference
+
+
+def test_h6_reads_no_weight_decay_where_a_run_had_not_converged():
+    rows = _h6_rows(((3, 3), (1, 2), (0, 0)), ((3, 3), (3, 3), (0, 0)))   # "holds" at wd 0.3 ...
+    for r in rows:
+        if r["weight_decay"] == 0.3 and r["predictor_lr_mult"] == 3.0 and r["seed"] == 1:
+            r["modes_half"] = r["modes"] + 5                                # ... but one run there was still moving
+    (verdict,) = ladder.h6_verdicts(rows, rung="R1")
+    assert verdict.outcome == INCONCLUSIVE

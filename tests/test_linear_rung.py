@@ -1,0 +1,183 @@
+"""The ladder's linear rungs as engine options (issue 21): `--set backbone=linear loss=l2`.
+
+Pinned against hand computations: the pooled input is a plain block mean; the l2 loss is ½ mean‖p − z‖²;
+one BYOL step's gradients on W and W_p are the closed forms of the theory's loss on the batch
+(Tian et al. 2021, Eq. 1), with no gradient through the target; the EMA target moves as m·W_a + (1−m)·W;
+options that do not combine are refused in one line; and a real run's W keeps no direction above the
+largest η_j* and some below it (it learns).
+"""
+import numpy as np
+import pytest
+import torch
+
+from deep import config as config_module
+from deep.collapse_map.store import protocol
+from deep.ladder import rungs
+from deep.ladder.runner import check_grid, initial_weights, movement, read_rows
+from deep.linear_backbone import LinearBackbone, reduce
+from deep.losses import squared_error, symmetric_squared_error
+from deep.train import build_training_method, train
+from ssldyn.cli import main
+
+
+def _config(**overrides):
+    return config_module.resolve("byol", "synthetic", preset="smoke", overrides={
+        "backbone": "linear", "loss": "l2", "predictor": "linear", "precision": "fp32", "linear_dim": 4, **overrides})
+
+
+def test_reduce_is_the_mean_of_each_4x4_block_at_32_pixels_and_covers_28_pixel_images():
+    images = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    blocks = images.numpy().reshape(2, 3, 8, 4, 8, 4).mean(axis=(3, 5)).reshape(2, -1)
+    np.testing.assert_allclose(reduce(images).numpy(), blocks, rtol=1e-6, atol=1e-7)
+    assert reduce(torch.ones(1, 1, 28, 28)).shape == (1, 64)
+    np.testing.assert_allclose(reduce(torch.ones(1, 1, 28, 28)).numpy(), 1.0, rtol=1e-6)
+
+
+def test_squared_error_is_half_the_mean_squared_distance():
+    p = torch.tensor([[1.0, 2.0], [0.0, 0.0]])
+    z = torch.tensor([[1.0, 0.0], [3.0, 4.0]])
+    assert squared_error(p, z).item() == pytest.approx(0.5 * (4 + 25) / 2)
+    assert symmetric_squared_error(p, z, p, z).item() == pytest.approx(0.5 * (4 + 25) / 2)  # p1→z2, p2→z1
+    assert symmetric_squared_error(p, z, z, p).item() == 0.0
+
+
+@pytest.mark.parametrize("ema", [0.0, 0.9])
+def test_one_step_has_the_theory_gradients_and_none_through_the_target(ema):
+    torch.manual_seed(0)
+    method = build_training_method(_config(ema=ema), 3, 10)
+    gen = torch.Generator().manual_seed(1)
+    views = [torch.randn(6, 3, 32, 32, generator=gen) for _ in range(2)]
+    loss = method(views, torch.zeros(6, dtype=torch.long), 0)
+    loss.backward()
+    W, Wp = method.backbone.W.weight.detach().double(), method.predictor.weight.detach().double()
+    Wa = W if ema == 0 else method.target_backbone.W.weight.detach().double()
+    x1, x2 = (reduce(v).double() for v in views)
+    grad_W, grad_Wp = torch.zeros_like(W), torch.zeros_like(Wp)
+    for a, b in ((x1, x2), (x2, x1)):  # L = ½J(view a → b) + ½J(b → a), J = ½ mean‖W_p W a − W_a b‖²
+        f = a @ W.T
+        residual = f @ Wp.T - b @ Wa.T
+        grad_Wp += 0.5 * residual.T @ f / len(a)
+        grad_W += 0.5 * Wp.T @ residual.T @ a / len(a)
+    torch.testing.assert_close(method.predictor.weight.grad.double(), grad_Wp, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(method.backbone.W.weight.grad.double(), grad_W, rtol=1e-5, atol=1e-7)
+    if ema:
+        assert method.target_backbone.W.weight.grad is None
+
+
+def test_the_ema_target_moves_by_m_wa_plus_one_minus_m_w():
+    torch.manual_seed(0)
+    method = build_training_method(_config(ema=0.9), 3, 10)
+    with torch.no_grad():
+        method.backbone.W.weight.add_(1.0)
+    before_target = method.target_backbone.W.weight.detach().clone()
+    online = method.backbone.W.weight.detach().clone()
+    method.update_targets()
+    torch.testing.assert_close(method.target_backbone.W.weight, 0.9 * before_target + 0.1 * online)
+
+
+def test_the_linear_backbone_is_w_alone_and_carries_its_dimension():
+    torch.manual_seed(0)
+    method = build_training_method(_config(linear_dim=5), 3, 10)
+    assert isinstance(method.backbone, LinearBackbone)
+    assert [name for name, p in method.named_parameters() if p.requires_grad] == ["backbone.W.weight", "predictor.weight"]
+    assert method.backbone.W.weight.shape == (5, 192)
+    assert method.embed(torch.zeros(2, 3, 32, 32)).shape == (2, 5)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"backbone": "linear", "width": 8}, "--set width=8: backbone=linear is one linear map"),
+    ({"backbone": "linear", "projector": "mlp"}, "--set projector=mlp: backbone=linear"),
+    ({"loss": "mse"}, "loss='mse' is not allowed: expected one of cosine, l2"),
+])
+def test_options_that_do_not_combine_are_refused_in_one_line(overrides, message):
+    with pytest.raises(ValueError, match=None) as info:
+        config_module.resolve("byol", "synthetic", preset="smoke", overrides=overrides)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_resnet_only_method_refuses_the_rung_keys():
+    with pytest.raises(ValueError, match="--set backbone: not a key of method moco"):
+        config_module.resolve("moco", "synthetic", preset="smoke", overrides={"backbone": "linear"})
+
+
+def test_a_config_whose_projector_was_edited_back_is_refused_by_validate():
+    config = _config()
+    with pytest.raises(ValueError, match="backbone=linear takes no projector"):
+        config_module.validate({**config, "projector": "mlp"})
+
+
+def test_the_collapse_maps_protocol_does_not_see_the_new_keys_at_their_defaults():
+    config = config_module.resolve("byol", "cifar10", preset="cpu")
+    old = {k: v for k, v in config.items() if k not in ("backbone", "loss", "linear_dim")}
+    assert protocol(config) == protocol(old)
+    assert protocol(config) != protocol({**config, "loss": "l2"})
+
+
+def test_the_cli_refuses_a_rung_option_with_a_resnet_key_exit_2_one_line(capsys, tmp_path):
+    argv = ["train", "--method", "byol", "--dataset", "synthetic", "--preset", "smoke", "--out", str(tmp_path / "r"),
+            "--set", "backbone=linear", "--set", "width=8"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("ssldyn train: error: --set width=8")
+    assert not (tmp_path / "r").exists()
+
+
+def test_initial_weights_are_the_ones_train_starts_from(tmp_path):
+    """At lr 1e-12 and no decay one epoch leaves W and W_p where they started, to ~1e-10."""
+    from deep.data import load_dataset
+    from deep.train import load_method
+
+    torch.set_num_threads(1)
+    config = _config(lr=1e-12, weight_decay=0.0, epochs=1, lr_schedule="constant", warmup_epochs=0.0, seed=3)
+    data = load_dataset("synthetic", None, seed=3)
+    train(config, tmp_path / "run", dataset=data)
+    method, _ = load_method(tmp_path / "run")
+    w0, wp0 = initial_weights(config, 3, len(data.classes))
+    np.testing.assert_allclose(method.backbone.W.weight.detach().double().numpy(), w0, atol=1e-8)
+    np.testing.assert_allclose(method.predictor.weight.detach().double().numpy(), wp0, atol=1e-8)
+
+
+def test_a_grid_with_no_predicted_step_inside_is_refused_naming_the_thresholds():
+    lam, nu = np.array([4.0, 1.0]), np.array([0.0, 0.0])  # η* = 1, 0.25
+    check_grid([0.1, 0.5, 2.0], lam, nu)
+    with pytest.raises(ValueError, match="predicts 0 modes at both 2 and 5.*largest predicted thresholds are 1, 0.25"):
+        check_grid([2.0, 5.0], lam, nu)
+
+
+def test_movement_reads_the_kept_directions_only():
+    half, full = np.array([1.0, 0.5, 1e-9]), np.array([1.05, 0.45, 1e-12])
+    assert movement(half, full, 2) == pytest.approx(0.1)
+    assert movement(half, full, 0) == 0.0
+
+
+def test_a_ladder_csv_with_other_columns_is_refused(tmp_path):
+    bad = tmp_path / "ladder.csv"
+    bad.write_text("rung,setting\nr1,x\n")
+    with pytest.raises(ValueError, match="ladder.csv: expected the columns rung, setting, predictor_lr_mult"):
+        read_rows(bad)
+
+
+def test_the_rungs_are_byol_with_the_linear_network_and_their_loss():
+    r1 = rungs.point_config("r1", rungs.Setting(1.0, 0.0), 0.1, 0, 4, dataset="synthetic")
+    r2 = rungs.point_config("r2", rungs.Setting(3.0, 0.99), 0.1, 0, 4, dataset="synthetic")
+    assert (r1["backbone"], r1["projector"], r1["loss"], r1["predictor"]) == ("linear", "none", "l2", "linear")
+    assert (r2["loss"], r2["predictor_lr_mult"], r2["ema"]) == ("cosine", 3.0, 0.99)
+    with pytest.raises(ValueError, match="unknown rung 'r3'"):
+        rungs.point_config("r3", rungs.Setting(1.0, 0.0), 0.1, 0, 4, dataset="synthetic")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--epochs", "3"], "argument --epochs: must be even"),
+    (["--wd-range", "1", "0.1"], "argument --wd-range: LOW must be below HIGH"),
+    (["--wds", "2"], "argument --wds: needs at least 3 weight decays"),
+    (["--lr=-1"], "argument --lr: must be > 0"),
+    (["--rung", "r3"], "argument --rung: invalid choice"),
+])
+def test_ladder_bad_arguments_exit_2_with_one_line_before_any_work(capsys, tmp_path, argv, message):
+    try:
+        code = main(["ladder", "--dataset", "synthetic", "--out", str(tmp_path / "l"), *argv])
+    except SystemExit as exit_info:  # argparse's own refusals exit from the parser
+        code = exit_info.code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and message in err[0]
+    assert not (tmp_path / "l").exists()
