@@ -77,11 +77,13 @@ def agreement(rows) -> list[dict]:
 
 def _converged(row) -> bool:
     """The count W keeps is the same at half and full length (and, where `settle` found one, at the 2×
-    check). Not the runner's σ²-movement flag: under SGD at batch 256 the weakest kept directions' σ²
+    check), and so is the population recursion's from the same start (a direction still decaying above
+    the floor at both readings of the run shows there). Not the runner's σ²-movement flag: under SGD at batch 256 the weakest kept directions' σ²
     fluctuate by tens of per cent at a steady count, so that flag (≤ 10% movement) marks nearly no run
     converged, the population recursion's included."""
     agree = row["modes"] == row["modes_half"] and math.isfinite(row["modes"])
-    return agree and row.get("check_modes", row["modes"]) == row["modes"]
+    recursion = row.get("population") == row.get("population_half") or not math.isfinite(row.get("population", 0))
+    return agree and recursion and row.get("check_modes", row["modes"]) == row["modes"]
 
 
 def settle(rows) -> list[dict]:
@@ -109,9 +111,11 @@ def h5_verdicts(rows, predicted: str = "staircase", rung: str = "R1") -> list[Ve
         null_misses = {wd: abs(np.mean([r["modes"] for r in rs]) - null) for wd, rs in settled.items()}
         prediction = (f"the number of directions W keeps steps down at each η_j* = λ_j²/(4(λ_j+ν_j)) of the data "
                       f"({predicted}), within {MISS_TOLERANCE:g} mode")
-        if len(settled) < MIN_POINTS:
-            outcome, seen = INCONCLUSIVE, (f"only {len(settled)} of {len(mine)} weight decays converged in every seed "
-                                           f"(need {MIN_POINTS}): run longer (--epochs)")
+        informative = [wd for wd, rs in settled.items() if np.mean([r[predicted] for r in rs]) > 0]
+        if len(informative) < MIN_POINTS:
+            outcome, seen = INCONCLUSIVE, (f"only {len(informative)} of {len(mine)} weight decays converged in every "
+                                           f"seed with a non-zero predicted count (need {MIN_POINTS}): run longer "
+                                           "(--epochs) or move the grid below the largest η_j*")
         else:
             worst = max(misses, key=misses.get)
             beats_null = max(misses.values()) < max(null_misses.values())
@@ -135,15 +139,21 @@ def h6_verdicts(rows, rung: str = "R1") -> list[Verdict]:
         if not _converged(row):
             unsettled.add(point)
     by = {point: counts for point, counts in by.items() if point not in unsettled}  # converged points only
-    for ema in sorted({k[0] for k in by}):
+    every = sorted({float(r["predictor_lr_mult"]) for r in rows})
+    for ema in sorted({float(r["ema"]) for r in rows}):
         alphas = sorted({k[1] for k in by if k[0] == ema})
+        if len(every) < 2:
+            continue  # one α_p: H6 is not asked
         if len(alphas) < 2:
+            out.append(Verdict("H6", f"{rung} ema {ema:g}", "a larger α_p keeps at least as many directions",
+                               f"no weight decay where the runs at α_p {every[0]:g} and {every[-1]:g} both converged",
+                               INCONCLUSIVE))
             continue
         low, high = alphas[0], alphas[-1]
         larger, smaller = [], []
         for wd in sorted({k[2] for k in by if k[0] == ema}):
             a, b = by.get((ema, low, wd)), by.get((ema, high, wd))
-            if not a or not b:
+            if not a or not b or min(len(a), len(b)) < 2:  # one seed cannot tell a difference from noise
                 continue
             if min(b) > max(a):
                 larger.append(wd)
@@ -163,18 +173,22 @@ def h6_verdicts(rows, rung: str = "R1") -> list[Verdict]:
     return out
 
 
-def relative_modes(row: dict, floor: float = RELATIVE_FLOOR) -> float:
-    """#{σ² ≥ floor·σ₁²} among the 12 largest squared singular values of W a row stores (`top_sv2`): a
-    count that does not depend on W's scale (R2); NaN when the row has none, and at most 12."""
-    values = [float(v) for v in str(row.get("top_sv2", "")).split(";") if v]
+def relative_modes(row: dict, floor: float = RELATIVE_FLOOR, column: str = "top_sv2") -> float:
+    """#{σ² ≥ floor·σ₁²} among the squared singular values of W a row stores in `column` (`top_sv2` at the
+    end, `top_sv2_half` at half length; ladders written before issue 21's review kept the 12 largest): a
+    count that does not depend on W's scale (R2); NaN when the row has none."""
+    values = [float(v) for v in str(row.get(column, "")).split(";") if v]
     if not values or not values[0] > 0:
         return math.nan if not values else 0.0
     return float(sum(v >= floor * values[0] for v in values))
 
 
 def with_relative_modes(rows) -> list[dict]:
-    """Rows whose `modes` is the scale-free `relative_modes` (the L2 floor's count kept as `l2_modes`)."""
-    return [{**row, "l2_modes": row["modes"], "modes": relative_modes(row)} for row in rows]
+    """Rows whose `modes` and `modes_half` are the scale-free `relative_modes` at full and half length (the
+    L2 floor's count kept as `l2_modes`); `check_modes` follows `modes` (no 2× check is read in these units)."""
+    return [{**row, "l2_modes": row["modes"], "modes": relative_modes(row),
+             "modes_half": relative_modes(row, column="top_sv2_half"), "check_modes": relative_modes(row)}
+            for row in rows]
 
 
 def is_ladder(path) -> bool:

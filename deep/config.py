@@ -246,6 +246,9 @@ def resolve(method: str, dataset: str, *, preset: str = "thesis", overrides: dic
             raise ValueError(f"--set {given[0]}={overrides[given[0]]}: backbone=linear is one linear map with no "
                              f"ResNet or projector; drop {', '.join(given)}")
         config["projector"] = "none"
+    elif "linear_dim" in overrides:
+        raise ValueError(f"--set linear_dim={overrides['linear_dim']}: it sizes backbone=linear's W; add "
+                         "--set backbone=linear or drop it")
     config.update(overrides)
     return validate(config)
 

@@ -14,7 +14,7 @@ from ssldyn.cli import main
 
 # three modes with η_j* = λ²/(4(λ+ν)) = 0.25, 0.1875, 0.125; with ν = 0 they would be λ/4 = 1, 0.75, 0.5
 LAM, NU = np.array([4.0, 3.0, 2.0]), np.array([12.0, 9.0, 6.0])
-WDS = (0.1, 0.2, 0.3, 0.6, 1.2)
+WDS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.6)  # predicted 3, 3, 2, 1, 0, 0
 
 
 def row(modes, *, wd, seed=0, alpha=1.0, ema=0.0, staircase=None, population=None, converged=True, rung="r1",
@@ -27,7 +27,7 @@ def row(modes, *, wd, seed=0, alpha=1.0, ema=0.0, staircase=None, population=Non
             "converged": converged, "staircase": float(staircase),
             "population": float(staircase if population is None else population),
             "population_half": float(staircase if population is None else population), "effective_rank": 2.0,
-            "std": 0.5, "knn_top1": 30.0, "top_sv2": "", "seconds": 1.0}
+            "std": 0.5, "knn_top1": 30.0, "top_sv2": "", "seconds": 1.0, "top_sv2_half": ""}
 
 
 def theory_rows(predict=lambda wd: surviving_modes(wd, LAM, NU), **kwargs) -> list[dict]:
@@ -53,9 +53,24 @@ def test_a_mis_specified_prediction_fails(predict):
 
 def test_runs_that_did_not_converge_are_inconclusive():
     rows = theory_rows(converged=False)
-    rows[0]["converged"] = "True"  # as read back from the CSV; one seed alone does not settle the point
+    rows[0]["modes_half"] = rows[0]["modes"]  # one seed alone settled does not settle the point
     (verdict,) = ladder.h5_verdicts(rows)
-    assert verdict.outcome == INCONCLUSIVE and "0 of 5" in verdict.observation
+    assert verdict.outcome == INCONCLUSIVE and "0 of 6" in verdict.observation
+
+
+def test_settled_points_where_nothing_is_predicted_to_survive_do_not_make_a_verdict():
+    """Above the largest η_j* the prediction (0) is met trivially: those points alone decide nothing."""
+    rows = [row(0, wd=wd, seed=seed) for seed in (0, 1) for wd in (0.3, 0.6, 1.2, 2.4)]
+    (verdict,) = ladder.h5_verdicts(rows)
+    assert verdict.outcome == INCONCLUSIVE and "non-zero predicted count" in verdict.observation
+
+
+def test_the_recursion_still_moving_leaves_a_point_unsettled():
+    rows = theory_rows()
+    for r in rows:
+        r["population_half"] = r["population"] + 1
+    (verdict,) = ladder.h5_verdicts(rows)
+    assert verdict.outcome == INCONCLUSIVE
 
 
 def test_a_constant_null_that_does_as_well_fails():
@@ -208,3 +223,12 @@ def test_h6_reads_no_weight_decay_where_a_run_had_not_converged():
             r["modes_half"] = r["modes"] + 5                                # ... but one run there was still moving
     (verdict,) = ladder.h6_verdicts(rows, rung="R1")
     assert verdict.outcome == INCONCLUSIVE
+
+
+def test_h6_with_one_seed_or_no_settled_point_says_inconclusive_instead_of_nothing():
+    one_seed = [r for r in _h6_rows(((3, 3), (1, 2), (0, 0)), ((3, 3), (3, 3), (0, 0))) if r["seed"] == 0]
+    (verdict,) = ladder.h6_verdicts(one_seed, rung="R1")
+    assert verdict.outcome == INCONCLUSIVE
+    moving = [dict(r, modes_half=r["modes"] + 1) for r in _h6_rows(((3, 3), (1, 2), (0, 0)), ((3, 3), (3, 3), (0, 0)))]
+    (verdict,) = ladder.h6_verdicts(moving, rung="R1")
+    assert verdict.outcome == INCONCLUSIVE and "both converged" in verdict.observation

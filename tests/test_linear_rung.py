@@ -3,8 +3,8 @@
 Pinned against hand computations: the pooled input is a plain block mean; the l2 loss is ½ mean‖p − z‖²;
 one BYOL step's gradients on W and W_p are the closed forms of the theory's loss on the batch
 (Tian et al. 2021, Eq. 1), with no gradient through the target; the EMA target moves as m·W_a + (1−m)·W;
-options that do not combine are refused in one line; and a real run's W keeps no direction above the
-largest η_j* and some below it (it learns).
+options that do not combine are refused in one line; and a real run of the rung learns: at a small
+weight decay W keeps directions, above the largest η_j* none.
 """
 import numpy as np
 import pytest
@@ -88,6 +88,7 @@ def test_the_linear_backbone_is_w_alone_and_carries_its_dimension():
     ({"backbone": "linear", "width": 8}, "--set width=8: backbone=linear is one linear map"),
     ({"backbone": "linear", "projector": "mlp"}, "--set projector=mlp: backbone=linear"),
     ({"loss": "mse"}, "loss='mse' is not allowed: expected one of cosine, l2"),
+    ({"linear_dim": 8}, "--set linear_dim=8: it sizes backbone=linear's W"),
 ])
 def test_options_that_do_not_combine_are_refused_in_one_line(overrides, message):
     with pytest.raises(ValueError, match=None) as info:
@@ -181,3 +182,31 @@ def test_ladder_bad_arguments_exit_2_with_one_line_before_any_work(capsys, tmp_p
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and message in err[0]
     assert not (tmp_path / "l").exists()
+
+
+def test_a_real_run_keeps_the_directions_the_staircase_predicts_and_none_above_it(tmp_path):
+    """The synthetic set's two-view moments give η_j*; R1 trained 20 short epochs (SimSiam, α_p 1, lr 0.005)
+    at a weight decay between the 2nd and 3rd largest η_j* (their geometric mean, ×2.6 from either on this
+    set) keeps 2 directions of W, and at 3× the largest none (the count of `population.surviving_count`)."""
+    from deep import augment
+    from deep.data import load_dataset
+    from deep.train import load_method
+    from deep.view_covariance import mode_spectra, view_moments
+    from linear_dynamics.modes import mode_thresholds
+    from linear_dynamics.population import surviving_count
+
+    torch.set_num_threads(1)
+    data = load_dataset("synthetic", None, seed=0)
+    a_bar, c_bar = view_moments(data.train.images, augment.training_views("ssl", 2), 2,
+                                torch.Generator().manual_seed(0), data.mean, data.std)
+    spectra = mode_spectra(c_bar, a_bar - c_bar)
+    eta = np.sort(mode_thresholds(np.clip(spectra["lam"], 1e-12, None), np.clip(spectra["nu"], 0, None)))[::-1]
+    a_max = float(np.linalg.eigvalsh(a_bar)[-1])
+    for weight_decay, expected in ((float(np.sqrt(eta[1] * eta[2])), 2), (float(3 * eta[0]), 0)):
+        config = _config(ema=0.0, lr=0.005, lr_scaling="none", lr_schedule="constant", warmup_epochs=0.0, epochs=20,
+                         weight_decay=weight_decay, batch_size=64, linear_dim=8)
+        run = tmp_path / f"wd-{weight_decay:g}"
+        train(config, run, dataset=data)
+        method, _ = load_method(run)
+        sv = torch.linalg.svdvals(method.backbone.W.weight.detach().double()).numpy()
+        assert surviving_count(sv, weight_decay, a_max) == expected, (weight_decay, sv[:4])

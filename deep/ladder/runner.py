@@ -30,12 +30,15 @@ from deep.ladder import rungs
 
 COLUMNS = ("rung", "setting", "predictor_lr_mult", "ema", "seed", "weight_decay", "epochs", "steps", "lr",
            "outcome", "modes", "modes_half", "movement", "converged", "staircase", "population", "population_half",
-           "effective_rank", "std", "knn_top1", "top_sv2", "seconds")
+           "effective_rank", "std", "knn_top1", "top_sv2", "seconds", "top_sv2_half")
+LEGACY_COLUMNS = COLUMNS[:-1]  # written before the half-length spectrum was kept: read with it empty
 INTS = ("seed", "epochs", "steps")
 FLOATS = ("predictor_lr_mult", "ema", "weight_decay", "lr", "modes", "modes_half", "movement", "staircase",
           "population", "population_half", "effective_rank", "std", "knn_top1", "seconds")
 MOMENT_IMAGES = 4000     # class-balanced training images Ā and C̄ are measured on
 MOMENT_VIEWS = 4         # draws of each of the two views per image
+HALF_SPECTRUM = "spectrum_half.npy"  # W's σ² at half length, in the run's directory
+IDENTITY = "ladder.json"  # what a ladder's rows depend on beyond their key: refused if it changes
 
 
 def key(row: dict) -> tuple:
@@ -46,12 +49,12 @@ def read_rows(path: Path) -> list[dict]:
     """The rows of a ladder.csv (ValueError naming the file and line for a malformed one)."""
     with Path(path).open(newline="") as handle:
         reader = csv.DictReader(handle)
-        if tuple(reader.fieldnames or ()) != COLUMNS:
+        if tuple(reader.fieldnames or ()) not in (COLUMNS, LEGACY_COLUMNS):
             raise ValueError(f"{path}: expected the columns {', '.join(COLUMNS)}, got {reader.fieldnames}")
         rows = []
         for lineno, row in enumerate(reader, start=2):
             try:
-                rows.append({**row, **{c: int(row[c]) for c in INTS},
+                rows.append({"top_sv2_half": "", **row, **{c: int(row[c]) for c in INTS},
                              **{c: float(row[c]) if row[c] not in ("", None) else math.nan for c in FLOATS}})
             except ValueError as err:
                 raise ValueError(f"{path} line {lineno}: {err}") from None
@@ -59,18 +62,23 @@ def read_rows(path: Path) -> list[dict]:
 
 
 def _append(path: Path, row: dict) -> None:
-    new = not path.is_file()
+    """One row, in the file's own columns (a legacy file keeps its header and loses `top_sv2_half`)."""
+    columns = COLUMNS
+    if path.is_file():
+        with path.open(newline="") as handle:
+            columns = tuple(next(csv.reader(handle), ())) or COLUMNS
     with path.open("a", newline="") as handle:
         writer = csv.writer(handle)
-        if new:
-            writer.writerow(COLUMNS)
+        if not path.stat().st_size:
+            writer.writerow(columns)
         writer.writerow(["" if isinstance(row[c], float) and math.isnan(row[c]) else
-                         (f"{row[c]:.6g}" if isinstance(row[c], float) else row[c]) for c in COLUMNS])
+                         (f"{row[c]:.6g}" if isinstance(row[c], float) else row[c]) for c in columns])
 
 
 def moments(config: dict, out: Path, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(Ā, C̄) of the rung's inputs on MOMENT_IMAGES class-balanced training images, cached in
-    OUT/moments.npz (measured once per ladder: they belong to the data, not to a run)."""
+    """(Ā, C̄) of the rung's inputs on MOMENT_IMAGES class-balanced training images: OUT/moments.npz if the
+    ladder has them (measured once per ladder: they belong to the data, not to a run), else measured (the
+    sweep saves them once the grid is checked)."""
     import torch
 
     from deep import augment
@@ -87,8 +95,6 @@ def moments(config: dict, out: Path, seed: int = 0) -> tuple[np.ndarray, np.ndar
     images = balanced_sample(train.images, train.labels, min(MOMENT_IMAGES, len(train.images)), seed)
     a_bar, c_bar = view_moments(images, augment.training_views("ssl", 2), MOMENT_VIEWS,
                                 torch.Generator().manual_seed(seed), data.mean, data.std)
-    out.mkdir(parents=True, exist_ok=True)
-    np.savez(cached, A_bar=a_bar, C_bar=c_bar)
     return a_bar, c_bar
 
 
@@ -154,8 +160,10 @@ def run_point(rung: str, setting, weight_decay: float, seed: int, epochs: int, *
             done = _epochs_done(run)
             if done < length:
                 train(config, run, resume=done > 0, dataset=data, max_epochs=length - done)
-            if length == half:
-                sv2_half = spectrum(run) if _epochs_done(run) == half else None
+            if length == half and _epochs_done(run) == half:
+                np.save(run / HALF_SPECTRUM, spectrum(run))
+        if (run / HALF_SPECTRUM).is_file():  # read at half length, kept for a run resumed past it
+            sv2_half = np.load(run / HALF_SPECTRUM)
         if _epochs_done(run) != epochs:
             raise ValueError(f"{run} is trained to {_epochs_done(run)} epochs, past this row's {epochs}: its W is not "
                              f"the one at {epochs}; move the run away to retrain it")
@@ -168,7 +176,7 @@ def run_point(rung: str, setting, weight_decay: float, seed: int, epochs: int, *
     sim = population_sgd(a_bar, c_bar, w0, wp0, lr=config["lr"], momentum=config["momentum"],
                          weight_decay=weight_decay, alpha_p=setting.predictor_lr_mult, ema=setting.ema, steps=steps,
                          record=(steps_per_epoch * half, steps))
-    sim_half, sim_end = sim["singular_values"]
+    sim_half, sim_end = sim["singular_values"]  # NaN where the recursion blew up (no count: NaN below)
     lam, nu = _lam_nu(a_bar, c_bar, mode_spectra)
     last = _epoch_line(run, epochs)
     modes = surviving_count(np.sqrt(sv2), weight_decay, a_max) if sv2 is not None else math.nan
@@ -177,11 +185,11 @@ def run_point(rung: str, setting, weight_decay: float, seed: int, epochs: int, *
     row.update(steps=steps, lr=config["lr"], outcome=outcome, modes=float(modes), modes_half=float(modes_half),
                movement=moved, converged=bool(modes == modes_half),
                staircase=float(surviving_modes(weight_decay, lam, nu)),
-               population=float(surviving_count(sim_end, weight_decay, a_max)),
-               population_half=float(surviving_count(sim_half, weight_decay, a_max)),
+               population=_count(sim_end, weight_decay, a_max), population_half=_count(sim_half, weight_decay, a_max),
                effective_rank=last.get("effective_rank", math.nan), std=last.get("std", math.nan),
                knn_top1=last.get("knn_top1", math.nan),
-               top_sv2=";".join(f"{v:.4g}" for v in sv2[:12]) if sv2 is not None else "",
+               top_sv2=";".join(f"{v:.4g}" for v in sv2) if sv2 is not None else "",
+               top_sv2_half=";".join(f"{v:.4g}" for v in sv2_half) if sv2_half is not None else "",
                seconds=time.perf_counter() - start)
     _append(ladder, row)
     known[key(row)] = row
@@ -189,6 +197,33 @@ def run_point(rung: str, setting, weight_decay: float, seed: int, epochs: int, *
           f"(half length {row['modes_half']:g}; staircase {row['staircase']:g}, population {row['population']:g})",
           file=sys.stderr, flush=True)
     return row
+
+
+def _count(singular_values, weight_decay: float, a_max: float) -> float:
+    """The recursion's surviving count, NaN where it blew up (its singular values are not finite)."""
+    from linear_dynamics.population import surviving_count
+
+    if not np.all(np.isfinite(singular_values)):
+        return math.nan
+    return float(surviving_count(singular_values, weight_decay, a_max))
+
+
+def check_identity(out: Path, identity: dict) -> None:
+    """ValueError if OUT holds a ladder of another rung, data set, lr or metric sample (its rows, keyed by
+    setting, seed, weight decay and length only, would be read back as this one's); else records it."""
+    import json
+
+    path = out / IDENTITY
+    if path.is_file():
+        found = json.loads(path.read_text())
+        if found != identity:
+            changed = ", ".join(f"{k} {found.get(k)!r} → {v!r}" for k, v in identity.items() if found.get(k) != v)
+            raise ValueError(f"--out {out} holds a ladder of another protocol ({changed}); choose another --out")
+    elif (out / "ladder.csv").is_file():
+        return  # a ladder written before the identity was kept: its rows stand as they are
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(identity, sort_keys=True) + "\n")
 
 
 def _lam_nu(a_bar, c_bar, mode_spectra):
@@ -242,6 +277,8 @@ def sweep(rung: str, settings, weight_decays, seeds, epochs: int, *, out: Path, 
           device: str, check: bool = True, lr: float | None = None) -> list[dict]:
     """Every (seed, setting, weight decay) of the rung (seeds outermost, so that an interrupted sweep has
     whole seeds), then, with `check`, the first seed's runs continued to 2 × epochs. Returns the rows."""
+    from deep.collapse_map.report import write_rows
+    from deep.collapse_map.store import METRIC_SAMPLE
     from deep.view_covariance import mode_spectra
 
     out = Path(out)
@@ -253,10 +290,12 @@ def sweep(rung: str, settings, weight_decays, seeds, epochs: int, *, out: Path, 
     a_bar, c_bar = moments(first, out)
     lam, nu = _lam_nu(a_bar, c_bar, mode_spectra)
     check_grid(weight_decays, lam, nu)
+    check_identity(out, {"rung": rung, "dataset": dataset_name, "lr": first["lr"], "metric_sample": METRIC_SAMPLE,
+                         "moments": f"{MOMENT_IMAGES} class-balanced training images × {MOMENT_VIEWS} draws, seed 0"})
+    if not (out / "moments.npz").is_file():
+        np.savez(out / "moments.npz", A_bar=a_bar, C_bar=c_bar)
     common = dict(schedule=schedule, out=out, a_bar=a_bar, c_bar=c_bar, dataset_name=dataset_name,
                   data_root=data_root, device=device, ladder=ladder, known=known, lr=lr)
-    from deep.collapse_map.report import write_rows
-
     write_rows(out / "staircase.csv", ("weight_decay", "staircase"),
                staircase_rows(lam, nu, min(weight_decays) / 2, max(weight_decays) * 2))
     rows = [run_point(rung, setting, wd, seed, epochs, **common)
