@@ -23,8 +23,8 @@ def register(subparsers) -> None:
         description="Checks each hypothesis on the linear model (matrix flow, minibatch SGD, eigenvalue ODE) "
                     "and on deep runs matched by their config; prints prediction, observation and verdict.")
     hyp.add_argument("--runs", nargs="+", type=existing_path, default=[], metavar="DIR",
-                     help="deep run directories, collapse-map directories (with thresholds.csv) or ladder directories "
-                          "(with ladder.csv), to test as well")
+                     help="deep run directories, collapse-map directories (with thresholds.csv), ladder directories "
+                          "(with ladder.csv) or ladder CSVs (figures/ladder/r1.csv), to test as well")
     hyp.add_argument("--no-sgd", action="store_true", help="skip the minibatch-SGD runs of the linear model")
     hyp.add_argument("--sigma2", type=nonnegative_float, default=0.0,
                      help="σ² for placing deep runs' weight decay against η* (default 0: the largest η*, 1/4)")
@@ -52,7 +52,7 @@ def _hypotheses(args) -> int:
     from analysis.collapse_map import is_map, map_verdicts, read_checks, read_thresholds
     from analysis.deep_hypotheses import deep_verdicts
     from analysis.hypotheses import summarize
-    from analysis.ladder import LADDER, is_ladder, ladder_verdicts
+    from analysis.ladder import is_ladder, ladder_csv, ladder_verdicts
     from analysis.linear_hypotheses import linear_verdicts
     from analysis.rundir import load_run
     from deep.ladder.runner import read_rows
@@ -60,7 +60,7 @@ def _hypotheses(args) -> int:
     # bad input fails before the slow part: a run directory, a collapse map (`ssldyn collapse-map`) or a
     # ladder (`ssldyn ladder`)
     maps = [(read_thresholds(path), read_checks(path)) for path in args.runs if is_map(path)]
-    ladders = [read_rows(path / LADDER) for path in args.runs if is_ladder(path)]
+    ladders = [read_rows(ladder_csv(path)) for path in args.runs if is_ladder(path)]
     runs = [load_run(path, need_snapshots=False) for path in args.runs if not is_map(path) and not is_ladder(path)]
     linear = linear_verdicts(sgd=not args.no_sgd)
     deep = (deep_verdicts(runs, sigma2=args.sigma2) + [x for rows, checks in maps for x in map_verdicts(rows, checks)]

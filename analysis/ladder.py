@@ -3,9 +3,10 @@
 Rows are `deep.ladder.runner` rows: per (setting, seed, weight decay) the measured count of directions W
 keeps (`modes`), the staircase's and the population recursion's predicted counts, and `converged`.
 
-- agreement: per setting, the largest miss (|seeds' mean − prediction|, in modes) over the weight decays,
-  and the weight decays where the miss is ≥ 1 mode, for the staircase, the population recursion and the
-  null model — one constant count (the setting's median measured count) at every weight decay, no theory.
+- agreement: per setting, the largest miss (|seeds' mean − prediction|, in modes) over all weight decays and
+  over the settled ones (`_converged` in every seed), and the weight decays where the miss is ≥ 1 mode, for
+  the staircase, the population recursion and the null model — one constant count (the setting's median
+  measured count) at every weight decay, no theory.
 - H5 (weight decay above η* ⇒ collapse), read mode by mode: the staircase η_j* = λ_j²/(4(λ_j+ν_j)) says
   how many directions survive each weight decay. Holds when, at every weight decay whose runs all
   converged (at least MIN_POINTS of them), the seeds' mean count is within MISS_TOLERANCE of the
@@ -71,6 +72,10 @@ def agreement(rows) -> list[dict]:
             entry[f"{name}largest_miss"] = max(m for _, m in misses)
             entry[f"{name}missed_from"] = min(off) if off else math.nan
             entry[f"{name}missed_to"] = max(off) if off else math.nan
+            settled = [m for wd, m in misses if all(_converged(r) for r in points[(setting, wd)])]
+            entry[f"{name}settled_largest_miss"] = max(settled) if settled else math.nan
+        entry["settled_weight_decays"] = sum(all(_converged(r) for r in rs) for (s, _), rs in points.items()
+                                             if s == setting)
         out.append(entry)
     return out
 
@@ -191,9 +196,23 @@ def with_relative_modes(rows) -> list[dict]:
             for row in rows]
 
 
+def ladder_csv(path) -> Path | None:
+    """The ladder.csv `path` names: a ladder directory (`ssldyn ladder --out`) or a ladder CSV itself (the
+    committed figures/ladder/r1.csv, r2.csv); None if it is neither."""
+    path = Path(path)
+    if (path / LADDER).is_file():
+        return path / LADDER
+    if path.is_file() and path.suffix == ".csv":
+        with path.open(newline="") as handle:
+            header = handle.readline()
+        if header.startswith("rung,setting,predictor_lr_mult"):
+            return path
+    return None
+
+
 def is_ladder(path) -> bool:
-    """Whether `path` is a ladder directory (`ssldyn ladder --out`: it holds ladder.csv)."""
-    return (Path(path) / LADDER).is_file()
+    """Whether `path` is a ladder directory or a ladder CSV (`ladder_csv`)."""
+    return ladder_csv(path) is not None
 
 
 def main_length(rows) -> list[dict]:

@@ -5,7 +5,8 @@ count at each weight decay from
                        diagonal in C̄'s eigenbasis), from the runs' own initial W, W_p, for --long steps;
   real, long           the recursion with the measured (non-commuting) Ā, C̄, for --long steps;
   real, run length     the same for the runs' own steps (what `ssldyn ladder` writes as `population`).
-Prints one JSON object. Needs the moments of a ladder run (OUT/moments.npz of `ssldyn ladder`).
+Prints one JSON object. Reads the moments of a ladder (OUT/moments.npz of `ssldyn ladder`), or measures
+them the same way (CIFAR-10, a few seconds) when the directory has none.
 
     python benchmarks/ladder_decomposition.py runs/ladder-r1 [--alpha-p 1] [--ema 0] [--seeds 3] [--long 40000]
 """
@@ -29,19 +30,18 @@ def main(argv=None) -> int:
     from linear_dynamics.population import population_sgd, surviving_count
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("ladder", type=Path, help="a ladder directory holding moments.npz")
+    parser.add_argument("ladder", type=Path, help="a ladder directory (its moments.npz, else measured)")
     parser.add_argument("--alpha-p", type=float, default=1.0)
     parser.add_argument("--ema", type=float, default=0.0)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--long", type=int, default=40000, help="steps of the long recursions")
     parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
     args = parser.parse_args(argv)
-    moments = args.ladder / "moments.npz"
-    if not moments.is_file():
-        parser.error(f"{moments} does not exist: run `ssldyn ladder --out {args.ladder}` first")
+    from deep.ladder.runner import moments
+
     start = time.perf_counter()
-    saved = np.load(moments)
-    a_bar, c_bar = saved["A_bar"], saved["C_bar"]
+    setting = rungs.Setting(args.alpha_p, args.ema)
+    a_bar, c_bar = moments(rungs.point_config("r1", setting, 0.1, 0, 2 * args.epochs, dataset="cifar10"), args.ladder)
     spectra = mode_spectra(c_bar, a_bar - c_bar)
     lam, nu = np.clip(spectra["lam"], 1e-12, None), np.clip(spectra["nu"], 0, None)
     eigvals, basis = np.linalg.eigh(c_bar)
@@ -50,7 +50,6 @@ def main(argv=None) -> int:
     a_max = float(np.linalg.eigvalsh(a_bar)[-1])
     wds = np.array([float(f"{w:.3g}") for w in np.geomspace(*DEFAULT_RANGE, DEFAULT_WDS)])
     steps = 175 * args.epochs  # 45,000 training images at batch 256
-    setting = rungs.Setting(args.alpha_p, args.ema)
     out = {"ladder": str(args.ladder), "alpha_p": args.alpha_p, "ema": args.ema, "weight_decays": wds.tolist(),
            "commutator": spectra["commutator"], "off_diagonal": spectra["off_diagonal"],
            "staircase": surviving_modes(wds, lam, nu).tolist(), "seeds": {}}

@@ -4,6 +4,7 @@ squared-error loss (R1) the count at a weight decay should not move with the lr;
 object: for each scaling, the largest miss (modes) between the two ladders' seed-mean counts.
 
     python benchmarks/ladder_lr.py runs/ladder-r1 runs/ladder-r1-lr0.0025 [--setting alpha1-ema0]
+    python benchmarks/ladder_lr.py figures/ladder/r1.csv figures/ladder/r1_lr0.0025.csv   # the committed copies
 """
 import argparse
 import json
@@ -19,15 +20,16 @@ def main(argv=None) -> int:
     from deep.ladder.runner import read_rows
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("reference", type=Path, help="a ladder directory (ssldyn ladder --out)")
-    parser.add_argument("other", type=Path, help="the same rung at another --lr")
+    parser.add_argument("reference", type=Path, help="a ladder directory (ssldyn ladder --out) or its ladder.csv")
+    parser.add_argument("other", type=Path, help="the same rung at another --lr (directory or CSV)")
     parser.add_argument("--setting", default="alpha1-ema0")
     args = parser.parse_args(argv)
     ladders = []
     for path in (args.reference, args.other):
-        if not (path / "ladder.csv").is_file():
-            parser.error(f"{path} holds no ladder.csv")
-        rows = [r for r in main_length(read_rows(path / "ladder.csv")) if r["setting"] == args.setting]
+        csv_path = path / "ladder.csv" if path.is_dir() else path
+        if not csv_path.is_file():
+            parser.error(f"{path} is neither a ladder directory nor a ladder CSV")
+        rows = [r for r in main_length(read_rows(csv_path)) if r["setting"] == args.setting]
         if not rows:
             parser.error(f"{path}: no rows of setting {args.setting}")
         ladders.append(with_relative_modes(rows) if RUNGS[rows[0]["rung"]]["loss"] != "l2" else rows)

@@ -10,8 +10,9 @@ One panel per rung present, weight decay on a log axis:
   direction, `analysis.ladder.relative_modes`: the cosine loss does not see W's scale), and the L2
   staircase as a faint reference only: the theory says nothing about the cosine loss's counts, and the
   population recursion is the L2 model's too, so it is not drawn.
-- R3 (ResNet-18, the collapse map's probes; collapse_map/observables.csv): effective rank, the seeds' mean
-  and min–max per setting; the theory makes no prediction in these units.
+- R3 (ResNet-18, the collapse map's probes; collapse_map/observables.csv, and ladder/r3_l2.csv for the
+  squared-error loss, dashed): effective rank, the seeds' mean and min–max per setting; the theory makes no
+  prediction in these units.
 Only rows of the main length are drawn (the smallest epochs per setting; the longer ones are the 2× check).
 """
 import math
@@ -25,8 +26,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 FIGURES_DIR = Path(__file__).resolve().parent
-ALPHA_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple")
-EMA_STYLES = (("-", "o"), ("-.", "s"), (":", "^"))  # (line style, marker) per EMA rate, smallest first
+ALPHA_COLOURS = {0.3: "tab:blue", 1.0: "tab:orange", 3.0: "tab:green", 10.0: "tab:red"}  # the ladder's α_p
+EMA_STYLES = {0.0: ("-", "o"), 0.9: (":", "^"), 0.99: ("-.", "s")}  # (line style, marker) per EMA rate
 DODGE = 0.025  # log10 units between settings' markers at one weight decay, so that equal counts stay visible
 R1_COMMAND = ("`ssldyn ladder --rung r1 --out runs/ladder-r1`, then copy its ladder.csv and staircase.csv to "
               "figures/ladder/r1.csv and r1_staircase.csv")
@@ -42,13 +43,11 @@ def _spread(rows, column: str) -> tuple[list, list, list, list]:
 
 
 def _setting_style(rows) -> dict:
-    """setting -> (colour, line style, marker, dodge factor): α_p picks the colour, the EMA rate the style."""
-    alphas = sorted({r["predictor_lr_mult"] for r in rows})
-    emas = sorted({r["ema"] for r in rows})
+    """setting -> (colour, line style, marker, dodge factor): α_p picks the colour and the EMA rate the style,
+    by value, so that a setting looks the same in every panel."""
     settings = sorted({(r["predictor_lr_mult"], r["ema"], r["setting"]) for r in rows})
     middle = (len(settings) - 1) / 2
-    return {name: (ALPHA_COLOURS[alphas.index(a) % len(ALPHA_COLOURS)], *EMA_STYLES[emas.index(m) % len(EMA_STYLES)],
-                   10 ** (DODGE * (i - middle)))
+    return {name: (ALPHA_COLOURS.get(a, "tab:purple"), *EMA_STYLES.get(m, ("--", "D")), 10 ** (DODGE * (i - middle)))
             for i, (a, m, name) in enumerate(settings)}
 
 
@@ -94,20 +93,27 @@ def draw_counts(ax, rows: list[dict], staircase: list[dict], *, predicted: bool,
     ax.set_ylabel(ylabel)
 
 
-def draw_rank(ax, rows: list[dict]) -> None:
-    """R3: effective rank per setting, the seeds' mean and min–max, and the note that nothing is predicted."""
-    for colour, setting in zip(ALPHA_COLOURS, dict.fromkeys(r["setting"] for r in rows)):
-        mine = [r for r in rows if r["setting"] == setting]
-        wds, mean, low, high = _spread(mine, "effective_rank")
-        ax.fill_between(wds, low, high, color=colour, alpha=0.15, linewidth=0)
-        ax.plot(wds, mean, color=colour, marker="o", markersize=4,
-                label=f"{mine[0]['predictor']} predictor, α_p {mine[0]['predictor_lr_mult']:g}, EMA {mine[0]['ema']:g}")
-    ax.text(0.5, 0.96, "no prediction in these units\n(cosine loss, BatchNorm, decay on every weight);\n"
-            "ranks on a sample of the first, biased key",
+def draw_rank(ax, rows: list[dict], l2_rows: list[dict] = ()) -> None:
+    """R3: effective rank per setting, the seeds' mean and min–max (`l2_rows`: the same probes with the
+    squared-error loss, dashed), and the note that nothing is predicted."""
+    colours = dict(zip(dict.fromkeys(r["predictor"] for r in [*rows, *l2_rows]), ("tab:blue", "tab:orange")))
+    for mine_rows, line, loss in ((rows, "-", "cosine"), (l2_rows, "--", "squared error")):
+        for setting in dict.fromkeys(r["setting"] for r in mine_rows):
+            mine = [r for r in mine_rows if r["setting"] == setting]
+            colour = colours[mine[0]["predictor"]]
+            wds, mean, low, high = _spread(mine, "effective_rank")
+            ax.fill_between(wds, low, high, color=colour, alpha=0.15, linewidth=0)
+            ax.plot(wds, mean, color=colour, linestyle=line, marker="o" if line == "-" else "x", markersize=4,
+                    label=f"{mine[0]['predictor']} predictor, α_p {mine[0]['predictor_lr_mult']:g}, "
+                          f"EMA {mine[0]['ema']:g}, {loss} loss"
+                          + ("" if line == "-" else f" ({setting.rsplit('-', 1)[-1]}; finite probes only)"))
+    ax.text(0.5, 0.96, "no prediction in these units\n(BatchNorm, decay on every weight);\n"
+            "cosine ranks on a sample of the first, biased key",
             transform=ax.transAxes, ha="center", va="top", fontsize=9, style="italic",
             bbox=dict(facecolor="white", edgecolor="grey", alpha=0.9))
     ax.set_ylabel("effective rank (RankMe) of the embeddings")
-    ax.legend(fontsize=7, loc="lower left")
+    ax.set_ylim(0, ax.get_ylim()[1] * 1.45)  # room above the data for the note and the legend
+    ax.legend(fontsize=6.5, loc="upper right", bbox_to_anchor=(1.0, 0.8))
 
 
 def draw(panels: list[tuple[str, callable]], png: Path) -> Path:
@@ -172,8 +178,10 @@ def redraw(out_dir: Path, figures_dir: Path = FIGURES_DIR) -> list[Path]:
                                staircase=_staircase(data / "r2_staircase.csv"), predicted=False,
                                ylabel=f"surviving directions of W (σ² ≥ {RELATIVE_FLOOR:g}·σ₁²)")))
     observables = Path(figures_dir) / "collapse_map" / "observables.csv"
+    l2 = data / "r3_l2.csv"  # the collapse map's scan with --loss l2 (its observables.csv)
     if observables.is_file():
-        panels.append(("R3: ResNet-18 BYOL (collapse-map probes)", partial(draw_rank, rows=_probes(observables))))
+        panels.append(("R3: ResNet-18 BYOL (collapse-map probes)",
+                       partial(draw_rank, rows=_probes(observables), l2_rows=_probes(l2) if l2.is_file() else [])))
     target = Path(out_dir) / "ladder"
     target.mkdir(parents=True, exist_ok=True)
     return [draw(panels, target / "ladder.png")]

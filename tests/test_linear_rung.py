@@ -210,3 +210,28 @@ def test_a_real_run_keeps_the_directions_the_staircase_predicts_and_none_above_i
         method, _ = load_method(run)
         sv = torch.linalg.svdvals(method.backbone.W.weight.detach().double()).numpy()
         assert surviving_count(sv, weight_decay, a_max) == expected, (weight_decay, sv[:4])
+
+
+def test_the_collapse_map_scans_the_l2_loss_under_its_own_name_and_protocol(capsys):
+    from deep.collapse_map import grid
+
+    l2, cosine = grid.Setting("linear", 1.0, 0.9, "l2"), grid.Setting("linear", 1.0, 0.9)
+    assert (l2.name, cosine.name) == ("linear-alpha1-ema0.9-l2", "linear-alpha1-ema0.9")
+    configs = [grid.probe_config(s, 1e-3, 0, preset="cpu", dataset="cifar10") for s in (l2, cosine)]
+    assert configs[0]["loss"] == "l2" and configs[1]["loss"] == "cosine"
+    assert protocol(configs[0]) != protocol(configs[1])
+    assert main(["collapse-map", "--loss", "l2", "--out", "/nonexistent/never-made"]) == 2
+    assert "scan the l2 loss with --scan N" in capsys.readouterr().err
+
+
+def test_a_scan_at_another_lr_is_its_own_setting_and_protocol_and_needs_scan(capsys):
+    from deep.collapse_map import grid
+
+    slow = grid.Setting("linear", 1.0, 0.9, "l2", 0.002)
+    assert slow.name == "linear-alpha1-ema0.9-l2-lr0.002"
+    config = grid.probe_config(slow, 1e-3, 0, preset="cpu", dataset="cifar10")
+    assert config["lr"] == 0.002
+    assert protocol(config) != protocol(grid.probe_config(grid.Setting("linear", 1.0, 0.9, "l2"), 1e-3, 0,
+                                                           preset="cpu", dataset="cifar10"))
+    assert main(["collapse-map", "--lr", "0.002", "--out", "/nonexistent/never-made"]) == 2
+    assert "use it with --scan N" in capsys.readouterr().err

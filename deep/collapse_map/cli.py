@@ -56,6 +56,11 @@ def register(subparsers) -> None:
                         help="instead of bisecting, probe N log-spaced weight decays of --wd-range per setting and "
                              "seed and read which collapse observable steps most sharply (OUT/observables.csv, "
                              ".md, .png); e.g. --scan 10 --alpha-p 1 --ema 0.9 for the reference settings")
+    parser.add_argument("--loss", choices=("cosine", "l2"), default="cosine",
+                        help="BYOL's negative cosine (default) or the linear theory's ½‖p − z‖² (`--set loss=l2`): "
+                             "the ladder's R3 with both losses (docs/ladder.md)")
+    parser.add_argument("--lr", type=positive_float, metavar="LR",
+                        help="another lr than the preset's, with --scan (the l2 loss diverges at the cpu probes' 0.2)")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     parser.set_defaults(func=run_collapse_map)
 
@@ -75,7 +80,12 @@ def run_collapse_map(args) -> int:
         raise ValueError(f"argument --wd-range: LOW must be below HIGH, got {low:g} {high:g}")
     if args.check < 0:
         raise ValueError(f"argument --check: must be >= 0, got {args.check}")
-    settings = grid_module.grid(args.predictors, args.alpha_p, args.ema)
+    if args.loss != "cosine" and args.scan is None:
+        raise ValueError("argument --loss: the bisection map's analysis (σ², τ, η*, the cosine model) is the cosine "
+                         "loss's; scan the l2 loss with --scan N")
+    if args.lr is not None and args.scan is None:
+        raise ValueError("argument --lr: the bisection map reads every setting at the preset's lr; use it with --scan N")
+    settings = grid_module.grid(args.predictors, args.alpha_p, args.ema, args.loss, args.lr)
     grid_module.check_schedule(args.preset, args.dataset, args.length, 3, 0 if args.scan else args.check)
     caches = tuple(args.probes) if args.probes is not None else (COMMITTED_PROBES,)
     for cache in caches:

@@ -38,7 +38,6 @@ DEFAULTS = {
     "linear_dim": 32,
     "loss": "cosine",
 }
-LOSSES = {"cosine": symmetric_negative_cosine, "l2": symmetric_squared_error}
 
 
 class BYOL(Method):
@@ -70,7 +69,8 @@ class BYOL(Method):
                 z1, z2 = f1.detach(), f2.detach()
             else:
                 z1, z2 = (self.target_projector(self.target_backbone(x)) for x in views)
-        return LOSSES[self.config["loss"]](p1, p2, z1, z2)
+        loss = symmetric_squared_error if self.config["loss"] == "l2" else symmetric_negative_cosine
+        return loss(p1, p2, z1, z2)
 
     def momentum_pairs(self):
         if self.target_backbone is None:
