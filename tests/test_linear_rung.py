@@ -235,3 +235,34 @@ def test_a_scan_at_another_lr_is_its_own_setting_and_protocol_and_needs_scan(cap
                                                            preset="cpu", dataset="cifar10"))
     assert main(["collapse-map", "--lr", "0.002", "--out", "/nonexistent/never-made"]) == 2
     assert "use it with --scan N" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("ema, alpha_p", [(0.0, 1.0), (0.9, 3.0)])
+def test_ten_engine_steps_on_one_fixed_batch_are_the_population_recursion_on_its_moments(ema, alpha_p):
+    """With the same two views at every step, the batch loss is the expected loss of that sample, so the engine
+    (build_optimizer's groups, train_step, the EMA) must follow `population_sgd` with the sample's Ā, C̄
+    exactly (float32 engine against float64 recursion: 1e-4 relative)."""
+    from deep.train import autocast_factory, build_optimizer, train_step
+    from linear_dynamics.population import population_sgd
+
+    torch.manual_seed(0)
+    config = _config(ema=ema, predictor_lr_mult=alpha_p, lr=0.01, weight_decay=0.05, lr_scaling="none")
+    method = build_training_method(config, 3, 10)
+    optimizer = build_optimizer(method, config)
+    w0, wp0 = (m.weight.detach().double().numpy().copy() for m in (method.backbone.W, method.predictor))
+    gen = torch.Generator().manual_seed(2)
+    views = [torch.randn(16, 3, 32, 32, generator=gen) for _ in range(2)]
+    x1, x2 = (reduce(v).double().numpy() for v in views)
+    a_bar = 0.5 * (x1.T @ x1 + x2.T @ x2) / len(x1)
+    c_bar = 0.5 * (x2.T @ x1 + x1.T @ x2) / len(x1)
+    for step in range(10):
+        train_step(method, optimizer, views, torch.zeros(16, dtype=torch.long), step, 0.01,
+                   autocast_factory("cpu", "fp32"))
+    expected = population_sgd(a_bar, c_bar, w0, wp0, lr=0.01, momentum=config["momentum"], weight_decay=0.05,
+                              alpha_p=alpha_p, ema=ema, steps=10)
+    np.testing.assert_allclose(method.backbone.W.weight.detach().double().numpy(), expected["W"], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(method.predictor.weight.detach().double().numpy(), expected["W_p"], rtol=1e-4,
+                               atol=1e-6)
+    if ema:
+        np.testing.assert_allclose(method.target_backbone.W.weight.detach().double().numpy(), expected["W_a"],
+                                   rtol=1e-4, atol=1e-6)
