@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from deep.collapse_map.runner import _dataset as dataset  # one loaded data set per process, shared
+from deep.collapse_map.runner import _epoch_line
 from deep.ladder import rungs
 
 COLUMNS = ("rung", "setting", "predictor_lr_mult", "ema", "seed", "weight_decay", "epochs", "steps", "lr",
@@ -178,7 +179,7 @@ def run_point(rung: str, setting, weight_decay: float, seed: int, epochs: int, *
                          record=(steps_per_epoch * half, steps))
     sim_half, sim_end = sim["singular_values"]  # NaN where the recursion blew up (no count: NaN below)
     lam, nu = _lam_nu(a_bar, c_bar, mode_spectra)
-    last = _epoch_line(run, epochs)
+    last = _epoch_line(run, epochs) or {}
     modes = surviving_count(np.sqrt(sv2), weight_decay, a_max) if sv2 is not None else math.nan
     modes_half = surviving_count(np.sqrt(sv2_half), weight_decay, a_max) if sv2_half is not None else math.nan
     moved = movement(sv2_half, sv2, int(modes)) if sv2_half is not None and sv2 is not None else math.nan
@@ -240,16 +241,6 @@ def _epochs_done(run: Path) -> int:
     if not path.is_file():
         return 0
     return torch.load(path, map_location="cpu", weights_only=False)["progress"]["epoch"]
-
-
-def _epoch_line(run: Path, epoch: int) -> dict:
-    import json
-
-    metrics = run / "metrics.jsonl"
-    if not metrics.is_file():
-        return {}
-    lines = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
-    return next((line for line in lines if line.get("kind") == "epoch" and line.get("epoch") == epoch), {})
 
 
 def check_grid(weight_decays, lam, nu) -> None:
