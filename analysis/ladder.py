@@ -262,15 +262,28 @@ def lr_scaling(reference, other, lr_ratio: float) -> dict:
     move with the lr ("wd"); under a scale-invariant loss SGD's direction dynamics depend on lr·wd only (Li &
     Arora 2020; docs/cosine-model.md S1–S2), so `other` at wd looks like `reference` at lr_ratio·wd ("lr·wd").
     For each, the largest |other's mean count − reference's mean count read (log-linearly interpolated) at the
-    matching weight decay| over `other`'s weight decays inside the reference's range."""
+    matching weight decay| over `other`'s weight decays inside the reference's range.
+
+    Each scaling has its own clock, and unsettled counts are only comparable on it: "wd" the flow time
+    steps·lr (the gradient flow's t), "lr·wd" the step count (scale-invariant SGD at (lr, wd) and (c·lr, wd/c)
+    are the same process step by step). `equal_time` says whether the two ladders ran the same time on that
+    clock; where they did not, the miss holds only for counts that had settled."""
+    def clock(rows):
+        pairs = {(int(r["steps"]), float(r["lr"])) for r in rows}
+        if len(pairs) != 1:
+            raise ValueError(f"a ladder compared by lr_scaling runs one length and lr, got (steps, lr) {sorted(pairs)}")
+        return pairs.pop()
+
+    (ref_steps, ref_lr), (steps, lr) = clock(reference), clock(other)
     ref_wd, ref_count = _mean_counts(reference)
     wds, counts = _mean_counts(other)
     out = {"lr_ratio": lr_ratio}
+    same = {"wd": math.isclose(steps * lr, ref_steps * ref_lr, rel_tol=1e-9), "lr·wd": steps == ref_steps}
     for name, shift in (("wd", 1.0), ("lr·wd", lr_ratio)):
         target = wds * shift
         inside = (target >= ref_wd.min()) & (target <= ref_wd.max())
         expected = np.interp(np.log(target[inside]), np.log(ref_wd), ref_count)
         misses = np.abs(counts[inside] - expected)
         out[name] = {"points": int(inside.sum()),
-                     "largest_miss": float(misses.max()) if inside.any() else math.nan}
+                     "largest_miss": float(misses.max()) if inside.any() else math.nan, "equal_time": same[name]}
     return out

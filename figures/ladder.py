@@ -108,7 +108,7 @@ def draw_rank(ax, rows: list[dict], l2_rows: list[dict] = ()) -> None:
                           f"EMA {mine[0]['ema']:g}, {loss} loss"
                           + ("" if line == "-" else f" ({setting.rsplit('-', 1)[-1]}; finite probes only)"))
     ax.text(0.5, 0.96, "no prediction in these units\n(BatchNorm, decay on every weight);\n"
-            "cosine ranks on a sample of the first, biased key",
+            "3-epoch probes (they fail their length check)",
             transform=ax.transAxes, ha="center", va="top", fontsize=9, style="italic",
             bbox=dict(facecolor="white", edgecolor="grey", alpha=0.9))
     ax.set_ylabel("effective rank (RankMe) of the embeddings")

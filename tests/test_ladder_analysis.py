@@ -200,7 +200,8 @@ def test_relative_modes_counts_directions_against_the_largest_and_ignores_w_scal
 
 
 def _count_rows(counts: dict, seed: int = 0) -> list[dict]:
-    return [{"weight_decay": w, "modes": float(c), "outcome": "trained", "seed": seed} for w, c in counts.items()]
+    return [{"weight_decay": w, "modes": float(c), "outcome": "trained", "seed": seed, "steps": 1000, "lr": 0.01}
+            for w, c in counts.items()]
 
 
 def test_lr_scaling_tells_a_count_that_follows_wd_from_one_that_follows_lr_times_wd():
@@ -214,6 +215,22 @@ def test_lr_scaling_tells_a_count_that_follows_wd_from_one_that_follows_lr_times
     by_product = lr_scaling(reference, shifted, 0.5)
     assert by_product["lr·wd"]["largest_miss"] == 0 and by_product["wd"]["largest_miss"] == 1.0
     assert by_product["lr·wd"]["points"] == 5 and by_product["wd"]["points"] == 4  # 3.2 lies beyond the reference
+
+
+def test_lr_scaling_says_on_which_clock_the_two_ladders_ran_the_same_time():
+    from analysis.ladder import lr_scaling
+
+    def rows(counts, steps, lr):
+        return [{**r, "steps": steps, "lr": lr} for r in _count_rows(counts)]
+
+    counts = {0.1: 4, 0.2: 3, 0.4: 2}
+    reference = rows(counts, 1000, 0.01)
+    twice_the_steps = lr_scaling(reference, rows(counts, 2000, 0.005), 0.5)  # the same flow time steps·lr
+    assert twice_the_steps["wd"]["equal_time"] and not twice_the_steps["lr·wd"]["equal_time"]
+    same_steps = lr_scaling(reference, rows(counts, 1000, 0.005), 0.5)      # the same number of steps
+    assert same_steps["lr·wd"]["equal_time"] and not same_steps["wd"]["equal_time"]
+    with pytest.raises(ValueError, match="one length and lr"):
+        lr_scaling(reference + rows({0.8: 1}, 500, 0.01), rows(counts, 1000, 0.005), 0.5)
 
 
 def test_h6_reads_no_weight_decay_where_a_run_had_not_converged():

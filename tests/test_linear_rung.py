@@ -266,3 +266,28 @@ def test_ten_engine_steps_on_one_fixed_batch_are_the_population_recursion_on_its
     if ema:
         np.testing.assert_allclose(method.target_backbone.W.weight.detach().double().numpy(), expected["W_a"],
                                    rtol=1e-4, atol=1e-6)
+
+
+def test_the_ladder_continues_the_first_k_seeds_to_twice_the_length_and_resumes_without_training(tmp_path, capsys,
+                                                                                                   monkeypatch):
+    """`--check-seeds 2` of 3 seeds: the 2× rows are the first two seeds' (no third), each the same run
+    continued; the same command again reads every row back. (The smoke preset: the synthetic set is smaller
+    than the cpu preset's validation split.)"""
+    import csv
+
+    from deep.ladder import rungs
+
+    monkeypatch.setattr(rungs, "PRESET", "smoke")
+    argv = ["ladder", "--dataset", "synthetic", "--device", "cpu", "--out", str(tmp_path / "l"), "--epochs", "2",
+            "--wds", "3", "--wd-range", "0.05", "50", "--seeds", "3", "--check-seeds", "2", "--alpha-p", "1",
+            "--ema", "0", "--json"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    rows = list(csv.DictReader((tmp_path / "l" / "ladder.csv").open()))
+    assert sorted({(r["seed"], r["epochs"]) for r in rows}) == [("0", "2"), ("0", "4"), ("1", "2"), ("1", "4"),
+                                                                 ("2", "2")]
+    assert len(rows) == 3 * 3 + 2 * 3
+    before = (tmp_path / "l" / "ladder.csv").read_text()
+    assert main(argv) == 0 and (tmp_path / "l" / "ladder.csv").read_text() == before
+    assert main(argv[:-1] + ["--check-seeds", "4"]) == 2
+    assert "argument --check-seeds: at most --seeds (3)" in capsys.readouterr().err

@@ -46,6 +46,24 @@ def test_the_sample_holds_count_over_c_images_of_each_class_and_the_same_images_
     assert torch.equal(again, split.images[index])  # the same images in the same (key) order
 
 
+def test_tied_keys_are_broken_by_the_second_key_so_the_order_still_does_not_matter(synthetic, monkeypatch):
+    """Keys forced into three values (ties everywhere, where real keys tie about once in 50,000 images):
+    the second key still picks the same images from any order; the control, both keys tied, does not."""
+    from deep.evaluate import sample
+
+    real = sample.pixel_keys
+    split = synthetic.test
+
+    def picks(coarse_streams, order):
+        monkeypatch.setattr(sample, "pixel_keys", lambda images, seed: real(images, seed) % 3
+                            if (seed >= sample.TIE_STREAM) in coarse_streams else real(images, seed))
+        shuffled = _shuffled(split, order)
+        return _image_set(balanced_sample(shuffled.images, shuffled.labels, 50, 0))
+
+    assert len({frozenset(picks({False}, order)) for order in range(6)}) == 1
+    assert len({frozenset(picks({False, True}, order)) for order in range(6)}) > 1
+
+
 def test_another_seed_draws_another_balanced_sample(synthetic):
     first = balanced_sample(synthetic.test.images, synthetic.test.labels, 50, 0)
     other = balanced_sample(synthetic.test.images, synthetic.test.labels, 50, 1)

@@ -30,3 +30,13 @@ def test_the_probe_protocol_names_the_metric_sample_so_first_n_probes_are_anothe
     monkeypatch.undo()
     assert store.protocol({**config, "weight_decay": 0.02, "seed": 3}) == now  # per-probe keys do not count
     assert store.protocol({**config, "wd_scope": "weights"}) != now
+
+
+def test_the_cpu_reference_probes_protocol_is_pinned_so_a_changed_default_cannot_slip_into_old_probes():
+    """The digest the committed probes and the remeasured scan carry (figures/collapse_map): a code default,
+    preset value or metric sample that changes silently changes this string, and the test says so. If the
+    change is meant, the old probes are another protocol: update the literal and remake or --reuse them."""
+    config = grid_module.probe_config(grid_module.Setting("linear", 1.0, 0.9), 0.01, 0, preset="cpu",
+                                      dataset="cifar10")
+    assert store.protocol(config) == "cpu/cifar10/aa0c2341"
+    assert store.protocol({**config, "eval_batch": 256}) != "cpu/cifar10/aa0c2341"  # the control

@@ -61,6 +61,10 @@ def register(subparsers) -> None:
                              "the ladder's R3 with both losses (docs/ladder.md)")
     parser.add_argument("--lr", type=positive_float, metavar="LR",
                         help="another lr than the preset's, with --scan (the l2 loss diverges at the cpu probes' 0.2)")
+    parser.add_argument("--reuse", type=Path, metavar="DIR",
+                        help="another map or scan's directory: a probe trained there with the same config to the same "
+                             "length (kept under DIR/runs/, e.g. before the metric sample changed) is copied and "
+                             "measured again with the current code instead of trained again; DIR is only read")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     parser.set_defaults(func=run_collapse_map)
 
@@ -91,6 +95,9 @@ def run_collapse_map(args) -> int:
     for cache in caches:
         if not cache.is_file() and cache != COMMITTED_PROBES:
             raise ValueError(f"argument --probes: {cache} is not a file")
+    if args.reuse is not None and not (args.reuse / "runs").is_dir():
+        raise ValueError(f"argument --reuse: {args.reuse} has no runs/ folder of probe checkpoints; give the --out "
+                         "of an earlier map or scan")
     if args.probes:
         _check_protocol(caches, grid_module.probe_config(settings[0], low, 0, preset=args.preset, dataset=args.dataset,
                                                          data_root=args.data_root, device="cpu"))
@@ -100,7 +107,7 @@ def run_collapse_map(args) -> int:
         summary = make_scan(settings, Path(out), seeds=args.seeds, preset=args.preset, dataset=args.dataset,
                             data_root=args.data_root, device=resolve_device(args.device),
                             weight_decays=scan_weight_decays(low, high, args.scan), caches=caches,
-                            length=args.length)
+                            length=args.length, reuse=args.reuse)
         lines = [f"{r['setting']}: sharpest observable {r['sharpest']}, onset {r['onset']:.3g}, complete collapse "
                  f"{r['complete']:.3g}" for r in summary["settings"]]
         emit(strict_json(summary), args.json, "\n".join(lines + [f"wrote {f}" for f in summary["files"]]))
@@ -108,7 +115,7 @@ def run_collapse_map(args) -> int:
     summary = make_map(settings, Path(out), seeds=args.seeds, preset=args.preset, dataset=args.dataset,
                        data_root=args.data_root, device=resolve_device(args.device), jobs=args.jobs,
                        weight_decays=(low, high), tolerance=args.tolerance, checks=args.check, caches=caches,
-                       length=args.length)
+                       length=args.length, reuse=args.reuse)
     lines = [f"{row['setting']}: weight decay threshold in [{row['weight_decay_low']:.3g}, "
              f"{row['weight_decay_high']:.3g}] over {row['seeds']} seeds ({row['status']})"
              if row["status"] == "located" else f"{row['setting']}: {row['status']}" for row in summary["thresholds"]]

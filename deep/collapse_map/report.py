@@ -47,7 +47,8 @@ def _cell(value) -> str:
 
 
 def make_map(settings, out: Path, *, seeds: int, preset: str, dataset: str, data_root, device: str, jobs: int,
-             weight_decays: tuple, tolerance: float, checks: int, caches=(), length: int = 1) -> dict:
+             weight_decays: tuple, tolerance: float, checks: int, caches=(), length: int = 1,
+             reuse: Path | None = None) -> dict:
     """Run (or read back) every chain, check the probe length, and write the map's files."""
     from figures.collapse_map import draw
 
@@ -57,7 +58,7 @@ def make_map(settings, out: Path, *, seeds: int, preset: str, dataset: str, data
     start = time.perf_counter()
     epochs = grid_module.probe_epochs(preset, length)
     chains = [Chain(setting, seed, preset, dataset, data_root, device, out, probes_path, tuple(caches),
-                    weight_decays[0], weight_decays[1], tolerance, epochs)
+                    weight_decays[0], weight_decays[1], tolerance, epochs, reuse=reuse)
               for setting in settings for seed in seed_values(0, seeds)]
     results = run_chains(chains, jobs)
     store = ProbeStore(probes_path, caches)  # with what the workers appended

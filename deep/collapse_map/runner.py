@@ -18,6 +18,7 @@ from pathlib import Path
 
 from deep.collapse_map import grid as grid_module
 from deep.collapse_map.bisection import locate_threshold
+from deep.collapse_map.reuse import adopt, find_trained
 from deep.collapse_map.store import ProbeStore, key, protocol
 
 MEASURE_IMAGES = 512  # validation images σ² and τ are measured on (a class-balanced sample)
@@ -42,6 +43,7 @@ class Chain:
     tolerance: float
     epochs: int
     threads: int | None = None
+    reuse: Path | None = None
 
 
 def probe_dir(out: Path, config: dict, setting: grid_module.Setting) -> Path:
@@ -78,8 +80,11 @@ def probe_identity(setting, weight_decay: float, seed: int, epochs: int, *, pres
 
 
 def run_probe(setting, weight_decay: float, seed: int, epochs: int, *, preset: str, dataset: str,
-              data_root, device: str, out: Path, store: ProbeStore, threads: int | None = None) -> dict:
-    """The probe's row: from `store` if it is there, else trained (or continued) for `epochs` epochs."""
+              data_root, device: str, out: Path, store: ProbeStore, threads: int | None = None,
+              reuse: Path | None = None) -> dict:
+    """The probe's row: from `store` if it is there, else trained (or continued) for `epochs` epochs,
+    or, when `reuse` holds a checkpoint of the same training at `epochs` (another metric protocol),
+    that checkpoint measured again (`deep.collapse_map.reuse`)."""
     import torch
 
     from analysis.verdicts import complete_collapse
@@ -102,8 +107,15 @@ def run_probe(setting, weight_decay: float, seed: int, epochs: int, *, preset: s
         for name in (rundir.CONFIG, rundir.METRICS):
             (run / name).unlink(missing_ok=True)
     data = _dataset(config)
-    print(f"collapse-map: {setting.name} seed {seed}: weight decay {weight_decay:g}, epochs {done} → {epochs}",
-          file=sys.stderr, flush=True)
+    source = find_trained(reuse, config, setting.name, epochs) if reuse is not None and done == 0 else None
+    if source is not None:
+        print(f"collapse-map: {setting.name} seed {seed}: weight decay {weight_decay:g}: measuring {source} again "
+              "(trained the same way, measured under another protocol)", file=sys.stderr, flush=True)
+        adopt(source, run, data, config, epochs)
+        done = epochs
+    else:
+        print(f"collapse-map: {setting.name} seed {seed}: weight decay {weight_decay:g}, epochs {done} → {epochs}",
+              file=sys.stderr, flush=True)
     outcome = None
     if done < epochs:
         try:
@@ -146,7 +158,7 @@ def run_chain(chain: Chain) -> dict:
     def collapses(weight_decay: float) -> bool:
         row = run_probe(chain.setting, weight_decay, chain.seed, epochs, preset=chain.preset, dataset=chain.dataset,
                         data_root=chain.data_root, device=chain.device, out=chain.out, store=store,
-                        threads=chain.threads)
+                        threads=chain.threads, reuse=chain.reuse)
         rows[weight_decay] = row
         return row["outcome"] != "healthy"
 

@@ -34,7 +34,7 @@ def scan_weight_decays(low: float, high: float, count: int) -> list[float]:
 
 
 def make_scan(settings, out: Path, *, seeds: int, preset: str, dataset: str, data_root, device: str,
-              weight_decays: list[float], caches=(), length: int = 1) -> dict:
+              weight_decays: list[float], caches=(), length: int = 1, reuse: Path | None = None) -> dict:
     """Probe every (setting, seed, weight decay) not yet known, then write the scan's files."""
     from deep.collapse_map.report import write_rows
     from figures.collapse_observables import draw
@@ -50,20 +50,21 @@ def make_scan(settings, out: Path, *, seeds: int, preset: str, dataset: str, dat
         for seed in seed_values(0, seeds):
             for weight_decay in weight_decays:
                 probe = run_probe(setting, weight_decay, seed, epochs, preset=preset, dataset=dataset,
-                                  data_root=data_root, device=device, out=out, store=store)
+                                  data_root=data_root, device=device, out=out, store=store, reuse=reuse)
                 rows.append({**{c: probe.get(c, math.nan) for c in COLUMNS}, "setting": setting.name,
                              "classes": classes})
     readings = read_scan(rows, weight_decays, classes)
     files = [write_rows(out / "observables.csv", COLUMNS, rows), draw(rows, readings, out / "observables.png")]
     markdown = out / "observables.md"
     markdown.write_text(render_scan(readings, preset=preset, dataset=dataset, seeds=seeds, epochs=epochs,
-                                    weight_decays=weight_decays, seconds=time.perf_counter() - start))
+                                    weight_decays=weight_decays, seconds=time.perf_counter() - start,
+                                    reuse=reuse))
     return {"preset": preset, "dataset": dataset, "seeds": seeds, "probe_epochs": epochs,
             "weight_decays": weight_decays, "settings": readings, "files": [str(f) for f in files + [markdown]]}
 
 
 def render_scan(readings: list[dict], *, preset: str, dataset: str, seeds: int, epochs: int, weight_decays,
-                seconds: float) -> str:
+                seconds: float, reuse: Path | None = None) -> str:
     lines = [f"# Collapse observables: preset `{preset}`, {dataset}, {seeds} seeds, probes of {epochs} epoch(s)", "",
              "![observables](observables.png)", "",
              f"Weight decays: {', '.join(f'{w:g}' for w in weight_decays)}. Sharpness: the largest jump of the "
@@ -79,5 +80,7 @@ def render_scan(readings: list[dict], *, preset: str, dataset: str, seeds: int, 
               "|---|---|---|"]
     lines += [f"| {r['setting']} | {r['onset']:.3g} ({r['sharpest'] or 'no observable: fewer than two seeds'}) | "
               f"{r['complete']:.3g} |" for r in readings]
-    lines += ["", f"This call took {seconds / 60:.1f} min.", ""]
+    lines += ["", f"This call took {seconds / 60:.1f} min."
+              + (f" Probes whose checkpoints {reuse} held were measured again there, not trained: their training "
+                 "time is that directory's." if reuse is not None else ""), ""]
     return "\n".join(lines)

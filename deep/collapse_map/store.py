@@ -30,6 +30,8 @@ BOOKKEEPING_KEYS = ("device", "data_root", "compile", "log_every")
 # the first `eval_batch` monitor images (one class of a class-ordered split) are another protocol.
 METRIC_SAMPLE = "class-balanced, hashed pixel key (deep.evaluate.sample)"
 # (before: "class-balanced, pixel-keyed (deep.evaluate.sample)", a key that picked images along one direction)
+# The second, tie-breaking key added since picks the same CIFAR-10 samples (validation, test and training
+# splits, 512 and 5,000 images, seeds 0-2: every one unchanged), so it is not another protocol.
 
 
 # Keys added with issue 21's rungs, left out of the fingerprint at these values (the only ones probes had
@@ -37,14 +39,21 @@ METRIC_SAMPLE = "class-balanced, hashed pixel key (deep.evaluate.sample)"
 RUNG_DEFAULTS = {"backbone": "resnet18", "loss": "cosine"}
 
 
-def protocol(config: dict) -> str:
-    """'<preset>/<dataset>/<8 hex digits>': the probe's config without its per-probe and bookkeeping
-    keys, hashed. Two probes with the same protocol differ only in setting, weight decay and seed."""
+def training_fingerprint(config: dict) -> dict:
+    """What trains a probe, whatever its setting, weight decay and seed: the config without its
+    per-probe and bookkeeping keys, and without issue 21's rung keys at their defaults (configs saved
+    before those keys existed fingerprint the same)."""
     kept = {k: v for k, v in sorted(config.items()) if k not in PER_PROBE_KEYS + BOOKKEEPING_KEYS
             and RUNG_DEFAULTS.get(k, object()) != v}
     if kept.get("backbone", "resnet18") == "resnet18":
         kept.pop("linear_dim", None)
-    kept["metric_sample"] = METRIC_SAMPLE
+    return kept
+
+
+def protocol(config: dict) -> str:
+    """'<preset>/<dataset>/<8 hex digits>': the training fingerprint and how the metrics are read
+    (METRIC_SAMPLE), hashed. Two probes with the same protocol differ only in setting, weight decay and seed."""
+    kept = {**training_fingerprint(config), "metric_sample": METRIC_SAMPLE}
     digest = hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:8]
     return f"{config['preset']}/{config['dataset']}/{digest}"
 

@@ -9,9 +9,12 @@ images themselves, not by their positions: each image gets the key h(x) = (Σ_k 
 universal hash of its uint8 pixels x with P = 2³¹ − 1 and integer weights a_k drawn uniformly from
 [1, P) by `seed` (Carter & Wegman 1979), and each class gives its images of smallest key. The sum
 wraps around P about a million times, so the key is, over the seed, uniform and unrelated to what the
-image looks like: the sample is a uniformly random subset of each class. The same split in any order
-yields the same set of images (exact duplicates are interchangeable), and a different seed a
-different, equally balanced set.
+image looks like: the sample is a uniformly random subset of each class. Two different images share
+a key with probability 1/P (about one pair among CIFAR-10's 50,000 images); such ties are broken by a
+second key of the same form with its own weights, so the same split in any order yields the same set
+of images (exact duplicates are interchangeable), and a different seed a different, equally balanced
+set. (An all-black image has key 0 under every seed and is always taken; neither CIFAR-10 nor
+Fashion-MNIST has one.)
 
 (An earlier key, the projection ⟨x, g⟩ on a Gaussian direction g, was order-invariant but not
 random: taking the smallest projections selects images along g, which inflated the largest
@@ -20,6 +23,7 @@ eigenvalue of the sampled views' second moment about threefold on CIFAR-10, 90 a
 import torch
 
 SAMPLE_SEED_OFFSET = 104729  # its own stream: not the draw of the validation set or a label subset
+TIE_STREAM = 2**40  # the tie-breaking key's weights: a seed no sample's first key uses
 
 
 def balanced_sample_indices(images: torch.Tensor, labels: torch.Tensor, count: int, seed: int) -> torch.Tensor:
@@ -36,7 +40,7 @@ def balanced_sample_indices(images: torch.Tensor, labels: torch.Tensor, count: i
     if per_class < 1:
         raise ValueError(f"a class-balanced sample of {count} images cannot hold one image of each of "
                          f"{len(classes)} classes; use eval_batch >= {len(classes)}")
-    keys = pixel_keys(images, seed)
+    keys = pixel_keys(images, seed) * PRIME + pixel_keys(images, seed + TIE_STREAM)  # < P² < 2⁶³: exact in int64
     chosen = []
     for c in classes:
         members = torch.nonzero(labels == c).flatten()

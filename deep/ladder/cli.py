@@ -40,6 +40,8 @@ def register(subparsers) -> None:
                         help="another lr than the rung's 0.005 (the unit-free test: R1's thresholds should not move "
                              "with it; give a separate --out)")
     parser.add_argument("--no-check", action="store_true", help="skip continuing the first seed's runs to 2E")
+    parser.add_argument("--check-seeds", type=positive_int, default=1, metavar="K",
+                        help="continue the runs of the first K seeds to 2E (default 1; at most --seeds)")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     parser.set_defaults(func=run_ladder)
 
@@ -62,11 +64,13 @@ def run_ladder(args) -> int:
         raise ValueError(f"argument --wds: needs at least 3 weight decays, got {args.wds}")
     if args.epochs % 2:
         raise ValueError(f"argument --epochs: must be even (the run is also read at half length), got {args.epochs}")
+    if args.check_seeds > args.seeds:
+        raise ValueError(f"argument --check-seeds: at most --seeds ({args.seeds}), got {args.check_seeds}")
     out = Path(out_or_default(args.out, f"runs/ladder-{args.rung}"))
     weight_decays = [round_sig(w) for w in np.geomspace(low, high, args.wds)]
     rows = sweep(args.rung, rungs.settings(args.alpha_p, args.ema), weight_decays, list(range(args.seeds)),
                  args.epochs, out=out, dataset_name=args.dataset, data_root=args.data_root,
-                 device=resolve_device(args.device), check=not args.no_check, lr=args.lr)
+                 device=resolve_device(args.device), check_seeds=0 if args.no_check else args.check_seeds, lr=args.lr)
     main = [r for r in rows if r["epochs"] == args.epochs]
     if rungs.RUNGS[args.rung]["loss"] == "l2":
         summary = agreement(main)

@@ -134,7 +134,8 @@ def run_point(rung: str, setting, weight_decay: float, seed: int, epochs: int, *
     `schedule` (≥ epochs) is the config's `epochs`: at constant lr it bounds nothing, and every length of
     one run shares it, so that the same run continues from `epochs` to the 2× check."""
     from deep import rundir
-    from deep.train import NonFiniteLoss, train
+    from deep.schedule import peak_lr
+    from deep.train import NonFiniteLoss, train, training_splits
     from deep.view_covariance import mode_spectra
     from linear_dynamics.modes import surviving_modes
     from linear_dynamics.population import population_sgd, surviving_count
@@ -171,10 +172,11 @@ def run_point(rung: str, setting, weight_decay: float, seed: int, epochs: int, *
         sv2 = spectrum(run)
     except NonFiniteLoss:
         outcome = "diverged"
-    steps_per_epoch = (len(data.train.labels) - config["val_split"]) // config["batch_size"]
+    # the engine's own step count and lr (the rungs hold the lr constant from the first step)
+    steps_per_epoch = len(training_splits(data, config).train.labels) // config["batch_size"]
     steps = steps_per_epoch * epochs
     w0, wp0 = initial_weights(config, data.train.images.shape[1], len(data.classes))
-    sim = population_sgd(a_bar, c_bar, w0, wp0, lr=config["lr"], momentum=config["momentum"],
+    sim = population_sgd(a_bar, c_bar, w0, wp0, lr=peak_lr(config), momentum=config["momentum"],
                          weight_decay=weight_decay, alpha_p=setting.predictor_lr_mult, ema=setting.ema, steps=steps,
                          record=(steps_per_epoch * half, steps))
     sim_half, sim_end = sim["singular_values"]  # NaN where the recursion blew up (no count: NaN below)
@@ -183,7 +185,7 @@ def run_point(rung: str, setting, weight_decay: float, seed: int, epochs: int, *
     modes = surviving_count(np.sqrt(sv2), weight_decay, a_max) if sv2 is not None else math.nan
     modes_half = surviving_count(np.sqrt(sv2_half), weight_decay, a_max) if sv2_half is not None else math.nan
     moved = movement(sv2_half, sv2, int(modes)) if sv2_half is not None and sv2 is not None else math.nan
-    row.update(steps=steps, lr=config["lr"], outcome=outcome, modes=float(modes), modes_half=float(modes_half),
+    row.update(steps=steps, lr=peak_lr(config), outcome=outcome, modes=float(modes), modes_half=float(modes_half),
                movement=moved, converged=bool(modes == modes_half),
                staircase=float(surviving_modes(weight_decay, lam, nu)),
                population=_count(sim_end, weight_decay, a_max), population_half=_count(sim_half, weight_decay, a_max),
@@ -265,9 +267,9 @@ def staircase_rows(lam, nu, low: float, high: float, count: int = 400) -> list[d
 
 
 def sweep(rung: str, settings, weight_decays, seeds, epochs: int, *, out: Path, dataset_name: str, data_root,
-          device: str, check: bool = True, lr: float | None = None) -> list[dict]:
+          device: str, check_seeds: int = 1, lr: float | None = None) -> list[dict]:
     """Every (seed, setting, weight decay) of the rung (seeds outermost, so that an interrupted sweep has
-    whole seeds), then, with `check`, the first seed's runs continued to 2 × epochs. Returns the rows."""
+    whole seeds), then the runs of the first `check_seeds` seeds continued to 2 × epochs. Returns the rows."""
     from deep.collapse_map.report import write_rows
     from deep.collapse_map.store import METRIC_SAMPLE
     from deep.view_covariance import mode_spectra
@@ -291,7 +293,6 @@ def sweep(rung: str, settings, weight_decays, seeds, epochs: int, *, out: Path, 
                staircase_rows(lam, nu, min(weight_decays) / 2, max(weight_decays) * 2))
     rows = [run_point(rung, setting, wd, seed, epochs, **common)
             for seed in seeds for setting in settings for wd in weight_decays]
-    if check:
-        rows += [run_point(rung, setting, wd, seeds[0], 2 * epochs, **common)
-                 for setting in settings for wd in weight_decays]
+    rows += [run_point(rung, setting, wd, seed, 2 * epochs, **common)
+             for seed in seeds[:check_seeds] for setting in settings for wd in weight_decays]
     return rows

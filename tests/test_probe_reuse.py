@@ -1,0 +1,72 @@
+"""`collapse-map --reuse DIR`: a probe trained under another metric protocol is measured again, not
+trained again, and the row it gives is the row a fresh probe of the current protocol gives."""
+import json
+
+import pytest
+
+import deep.train
+from deep import rundir
+from deep.collapse_map import store
+from deep.collapse_map.reuse import find_trained, same_training
+from deep.collapse_map.store import read_probes
+from ssldyn.cli import main
+
+SCAN = ["collapse-map", "--preset", "smoke", "--dataset", "synthetic", "--device", "cpu", "--seeds", "1",
+        "--predictors", "linear", "--alpha-p", "1", "--ema", "--wd-range", "1e-3", "3", "--scan", "3", "--probes"]
+MEASURED = ("std", "effective_rank", "covariance_rank", "knn_top1", "sigma2", "tau", "coherence")
+
+
+def _by_wd(rows):
+    return {row["weight_decay"]: row for row in rows}
+
+
+def test_a_probe_of_another_metric_protocol_is_measured_again_and_equals_a_fresh_probe(tmp_path, monkeypatch, capsys):
+    old, fresh, reused = tmp_path / "old", tmp_path / "fresh", tmp_path / "reused"
+    with monkeypatch.context() as patch:  # the old protocol: collapse metrics on the monitor's last images
+        patch.setattr(store, "METRIC_SAMPLE", "the last eval_batch monitor images")
+        patch.setattr(deep.train, "balanced_sample", lambda images, labels, count, seed: images[-(count // 2):])
+        assert main(SCAN + ["--out", str(old)]) == 0
+    assert main(SCAN + ["--out", str(fresh)]) == 0
+    with monkeypatch.context() as patch:  # reusing trains nothing
+        patch.setattr(deep.train, "train", lambda *a, **k: pytest.fail("a reused probe was trained"))
+        assert main(SCAN + ["--out", str(reused), "--reuse", str(old)]) == 0
+    capsys.readouterr()
+    old_rows, fresh_rows, reused_rows = (_by_wd(read_probes(d / "probes.csv")) for d in (old, fresh, reused))
+    assert {r["protocol"] for r in reused_rows.values()} == {r["protocol"] for r in fresh_rows.values()}
+    assert {r["protocol"] for r in old_rows.values()}.isdisjoint({r["protocol"] for r in fresh_rows.values()})
+    for wd, row in fresh_rows.items():
+        assert reused_rows[wd]["outcome"] == row["outcome"]
+        for name in MEASURED:
+            assert reused_rows[wd][name] == pytest.approx(row[name], rel=1e-5, abs=1e-9, nan_ok=True), (wd, name)
+    # the control: the old sample measured something else, so the rows above were measured again
+    healthy = [wd for wd, row in fresh_rows.items() if row["outcome"] == "healthy"]
+    assert healthy and any(old_rows[wd]["effective_rank"] != pytest.approx(fresh_rows[wd]["effective_rank"], rel=1e-3)
+                           for wd in healthy)
+    # the copied run's metrics.jsonl: its last epoch measured again, earlier epochs' sampled metrics struck
+    (run,) = [p for p in (reused / "runs").glob("*/*/seed-0/wd-0.001")]
+    epochs = [json.loads(line) for line in (run / rundir.METRICS).read_text().splitlines()
+              if json.loads(line)["kind"] == "epoch"]
+    assert epochs[-1]["effective_rank"] == pytest.approx(reused_rows[0.001]["effective_rank"])
+    assert "remeasured_from" in epochs[-1] and all(e["std"] is None for e in epochs[:-1])
+
+
+def test_only_a_checkpoint_of_the_same_training_and_length_is_reused(tmp_path, capsys):
+    old = tmp_path / "old"
+    assert main(SCAN + ["--out", str(old)]) == 0
+    capsys.readouterr()
+    (run,) = [p for p in (old / "runs").glob("*/*/seed-0/wd-0.001")]
+    config = rundir.read_config(run)
+    name = run.parent.parent.name
+    assert find_trained(old, config, name, 1) == run
+    assert find_trained(old, config, name, 2) is None  # another length
+    assert find_trained(old, {**config, "momentum": 0.5}, name, 1) is None  # another optimiser
+    assert find_trained(old, {**config, "seed": 1}, name, 1) is None  # another seed: no such run
+    assert same_training(config, {**config, "device": "cuda", "log_every": 99})  # bookkeeping does not count
+    assert not same_training(config, {**config, "weight_decay": 0.002})
+
+
+def test_a_reuse_directory_without_probe_runs_is_one_line_exit_2(tmp_path, capsys):
+    assert main(SCAN + ["--out", str(tmp_path / "new"), "--reuse", str(tmp_path / "nothing")]) == 2
+    err = capsys.readouterr().err
+    assert "argument --reuse" in err and "no runs/ folder" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "new").exists()
