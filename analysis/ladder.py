@@ -246,14 +246,19 @@ def ladder_verdicts(rows) -> list[Verdict]:
     return out
 
 
-def _mean_counts(rows) -> tuple[np.ndarray, np.ndarray]:
-    """Weight decays (ascending) and the seeds' mean count at each."""
+def _mean_counts(rows, column: str = "modes") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weight decays (ascending), the seeds' mean `column` (the count at full or half length) at each, and
+    whether every run there converged."""
     points = defaultdict(list)
     for row in rows:
-        if row["outcome"] != "diverged" and math.isfinite(row["modes"]):
-            points[float(row["weight_decay"])].append(row["modes"])
+        if row["outcome"] != "diverged" and math.isfinite(row[column]):
+            points[float(row["weight_decay"])].append(row)
     wds = np.array(sorted(points))
-    return wds, np.array([np.mean(points[w]) for w in wds])
+    return (wds, np.array([np.mean([r[column] for r in points[w]]) for w in wds]),
+            np.array([all(_converged(r) for r in points[w]) for w in wds], dtype=bool))
+
+
+READINGS = {"full": "modes", "half": "modes_half"}  # every ladder run is read at half and full length
 
 
 def lr_scaling(reference, other, lr_ratio: float) -> dict:
@@ -261,29 +266,42 @@ def lr_scaling(reference, other, lr_ratio: float) -> dict:
     squared-error loss weight decay acts at η = wd in the flow's time, so the count at a weight decay does not
     move with the lr ("wd"); under a scale-invariant loss SGD's direction dynamics depend on lr·wd only (Li &
     Arora 2020; docs/cosine-model.md S1–S2), so `other` at wd looks like `reference` at lr_ratio·wd ("lr·wd").
-    For each, the largest |other's mean count − reference's mean count read (log-linearly interpolated) at the
-    matching weight decay| over `other`'s weight decays inside the reference's range.
 
-    Each scaling has its own clock, and unsettled counts are only comparable on it: "wd" the flow time
-    steps·lr (the gradient flow's t), "lr·wd" the step count (scale-invariant SGD at (lr, wd) and (c·lr, wd/c)
-    are the same process step by step). `equal_time` says whether the two ladders ran the same time on that
-    clock; where they did not, the miss holds only for counts that had settled."""
+    Each scaling has its own clock: "wd" the flow time steps·lr (the gradient flow's t), "lr·wd" the step
+    count (scale-invariant SGD at (lr, wd) and (c·lr, wd/c) are the same process step by step). Each is read
+    where the two ladders ran the same time on its clock, choosing between every run's counts at full and
+    at half length (`readings`, reference's then other's); `equal_time` is False where no pair matches and
+    the full lengths are compared. For each, the largest |other's mean count − reference's mean count read
+    (log-linearly interpolated) at the matching weight decay| over `other`'s weight decays inside the
+    reference's range (`largest_miss`), and over the settled points only (`settled_largest_miss`: every run
+    converged at the other's weight decay and at the two reference weight decays it is read between)."""
     def clock(rows):
-        pairs = {(int(r["steps"]), float(r["lr"])) for r in rows}
+        pairs = {(int(r["steps"]), int(r["epochs"]), float(r["lr"])) for r in rows}
         if len(pairs) != 1:
-            raise ValueError(f"a ladder compared by lr_scaling runs one length and lr, got (steps, lr) {sorted(pairs)}")
-        return pairs.pop()
+            raise ValueError(f"a ladder compared by lr_scaling runs one length and lr, got (steps, epochs, lr) "
+                             f"{sorted(pairs)}")
+        steps, epochs, lr = pairs.pop()
+        return {"full": (steps, lr), "half": (steps * (epochs // 2) // epochs, lr)}
 
-    (ref_steps, ref_lr), (steps, lr) = clock(reference), clock(other)
-    ref_wd, ref_count = _mean_counts(reference)
-    wds, counts = _mean_counts(other)
+    ref_clock, other_clock = clock(reference), clock(other)
+    times = {"wd": lambda steps, lr: steps * lr, "lr·wd": lambda steps, lr: steps}
     out = {"lr_ratio": lr_ratio}
-    same = {"wd": math.isclose(steps * lr, ref_steps * ref_lr, rel_tol=1e-9), "lr·wd": steps == ref_steps}
     for name, shift in (("wd", 1.0), ("lr·wd", lr_ratio)):
+        matching = [(a, b) for a in READINGS for b in READINGS
+                    if math.isclose(times[name](*ref_clock[a]), times[name](*other_clock[b]), rel_tol=1e-9)]
+        ref_reading, other_reading = matching[0] if matching else ("full", "full")
+        ref_wd, ref_count, ref_settled = _mean_counts(reference, READINGS[ref_reading])
+        wds, counts, settled = _mean_counts(other, READINGS[other_reading])
         target = wds * shift
         inside = (target >= ref_wd.min()) & (target <= ref_wd.max())
         expected = np.interp(np.log(target[inside]), np.log(ref_wd), ref_count)
         misses = np.abs(counts[inside] - expected)
-        out[name] = {"points": int(inside.sum()),
-                     "largest_miss": float(misses.max()) if inside.any() else math.nan, "equal_time": same[name]}
+        below = np.searchsorted(ref_wd, target[inside], side="right") - 1      # the reference points read
+        above = np.searchsorted(ref_wd, target[inside], side="left")
+        steady = settled[inside] & ref_settled[below] & ref_settled[above]
+        out[name] = {"points": int(inside.sum()), "largest_miss": float(misses.max()) if inside.any() else math.nan,
+                     "settled_points": int(steady.sum()),
+                     "settled_largest_miss": float(misses[steady].max()) if steady.any() else math.nan,
+                     "equal_time": bool(matching), "readings": [ref_reading, other_reading],
+                     "steps": [ref_clock[ref_reading][0], other_clock[other_reading][0]]}
     return out

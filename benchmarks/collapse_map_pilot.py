@@ -34,8 +34,10 @@ def main() -> None:
         lines = (probe_dir(args.out, config, setting) / "metrics.jsonl").read_text().splitlines()
         for line in map(json.loads, lines):
             if line["kind"] == "epoch":
-                print(f"{setting.name} weight decay {weight_decay:g} epoch {line['epoch']}: std × √d {line['std']:.3f}, "
-                      f"effective rank {line['effective_rank']:.1f}, kNN {line['knn_top1']:.1f}%", flush=True)
+                std, rank = (f"{line[k]:.{d}f}" if line[k] is not None else "not measured"  # struck when re-measured
+                             for k, d in (("std", 3), ("effective_rank", 1)))
+                print(f"{setting.name} weight decay {weight_decay:g} epoch {line['epoch']}: std × √d {std}, "
+                      f"effective rank {rank}, kNN {line['knn_top1']:.1f}%", flush=True)
 
 
 if __name__ == "__main__":

@@ -200,8 +200,8 @@ def test_relative_modes_counts_directions_against_the_largest_and_ignores_w_scal
 
 
 def _count_rows(counts: dict, seed: int = 0) -> list[dict]:
-    return [{"weight_decay": w, "modes": float(c), "outcome": "trained", "seed": seed, "steps": 1000, "lr": 0.01}
-            for w, c in counts.items()]
+    return [{"weight_decay": w, "modes": float(c), "modes_half": float(c), "outcome": "trained", "seed": seed,
+             "steps": 1000, "epochs": 10, "lr": 0.01} for w, c in counts.items()]
 
 
 def test_lr_scaling_tells_a_count_that_follows_wd_from_one_that_follows_lr_times_wd():
@@ -217,20 +217,48 @@ def test_lr_scaling_tells_a_count_that_follows_wd_from_one_that_follows_lr_times
     assert by_product["lr·wd"]["points"] == 5 and by_product["wd"]["points"] == 4  # 3.2 lies beyond the reference
 
 
-def test_lr_scaling_says_on_which_clock_the_two_ladders_ran_the_same_time():
+def test_lr_scaling_reads_the_settled_miss_without_points_still_moving_on_either_side():
     from analysis.ladder import lr_scaling
 
-    def rows(counts, steps, lr):
-        return [{**r, "steps": steps, "lr": lr} for r in _count_rows(counts)]
+    reference = _count_rows({0.1: 4, 0.2: 3, 0.4: 2, 0.8: 1, 1.6: 0})
+    other = _count_rows({0.1: 4, 0.2: 3, 0.4: 2, 0.8: 1, 1.6: 0})
+    other[1]["modes"], other[1]["modes_half"] = 9.0, 12.0      # other at 0.2 misses by 6, still moving
+    reference[3]["modes_half"] = 5.0                            # the reference at 0.8 still moving
+    result = lr_scaling(reference, other, 0.5)["wd"]
+    assert result["largest_miss"] == 6.0 and result["points"] == 5
+    assert result["settled_points"] == 3 and result["settled_largest_miss"] == 0.0   # 0.1, 0.4, 1.6 only
+    shifted = lr_scaling(reference, other, 0.5)["lr·wd"]        # read at half: 0.2 (moving) and 1.6 (at 0.8,
+    assert shifted["points"] == 4 and shifted["settled_points"] == 2  # moving) drop; 0.4 → 0.2 and 0.8 → 0.4 stay
+    assert shifted["settled_largest_miss"] == 1.0                # 2 against 3, 1 against 2
+
+
+def test_lr_scaling_reads_each_scaling_on_its_own_clock_from_the_half_and_full_counts():
+    """Reference: 1000 steps at lr 0.01 (half: 500). Other at lr 0.005: run for 2000 steps, its full count
+    has the reference's flow time (the "wd" clock) and its half count the reference's step count (the
+    "lr·wd" clock); run for 1000 steps, its full count has the reference's step count and the reference's
+    half count its flow time. A ladder mixing lengths or lrs is refused."""
+    from analysis.ladder import lr_scaling
+
+    def rows(counts, steps, lr, half=None):
+        return [{**r, "steps": steps, "lr": lr, "modes_half": float(half[w] if half else r["modes"])}
+                for r in _count_rows(counts) for w in [r["weight_decay"]]]
 
     counts = {0.1: 4, 0.2: 3, 0.4: 2}
-    reference = rows(counts, 1000, 0.01)
-    twice_the_steps = lr_scaling(reference, rows(counts, 2000, 0.005), 0.5)  # the same flow time steps·lr
-    assert twice_the_steps["wd"]["equal_time"] and not twice_the_steps["lr·wd"]["equal_time"]
-    same_steps = lr_scaling(reference, rows(counts, 1000, 0.005), 0.5)      # the same number of steps
-    assert same_steps["lr·wd"]["equal_time"] and not same_steps["wd"]["equal_time"]
+    reference = rows(counts, 1000, 0.01, half={0.1: 6, 0.2: 5, 0.4: 4})   # still falling at half length
+    long = lr_scaling(reference, rows(counts, 2000, 0.005, half={0.1: 5, 0.2: 4, 0.4: 3}), 0.5)
+    assert long["wd"]["readings"] == ["full", "full"] and long["wd"]["equal_time"]
+    assert long["lr·wd"]["readings"] == ["full", "half"] and long["lr·wd"]["steps"] == [1000, 1000]
+    assert long["lr·wd"]["largest_miss"] == 0.0   # half counts 4, 3 at 0.2, 0.4 against 4, 3 at 0.1, 0.2 (full: 3, 2)
+    same = lr_scaling(reference, rows(counts, 1000, 0.005), 0.5)
+    assert same["lr·wd"]["readings"] == ["full", "full"] and same["lr·wd"]["equal_time"]
+    assert same["wd"]["readings"] == ["half", "full"] and same["wd"]["steps"] == [500, 1000]
+    assert same["wd"]["largest_miss"] == 2.0       # the reference's half counts 6, 5, 4 against 4, 3, 2
+    odd = lr_scaling(reference, rows(counts, 1000, 0.003), 0.3)            # no reading matches either clock
+    assert not odd["wd"]["equal_time"] and odd["wd"]["readings"] == ["full", "full"]
     with pytest.raises(ValueError, match="one length and lr"):
         lr_scaling(reference + rows({0.8: 1}, 500, 0.01), rows(counts, 1000, 0.005), 0.5)
+    with pytest.raises(ValueError, match="one length and lr"):
+        lr_scaling(reference, rows(counts, 1000, 0.005) + rows({0.8: 1}, 2000, 0.005), 0.5)
 
 
 def test_h6_reads_no_weight_decay_where_a_run_had_not_converged():
@@ -249,3 +277,15 @@ def test_h6_with_one_seed_or_no_settled_point_says_inconclusive_instead_of_nothi
     moving = [dict(r, modes_half=r["modes"] + 1) for r in _h6_rows(((3, 3), (1, 2), (0, 0)), ((3, 3), (3, 3), (0, 0)))]
     (verdict,) = ladder.h6_verdicts(moving, rung="R1")
     assert verdict.outcome == INCONCLUSIVE and "both converged" in verdict.observation
+
+
+def test_the_committed_ladders_read_back_converged_as_a_bool_equal_to_the_count_being_steady():
+    """csv stores the flag as the text "True"/"False" (both truthy); read_rows gives it back as a bool."""
+    from pathlib import Path
+
+    from deep.ladder.runner import read_rows
+
+    for name in ("r1", "r2", "r1_lr0.0025", "r2_lr0.0025"):
+        rows = read_rows(Path(__file__).resolve().parents[1] / "figures" / "ladder" / f"{name}.csv")
+        assert all(r["converged"] is (r["modes"] == r["modes_half"]) for r in rows), name
+        assert any(not r["converged"] for r in rows), name  # the control: "False" is not read as true

@@ -288,6 +288,17 @@ def test_the_ladder_continues_the_first_k_seeds_to_twice_the_length_and_resumes_
                                                                  ("2", "2")]
     assert len(rows) == 3 * 3 + 2 * 3
     before = (tmp_path / "l" / "ladder.csv").read_text()
+    import deep.train
+
+    monkeypatch.setattr(deep.train, "train", lambda *a, **k: pytest.fail("a ladder row was trained again"))
     assert main(argv) == 0 and (tmp_path / "l" / "ladder.csv").read_text() == before
     assert main(argv[:-1] + ["--check-seeds", "4"]) == 2
     assert "argument --check-seeds: at most --seeds (3)" in capsys.readouterr().err
+    monkeypatch.undo()
+    monkeypatch.setattr(rungs, "PRESET", "smoke")
+    other = list(argv)
+    other[other.index("--out") + 1] = str(tmp_path / "m")
+    del other[other.index("--check-seeds"):other.index("--check-seeds") + 2]
+    assert main(other + ["--seeds", "1", "--no-check"]) == 0  # no 2× run, where the default would continue seed 0
+    capsys.readouterr()
+    assert {r["epochs"] for r in csv.DictReader((tmp_path / "m" / "ladder.csv").open())} == {"2"}

@@ -46,6 +46,22 @@ def test_the_sample_holds_count_over_c_images_of_each_class_and_the_same_images_
     assert torch.equal(again, split.images[index])  # the same images in the same (key) order
 
 
+@pytest.mark.parametrize("seed", [0, 7])
+def test_without_ties_the_sample_is_each_classs_smallest_first_keys(synthetic, seed):
+    """The second key only breaks ties: where the first keys differ, the sample is a per-class argsort
+    of `pixel_keys` alone (the sample the probe protocol's METRIC_SAMPLE names)."""
+    from deep.evaluate.sample import pixel_keys
+
+    split = synthetic.test
+    keys = pixel_keys(split.images, seed)
+    assert len(keys.unique()) == len(keys)  # no ties here
+    expected = torch.cat([torch.nonzero(split.labels == c).flatten()[torch.argsort(keys[split.labels == c])[:5]]
+                          for c in range(10)])
+    index = balanced_sample_indices(split.images, split.labels, 50, seed)
+    assert set(index.tolist()) == set(expected.tolist())
+    assert torch.equal(index, expected[torch.argsort(keys[expected])])  # ordered by the first key
+
+
 def test_tied_keys_are_broken_by_the_second_key_so_the_order_still_does_not_matter(synthetic, monkeypatch):
     """Keys forced into three values (ties everywhere, where real keys tie about once in 50,000 images):
     the second key still picks the same images from any order; the control, both keys tied, does not."""

@@ -1,5 +1,7 @@
 """`collapse-map --reuse DIR`: a probe trained under another metric protocol is measured again, not
-trained again, and the row it gives is the row a fresh probe of the current protocol gives."""
+trained again; the row it gives is the row a fresh probe of the current protocol gives, and the copy
+goes on training exactly as the fresh run does."""
+import hashlib
 import json
 
 import pytest
@@ -7,17 +9,35 @@ import pytest
 import deep.train
 from deep import rundir
 from deep.collapse_map import store
-from deep.collapse_map.reuse import find_trained, same_training
+from deep.collapse_map.reuse import RESAMPLED, find_trained, same_training
 from deep.collapse_map.store import read_probes
+from deep.data import load_dataset
 from ssldyn.cli import main
 
 SCAN = ["collapse-map", "--preset", "smoke", "--dataset", "synthetic", "--device", "cpu", "--seeds", "1",
-        "--predictors", "linear", "--alpha-p", "1", "--ema", "--wd-range", "1e-3", "3", "--scan", "3", "--probes"]
+        "--predictors", "linear", "--alpha-p", "1", "--ema", "--wd-range", "1e-3", "3", "--scan", "3", "--probes",
+        "--length", "2"]  # probes of 2 epochs (the smoke preset's K is 1), so the log has an earlier epoch
 MEASURED = ("std", "effective_rank", "covariance_rank", "knn_top1", "sigma2", "tau", "coherence")
 
 
 def _by_wd(rows):
     return {row["weight_decay"]: row for row in rows}
+
+
+def _tree_digest(root):
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(root)).encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _epoch_lines(run):
+    return [line for line in map(json.loads, (run / rundir.METRICS).read_text().splitlines()) if line["kind"] == "epoch"]
+
+
+def _run(out, wd="0.001"):
+    (run,) = (out / "runs").glob(f"*/*/seed-0/wd-{wd}")
+    return run
 
 
 def test_a_probe_of_another_metric_protocol_is_measured_again_and_equals_a_fresh_probe(tmp_path, monkeypatch, capsys):
@@ -27,10 +47,12 @@ def test_a_probe_of_another_metric_protocol_is_measured_again_and_equals_a_fresh
         patch.setattr(deep.train, "balanced_sample", lambda images, labels, count, seed: images[-(count // 2):])
         assert main(SCAN + ["--out", str(old)]) == 0
     assert main(SCAN + ["--out", str(fresh)]) == 0
+    source = _tree_digest(old)
     with monkeypatch.context() as patch:  # reusing trains nothing
         patch.setattr(deep.train, "train", lambda *a, **k: pytest.fail("a reused probe was trained"))
         assert main(SCAN + ["--out", str(reused), "--reuse", str(old)]) == 0
     capsys.readouterr()
+    assert _tree_digest(old) == source  # the source is only read
     old_rows, fresh_rows, reused_rows = (_by_wd(read_probes(d / "probes.csv")) for d in (old, fresh, reused))
     assert {r["protocol"] for r in reused_rows.values()} == {r["protocol"] for r in fresh_rows.values()}
     assert {r["protocol"] for r in old_rows.values()}.isdisjoint({r["protocol"] for r in fresh_rows.values()})
@@ -42,26 +64,41 @@ def test_a_probe_of_another_metric_protocol_is_measured_again_and_equals_a_fresh
     healthy = [wd for wd, row in fresh_rows.items() if row["outcome"] == "healthy"]
     assert healthy and any(old_rows[wd]["effective_rank"] != pytest.approx(fresh_rows[wd]["effective_rank"], rel=1e-3)
                            for wd in healthy)
-    # the copied run's metrics.jsonl: its last epoch measured again, earlier epochs' sampled metrics struck
-    (run,) = [p for p in (reused / "runs").glob("*/*/seed-0/wd-0.001")]
-    epochs = [json.loads(line) for line in (run / rundir.METRICS).read_text().splitlines()
-              if json.loads(line)["kind"] == "epoch"]
-    assert epochs[-1]["effective_rank"] == pytest.approx(reused_rows[0.001]["effective_rank"])
-    assert "remeasured_from" in epochs[-1] and all(e["std"] is None for e in epochs[:-1])
+    # the copy's log: its last epoch measured again, the earlier epoch's sampled metrics struck
+    first, last = _epoch_lines(_run(reused))
+    assert last["effective_rank"] == pytest.approx(reused_rows[0.001]["effective_rank"]) and "remeasured_from" in last
+    assert all(first[name] is None for name in RESAMPLED) and first["knn_top1"] is not None
+
+    # continued one more epoch, the copy trains exactly as the fresh run does and keeps its log whole
+    data = load_dataset("synthetic", None, seed=0)
+    for out in (fresh, reused):
+        run = _run(out)
+        deep.train.train(rundir.read_config(run), run, resume=True, dataset=data, max_epochs=1)
+    fresh_lines, reused_lines = _epoch_lines(_run(fresh)), _epoch_lines(_run(reused))
+    assert [line["epoch"] for line in reused_lines] == [1, 2, 3] and "remeasured_from" in reused_lines[1]
+    for name in ("knn_top1", *RESAMPLED):
+        assert reused_lines[2][name] == pytest.approx(fresh_lines[2][name], rel=1e-5)
+    config = rundir.read_config(_run(reused))
+    setting = _run(reused).parent.parent.name
+    assert find_trained(reused, config, setting, 2) is None  # continued past its length: not that probe any more
+    assert find_trained(reused, config, setting, 3) == _run(reused)
 
 
-def test_only_a_checkpoint_of_the_same_training_and_length_is_reused(tmp_path, capsys):
+def test_only_a_run_of_the_same_training_and_length_is_taken(tmp_path, capsys):
     old = tmp_path / "old"
     assert main(SCAN + ["--out", str(old)]) == 0
     capsys.readouterr()
-    (run,) = [p for p in (old / "runs").glob("*/*/seed-0/wd-0.001")]
+    run = _run(old)
     config = rundir.read_config(run)
     name = run.parent.parent.name
-    assert find_trained(old, config, name, 1) == run
-    assert find_trained(old, config, name, 2) is None  # another length
-    assert find_trained(old, {**config, "momentum": 0.5}, name, 1) is None  # another optimiser
-    assert find_trained(old, {**config, "seed": 1}, name, 1) is None  # another seed: no such run
-    assert same_training(config, {**config, "device": "cuda", "log_every": 99})  # bookkeeping does not count
+    assert find_trained(old, config, name, 2) == run
+    assert find_trained(old, config, name, 1) is None  # another length
+    assert find_trained(old, {**config, "momentum": 0.5}, name, 2) is None  # another optimiser
+    assert find_trained(old, {**config, "seed": 1}, name, 2) is None  # another seed: no such run
+    assert same_training(config, {**config, "data_root": "/elsewhere", "compile": True})  # these do not train
+    assert same_training(config, {**config, "device": "cpu:0"})
+    assert not same_training(config, {**config, "device": "cuda"})  # another generator: other batches
+    assert not same_training(config, {**config, "log_every": 99})  # a resumed run would refuse it
     assert not same_training(config, {**config, "weight_decay": 0.002})
 
 

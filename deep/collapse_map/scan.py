@@ -81,6 +81,6 @@ def render_scan(readings: list[dict], *, preset: str, dataset: str, seeds: int, 
     lines += [f"| {r['setting']} | {r['onset']:.3g} ({r['sharpest'] or 'no observable: fewer than two seeds'}) | "
               f"{r['complete']:.3g} |" for r in readings]
     lines += ["", f"This call took {seconds / 60:.1f} min."
-              + (f" Probes whose checkpoints {reuse} held were measured again there, not trained: their training "
-                 "time is that directory's." if reuse is not None else ""), ""]
+              + (f" Probes whose checkpoints {reuse} held were copied here and measured again, not trained: their "
+                 "training time is not in this figure." if reuse is not None else ""), ""]
     return "\n".join(lines)

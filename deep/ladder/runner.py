@@ -56,7 +56,8 @@ def read_rows(path: Path) -> list[dict]:
         for lineno, row in enumerate(reader, start=2):
             try:
                 rows.append({"top_sv2_half": "", **row, **{c: int(row[c]) for c in INTS},
-                             **{c: float(row[c]) if row[c] not in ("", None) else math.nan for c in FLOATS}})
+                             **{c: float(row[c]) if row[c] not in ("", None) else math.nan for c in FLOATS},
+                             "converged": row["converged"] == "True"})
             except ValueError as err:
                 raise ValueError(f"{path} line {lineno}: {err}") from None
     return rows
