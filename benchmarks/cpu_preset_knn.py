@@ -31,9 +31,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3, help="seeds per method (default 3)")
     parser.add_argument("--out", default="runs/cpu-seeds", help="OUT/<method>/seed-<s>/ per run")
     parser.add_argument("--data-root", default=None, help="CIFAR-10 location (default: the dataset's own)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="fixed torch threads (default: follow the machine's load, deep.threads)")
     args = parser.parse_args()
     if args.seeds < 1:
         parser.error(f"--seeds must be >= 1, got {args.seeds}")
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be >= 1, got {args.threads}")
 
     try:
         configs = [(Variant(m, m, m), config_module.resolve(m, "cifar10", preset="cpu", data_root=args.data_root,
@@ -42,7 +46,7 @@ def main() -> None:
         out = Path(args.out)
         tasks = plan(configs, out, args.seeds)  # refuses a run directory that holds another config
         out.mkdir(parents=True, exist_ok=True)
-        outcomes = execute(tasks)
+        outcomes = execute(tasks, threads=args.threads)
     except (ValueError, OSError) as err:  # missing data, a foreign run in --out: one line, exit 2
         parser.error(str(err))
     results = {}

@@ -77,6 +77,38 @@ def test_a_brief_stranger_is_forgiven_after_one_window(machine):
     assert governor.adapt() == 2
 
 
+def test_a_runnable_thread_that_never_uses_our_cpus_is_ignored_and_a_real_stranger_still_counts(machine):
+    """A phantom (runnable host-wide, no CPU time here) costs one window at 1 thread, then none; a real
+    stranger on top of it is dropped for at once, and its end is seen after a quiet window."""
+    governor = threads.ThreadGovernor(max_threads=2, window=1.0)
+    machine.strangers = 1  # the phantom: runnable, using no CPU
+    assert governor.adapt() == 1
+    machine.wait(1.5)
+    assert governor.adapt() == 2 and governor.baseline == 1
+    for _ in range(5):
+        machine.wait(0.7)
+        assert governor.adapt() == 2
+    machine.strangers, machine.others_per_second = 2, 1.0  # a real process joins the phantom
+    assert governor.adapt() == 1
+    machine.wait(3.0)
+    assert governor.adapt() == 1 and governor.baseline == 1  # a busy window does not move the baseline
+    machine.strangers, machine.others_per_second = 1, 0.0  # it ends; the phantom stays
+    assert governor.adapt() == 1  # the window that just closed saw the load
+    machine.wait(1.1)
+    assert governor.adapt() == 2
+
+
+def test_without_the_baseline_the_phantom_would_hold_one_thread(machine, monkeypatch):
+    """The control: the same phantom with the baseline pinned at 0 keeps the governor at 1 thread."""
+    governor = threads.ThreadGovernor(max_threads=2, window=1.0)
+    monkeypatch.setattr(threads.ThreadGovernor, "baseline", property(lambda self: 0, lambda self, value: None),
+                        raising=False)
+    machine.strangers = 1
+    for _ in range(6):
+        machine.wait(0.7)
+        assert governor.adapt() == 1
+
+
 @pytest.mark.skipif(not LINUX, reason="reads Linux's /proc")
 def test_a_busy_process_is_seen_running_and_using_a_core():
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
