@@ -54,6 +54,8 @@ def _hypotheses(args) -> int:
     from analysis.hypotheses import summarize
     from analysis.ladder import is_ladder, ladder_csv, ladder_verdicts
     from analysis.linear_hypotheses import linear_verdicts
+    from analysis.lr_test import has_lr_test, read_lr_test, read_lr_test_csv
+    from analysis.lr_test import verdicts as lr_test_verdicts
     from analysis.rundir import load_run
     from deep.ladder.runner import read_rows
 
@@ -62,8 +64,11 @@ def _hypotheses(args) -> int:
     maps = [(read_thresholds(path), read_checks(path)) for path in args.runs if is_map(path)]
     ladders = [read_rows(ladder_csv(path)) for path in args.runs if is_ladder(path)]
     runs = [load_run(path, need_snapshots=False) for path in args.runs if not is_map(path) and not is_ladder(path)]
+    lr_tests = [x for path in args.runs if is_map(path) and has_lr_test(path)
+                for x in lr_test_verdicts(read_lr_test(read_lr_test_csv(path)))]
     linear = linear_verdicts(sgd=not args.no_sgd)
     deep = (deep_verdicts(runs, sigma2=args.sigma2) + [x for rows, checks in maps for x in map_verdicts(rows, checks)]
+            + lr_tests
             + [x for rows in ladders for x in ladder_verdicts(rows)])
     result = {"summary": summarize(linear, deep), "linear": [x.as_dict() for x in linear],
               "deep": [x.as_dict() for x in deep]}

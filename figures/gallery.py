@@ -4,7 +4,7 @@ Add a recipe by adding one entry; keep this a plain dict.
 """
 from functools import partial
 
-from figures import ablations, analysis, collapse_map, collapse_observables, ladder, sgd_threshold, theory
+from figures import ablations, analysis, collapse_lr, collapse_map, collapse_observables, ladder, sgd_threshold, theory
 
 RECIPES = {
     "phase_portraits": theory.phase_portraits,
@@ -24,6 +24,7 @@ RECIPES = {
     # The collapse map (`ssldyn collapse-map`), redrawn from the committed figures/collapse_map/*.csv.
     "collapse_map": collapse_map.redraw,
     "collapse_observables": collapse_observables.redraw,
+    "collapse_lr_test": collapse_lr.redraw,
     # The ladder (`ssldyn ladder`), redrawn from the committed figures/ladder/r1.csv (r2.csv) and the collapse map's
     # observables.csv.
     "ladder": ladder.redraw,

@@ -40,3 +40,28 @@ def test_the_cpu_reference_probes_protocol_is_pinned_so_a_changed_default_cannot
                                       dataset="cifar10")
     assert store.protocol(config) == "cpu/cifar10/aa0c2341"
     assert store.protocol({**config, "eval_batch": 256}) != "cpu/cifar10/aa0c2341"  # the control
+
+
+@pytest.mark.parametrize("scope, suffix", [("all", ""), ("weights", "-wdweights"), ("heads", "-wdheads")])
+def test_a_wd_scope_setting_decays_where_it_says_under_its_own_name_and_protocol(scope, suffix):
+    setting = grid_module.Setting("linear", 1.0, 0.9, wd_scope=scope)
+    assert setting.name == "linear-alpha1-ema0.9" + suffix
+    config = grid_module.probe_config(setting, 0.01, 0, preset="cpu", dataset="cifar10")
+    assert config["wd_scope"] == scope
+    reference = grid_module.probe_config(grid_module.Setting("linear", 1.0, 0.9), 0.01, 0, preset="cpu",
+                                         dataset="cifar10")
+    assert (store.protocol(config) == store.protocol(reference)) == (scope == "all")
+    assert [s.name for s in grid_module.grid(["mlp"], [1.0], [0.9], wd_scope=scope)] == ["mlp-alpha1-ema0.9" + suffix]
+    both = grid_module.Setting("linear", 1.0, 0.9, lr=0.1, wd_scope=scope)
+    assert both.name == "linear-alpha1-ema0.9" + suffix + "-lr0.1"
+
+
+def test_an_unknown_wd_scope_is_one_line_exit_2(capsys):
+    from ssldyn.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["collapse-map", "--wd-scope", "biases", "--scan", "3"])
+    assert stop.value.code == 2
+    assert "argument --wd-scope: invalid choice: 'biases'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="wd_scope"):
+        grid_module.Setting("linear", 1.0, 0.9, wd_scope="biases")

@@ -61,6 +61,10 @@ def register(subparsers) -> None:
                              "the ladder's R3 with both losses (docs/ladder.md)")
     parser.add_argument("--lr", type=positive_float, metavar="LR",
                         help="another lr than the preset's, with --scan (the l2 loss diverges at the cpu probes' 0.2)")
+    parser.add_argument("--wd-scope", choices=("all", "weights", "heads"), default="all",
+                        help="the parameters weight decay acts on (`--set wd_scope=`): all (default, the reference "
+                             "code), weights (no BatchNorm, no bias) or heads (only the projector's and predictor's "
+                             "matrices, the linear theory's W and W_p); each its own setting name and protocol")
     parser.add_argument("--reuse", type=Path, metavar="DIR",
                         help="another map or scan's directory: a probe trained there with the same config to the same "
                              "length (kept under DIR/runs/, e.g. before the metric sample changed) is copied and "
@@ -89,7 +93,7 @@ def run_collapse_map(args) -> int:
                          "loss's; scan the l2 loss with --scan N")
     if args.lr is not None and args.scan is None:
         raise ValueError("argument --lr: the bisection map reads every setting at the preset's lr; use it with --scan N")
-    settings = grid_module.grid(args.predictors, args.alpha_p, args.ema, args.loss, args.lr)
+    settings = grid_module.grid(args.predictors, args.alpha_p, args.ema, args.loss, args.lr, args.wd_scope)
     grid_module.check_schedule(args.preset, args.dataset, args.length, 3, 0 if args.scan else args.check)
     caches = tuple(args.probes) if args.probes is not None else (COMMITTED_PROBES,)
     for cache in caches:

@@ -52,6 +52,7 @@ class Setting:
     ema: float
     loss: str = "cosine"  # BYOL's; l2 is the linear theory's (the ladder's R3 with both losses, issue 21)
     lr: float | None = None  # the preset's; another where the l2 loss trains only at a smaller lr
+    wd_scope: str = "all"    # the reference code's; weights or heads where the theory puts the decay (issue 20)
 
     def __post_init__(self):
         if self.predictor not in PREDICTORS:
@@ -62,26 +63,29 @@ class Setting:
         config_module.check_value("loss", self.loss)
         if self.lr is not None:
             config_module.check_value("lr", self.lr)
+        config_module.check_value("wd_scope", self.wd_scope)
 
     @property
     def name(self) -> str:
-        suffix = ("" if self.loss == "cosine" else f"-{self.loss}") + ("" if self.lr is None else f"-lr{self.lr:g}")
+        suffix = (("" if self.loss == "cosine" else f"-{self.loss}") + ("" if self.wd_scope == "all" else f"-wd{self.wd_scope}")
+                  + ("" if self.lr is None else f"-lr{self.lr:g}"))
         return f"{self.predictor}-alpha{self.predictor_lr_mult:g}-ema{self.ema:g}{suffix}"
 
     @property
     def overrides(self) -> dict:
-        extra = ({} if self.loss == "cosine" else {"loss": self.loss}) | ({} if self.lr is None else {"lr": self.lr})
+        extra = (({} if self.loss == "cosine" else {"loss": self.loss}) | ({} if self.lr is None else {"lr": self.lr})
+                 | ({} if self.wd_scope == "all" else {"wd_scope": self.wd_scope}))
         return {"predictor": self.predictor, "predictor_lr_mult": self.predictor_lr_mult, "ema": self.ema, **extra}
 
 
-def grid(predictors=PREDICTORS, alphas=ALPHAS, emas=EMAS, loss: str = "cosine", lr: float | None = None
-         ) -> list[Setting]:
+def grid(predictors=PREDICTORS, alphas=ALPHAS, emas=EMAS, loss: str = "cosine", lr: float | None = None,
+         wd_scope: str = "all") -> list[Setting]:
     """The α_p line at the default EMA and the EMA line at α_p = 1, for each predictor, without
     repeats; ValueError if it is empty."""
     settings = []
     for predictor in predictors:
-        line = [Setting(predictor, float(a), DEFAULT_EMA, loss, lr) for a in alphas]
-        line += [Setting(predictor, DEFAULT_ALPHA, float(m), loss, lr) for m in emas]
+        line = [Setting(predictor, float(a), DEFAULT_EMA, loss, lr, wd_scope) for a in alphas]
+        line += [Setting(predictor, DEFAULT_ALPHA, float(m), loss, lr, wd_scope) for m in emas]
         for setting in line:
             if setting not in settings:
                 settings.append(setting)

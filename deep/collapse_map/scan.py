@@ -20,7 +20,7 @@ from deep.collapse_map.runner import _dataset, run_probe
 from deep.collapse_map.store import ProbeStore
 from deep.seeds import seed_values
 
-COLUMNS = ("setting", "predictor", "predictor_lr_mult", "ema", "seed", "weight_decay", "epochs", "outcome",
+COLUMNS = ("setting", "predictor", "predictor_lr_mult", "ema", "lr", "seed", "weight_decay", "epochs", "outcome",
            *OBSERVABLES, "classes")
 
 
