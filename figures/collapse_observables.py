@@ -55,18 +55,19 @@ def _mean(values) -> float:
     return sum(finite) / len(finite) if finite else math.nan
 
 
-def redraw(out_dir: Path) -> list:
-    """`ssldyn figures` recipe: out_dir/collapse_map/observables.png from the committed observables.csv."""
+def redraw(out_dir: Path, name: str = "observables") -> list:
+    """`ssldyn figures` recipe: out_dir/collapse_map/NAME.png from the committed NAME.csv (a scan's
+    observables.csv: the reference scan's, or another's copied there under its own name)."""
     from analysis.observables import read_scan
 
-    data = DATA_DIR / "observables.csv"
+    data = DATA_DIR / f"{name}.csv"
     if not data.is_file():
         print(f"collapse observables: skipped, no stored scan at {data}; make it with `ssldyn collapse-map --preset cpu "
               "--scan 6 --wd-range 1e-3 3e-2 --alpha-p 1 --ema 0.9 --out runs/collapse-scan`, then copy its "
-              "observables.csv there", file=sys.stderr)
+              f"observables.csv there as {name}.csv", file=sys.stderr)
         return []
     rows = read_rows(data)
     weight_decays = sorted({r["weight_decay"] for r in rows})
     target = Path(out_dir) / "collapse_map"
     target.mkdir(parents=True, exist_ok=True)
-    return [draw(rows, read_scan(rows, weight_decays, int(rows[0]["classes"])), target / "observables.png")]
+    return [draw(rows, read_scan(rows, weight_decays, int(rows[0]["classes"])), target / f"{name}.png")]

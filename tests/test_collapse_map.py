@@ -637,6 +637,10 @@ def test_a_smoke_scan_probes_a_grid_reads_the_sharpest_observable_and_redraws(tm
     monkeypatch.setattr(collapse_observables, "DATA_DIR", out)
     (png,) = collapse_observables.redraw(tmp_path / "figs")
     assert png.is_file() and png.stat().st_size > 10_000
+    assert all(float(r["lr"]) > 0 for r in rows)  # each probe's optimizer lr, which the lr test groups by
+    (out / "observables_wd_weights.csv").write_text((out / "observables.csv").read_text())  # another scan, its own name
+    (named,) = collapse_observables.redraw(tmp_path / "figs", name="observables_wd_weights")
+    assert named.name == "observables_wd_weights.png" and named.stat().st_size > 10_000
     assert main(argv[:-4] + ["--scan", "2", "--out", str(out)]) == 2  # fewer than 3 weight decays: one line
     assert "--scan: needs at least 3 weight decays" in capsys.readouterr().err
 
