@@ -24,8 +24,9 @@ RECIPES = {
     # The collapse map (`ssldyn collapse-map`), redrawn from the committed figures/collapse_map/*.csv.
     "collapse_map": collapse_map.redraw,
     "collapse_observables": collapse_observables.redraw,
-    # The same scan with weight decay on weights only (`ssldyn collapse-map --scan 5 --wd-scope weights`).
+    # The same scan with weight decay on weights only, or on the heads' matrices (`--scan 5 --wd-scope weights|heads`).
     "collapse_observables_wd_weights": partial(collapse_observables.redraw, name="observables_wd_weights"),
+    "collapse_observables_wd_heads": partial(collapse_observables.redraw, name="observables_wd_heads"),
     "collapse_lr_test": collapse_lr.redraw,
     # The ladder (`ssldyn ladder`), redrawn from the committed figures/ladder/r1.csv (r2.csv) and the collapse map's
     # observables.csv.
