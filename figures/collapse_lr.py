@@ -17,6 +17,7 @@ scan continued with --length 2, or one with extra weight decays, adds its probes
 import argparse
 import re
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import matplotlib
@@ -55,9 +56,7 @@ def collect(scans: list[Path]) -> tuple[list[dict], int]:
         preset = probe_config(setting, r["weight_decay"], r["seed"], preset=r["preset"], dataset=r["dataset"])
         scale = peak_lr(preset) / preset["lr"]  # probes.csv holds the optimizer's lr (batch-scaled on smoke)
         given = r["lr"] if scale == 1 else float(f"{r['lr'] / scale:.12g}")
-        setting = Setting(*[getattr(setting, f) for f in ("predictor", "predictor_lr_mult", "ema", "loss")], given,
-                          setting.wd_scope)
-        return protocol(probe_config(setting, r["weight_decay"], r["seed"], preset=r["preset"],
+        return protocol(probe_config(replace(setting, lr=given), r["weight_decay"], r["seed"], preset=r["preset"],
                                      dataset=r["dataset"])) == r["protocol"]
 
     rows, base, stale = [], None, 0
