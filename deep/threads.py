@@ -15,9 +15,14 @@ processes from Linux's /proc and sets torch's intra-op threads to the cores they
 - ignore runnable threads that use no CPU: `procs_running` counts runnable threads host-wide, and on a
   VM or container it can hold threads that never run on this process's CPUs (on this project's 2-core
   VM one such thread was runnable for an hour while the CPUs sat idle, which kept a training at 1
-  thread, 380 img/s instead of 650). The fewest strangers seen over a window whose other processes
-  used less than half a core are taken as that baseline and not counted as load until a later quiet
-  window sees fewer; a real stranger adds to the baseline and is dropped for at once.
+  thread, 380 img/s instead of 650). The most strangers seen over a window whose other processes
+  used less than half a core are taken as that baseline: none of them used a core, so none is load. A
+  window whose other processes did use half a core or more resets the baseline to 0, so a real
+  stranger is counted from then on. The phantom may flicker (runnable in one reading, gone in the
+  next, as it did here for hours): the fewest seen, the rule before, then fell to 0 in almost every
+  window and counted the phantom's return as a stranger, which held a run at 1 thread on an idle
+  machine. A real stranger that starts inside a quiet window costs one window (`window` seconds) at
+  the full count before the drop.
 
 A niced stranger counts like any other: with the kernel's session autogroups (on by default, and on
 this machine) nice only ranks processes within one session, so a niced job started elsewhere still
@@ -170,7 +175,7 @@ class ThreadGovernor:
         self.window = window
         self.steps_at: dict[int, int] = {}
         self.baseline = 0  # runnable strangers a quiet window showed to use no CPU here
-        self._fewest = math.inf  # the fewest strangers seen in the open window
+        self._most = -1  # the most strangers seen in the open window (-1: no reading yet)
         self._mark = (time.monotonic(), cpu_seconds(self.cpus))
         self._set(self.max_threads)
 
@@ -195,22 +200,24 @@ class ThreadGovernor:
 
     def _close_window(self, now: int | None) -> bool:
         """Whether a window of `window` seconds closed with this reading and the other processes used less
-        than QUIET_OTHERS cores in it (False while it is open); a quiet window's fewest strangers become the
-        baseline. Starts the next window."""
+        than QUIET_OTHERS cores in it (False while it is open). A quiet window's most strangers become the
+        baseline, a loaded window's baseline is 0. Starts the next window."""
         if now is not None:
-            self._fewest = min(self._fewest, now)
+            self._most = max(self._most, now)
         start, start_cpu = self._mark
         elapsed = time.monotonic() - start
         if elapsed < self.window:
             return False
         cpu = cpu_seconds(self.cpus)
         self._mark = (time.monotonic(), cpu)
-        fewest, self._fewest = self._fewest, math.inf
+        most, self._most = self._most, -1
         if cpu is None or start_cpu is None:
             return False
         quiet = ((cpu[0] - start_cpu[0]) - (cpu[1] - start_cpu[1])) / elapsed < QUIET_OTHERS
-        if quiet and fewest < math.inf:
-            self.baseline = int(fewest)
+        if not quiet:
+            self.baseline = 0
+        elif most >= 0:
+            self.baseline = most
         return quiet
 
 
