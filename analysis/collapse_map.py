@@ -494,10 +494,11 @@ def map_verdicts(rows: list[dict], checks: list[dict] = ()) -> list[v.Verdict]:
 
 
 THRESHOLDS, CHECKS = "thresholds.csv", "checks.csv"
-_TEXT = ("setting", "predictor", "status", "status_detail", "seed_brackets")
-_FLAGS = ("seeds_overlap", "is_reference")
+_TEXT = ("setting", "predictor", "status", "status_detail", "seed_brackets", "rule_observable")
+_FLAGS = ("seeds_overlap", "is_reference", "rule_falling")
 _ADDED = {"ode_eta": math.nan, "ode_collapsed_fraction": math.nan,  # columns a map written before them lacks
-          "threshold_ci95_low": math.nan, "threshold_ci95_high": math.nan}
+          "threshold_ci95_low": math.nan, "threshold_ci95_high": math.nan,
+          "complete_low": math.nan, "complete_high": math.nan}
 _CHECK_NUMBERS = ("weight_decay", "effective_rank", "std", "later_effective_rank", "later_std")
 
 

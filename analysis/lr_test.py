@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from analysis import verdicts as v
-from analysis.observables import OBSERVABLES, observable_table, sharpest
+from analysis.observables import OBSERVABLES, observable_table, sharpest, step_level
 
 LEVEL = 0.95
 
@@ -125,9 +125,7 @@ def read_lr_test(rows: list[dict], level: float = LEVEL) -> dict:
         raise ValueError("the lr test's reference group has fewer than two seeds at each weight decay: no sharpest "
                          "observable to read thresholds on")
     step = transitions[name]
-    low, high = (weight_decays.index(w) for w in step["between"])
-    observable_level = float((np.nanmean(tables[name][:, low]) + np.nanmean(tables[name][:, high])) / 2)
-    falling = step["jump"] < 0
+    observable_level, falling = step_level(weight_decays, tables[name], step)
     thresholds = {key: seed_thresholds(group, name, observable_level, falling) for key, group in by_group.items()}
     specs = []
     for first, second in combinations(by_group, 2):

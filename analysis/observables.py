@@ -12,8 +12,14 @@ of the pair. Fewer than two seeds at a weight decay leave its noise unknown: no 
 Two thresholds are reported beside it: the onset of dimensional collapse (the sharpest observable's
 transition) and complete collapse, the lowest weight decay where every seed has collapsed to one
 direction (effective rank ≤ COMPLETE_RANK) and its kNN sits within CHANCE_MARGIN points of chance.
+
+The scan's reading becomes a rule for single probes (`CollapseRule`, `rule_from_scan`): a probe is
+collapsed when the sharpest observable is past the middle of its step, the mean of the seeds' means on
+the step's two sides. The bisection map reads every probe by its predictor's rule (issue 20, item 2),
+and the unit-free lr test reads each seed's threshold at the same level (`analysis.lr_test`).
 """
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -73,6 +79,28 @@ def complete_collapse_at(weight_decays, effective_rank, knn_top1, num_classes: i
     return math.nan
 
 
+def complete_bracket(probes: list[dict], num_classes: int) -> tuple[float, float]:
+    """(low, high) of complete collapse along one setting's probes, of any seeds (a map's bisection
+    probes): high is the lowest weight decay from which every probe up is complete (effective rank ≤
+    COMPLETE_RANK, kNN top-1 ≤ chance + CHANCE_MARGIN), low the next weight decay below it, where some
+    probe is not. (NaN, highest) when the highest probe is not complete; (NaN, lowest) when every probe
+    is. Diverged probes (NaN) are left out. A bisection probes densely near its threshold and sparsely
+    above, so this bracket is as coarse as the probes happen to fall."""
+    chance = 100.0 / num_classes
+    by_wd = {}
+    for p in probes:
+        if math.isfinite(p["effective_rank"]) and math.isfinite(p["knn_top1"]):
+            complete = p["effective_rank"] <= COMPLETE_RANK and p["knn_top1"] <= chance + CHANCE_MARGIN
+            by_wd[p["weight_decay"]] = by_wd.get(p["weight_decay"], True) and complete
+    low = high = math.nan
+    for wd in sorted(by_wd, reverse=True):
+        if not by_wd[wd]:
+            low = wd
+            break
+        high = wd
+    return float(low), float(high)
+
+
 def observable_table(rows: list[dict], setting: str, weight_decays: list[float], name: str) -> np.ndarray:
     """seeds × weight decays of one observable for one setting (NaN where missing or diverged)."""
     seeds = sorted({r["seed"] for r in rows if r["setting"] == setting})
@@ -94,3 +122,60 @@ def read_scan(rows: list[dict], weight_decays: list[float], num_classes: int) ->
                     "complete": complete_collapse_at(weight_decays, tables["effective_rank"], tables["knn_top1"],
                                                      num_classes)})
     return out
+
+
+@dataclass(frozen=True)
+class CollapseRule:
+    """A probe is collapsed when its `observable` is below `level` (above it for a rising observable,
+    `falling` False). A missing value (NaN: not measured) is not collapse. `source` says where the
+    rule was read."""
+
+    observable: str
+    level: float
+    falling: bool = True
+    source: str = ""
+
+    def __post_init__(self):
+        if self.observable not in OBSERVABLES:
+            raise ValueError(f"unknown collapse observable {self.observable!r}; allowed: {', '.join(OBSERVABLES)}")
+        if not math.isfinite(self.level):
+            raise ValueError(f"the level of a collapse rule must be finite, got {self.level}")
+
+    def collapsed(self, row: dict) -> bool:
+        value = float(row[self.observable])
+        return bool(value < self.level) if self.falling else bool(value > self.level)
+
+    def describe(self) -> str:
+        return f"{self.observable} {'<' if self.falling else '>'} {self.level:.3g}"
+
+
+# The map's rule before issue 20 (analysis.verdicts.complete_collapse): fewer than two directions.
+RANK_BELOW_2 = CollapseRule("effective_rank", 2.0, True, "effective rank < 2, the map's rule before issue 20")
+
+
+def step_level(weight_decays, table: np.ndarray, step: dict) -> tuple[float, bool]:
+    """(level, falling) of a transition (`transition`'s dict) of the observable whose seeds × weight
+    decays values are `table`: the middle of the step, the mean of the seeds' means at its two sides."""
+    weight_decays = list(weight_decays)
+    low, high = (weight_decays.index(w) for w in step["between"])
+    level = float((np.nanmean(table[:, low]) + np.nanmean(table[:, high])) / 2)
+    return level, bool(step["jump"] < 0)
+
+
+def rule_from_scan(rows: list[dict], setting: str, source: str = "") -> CollapseRule:
+    """The collapse rule a scan (observables.csv rows) gives for `setting`: its sharpest observable
+    past the middle of its step. ValueError when the scan lacks the setting or has no sharp step."""
+    mine = [r for r in rows if r["setting"] == setting]
+    if not mine:
+        found = ", ".join(dict.fromkeys(r["setting"] for r in rows)) or "none"
+        raise ValueError(f"the scan {source or ''} has no probe of {setting} (it has: {found})".replace("  ", " "))
+    weight_decays = sorted({float(r["weight_decay"]) for r in mine})
+    tables = {name: observable_table(mine, setting, weight_decays, name) for name in OBSERVABLES}
+    name, transitions = sharpest(weight_decays, tables)
+    if name is None:
+        raise ValueError(f"the scan {source or ''} of {setting} has fewer than two seeds at each weight decay: no "
+                         "sharpest observable to make a collapse rule of".replace("  ", " "))
+    level, falling = step_level(weight_decays, tables[name], transitions[name])
+    return CollapseRule(name, level, falling, f"{setting}'s sharpest step{' in ' + str(source) if source else ''} "
+                        f"(sharpness {transitions[name]['sharpness']:.2g}, between {transitions[name]['between'][0]:.3g} "
+                        f"and {transitions[name]['between'][1]:.3g})")

@@ -1,9 +1,9 @@
 """The collapse map's figure (issue 12, item 3), drawn from thresholds.csv and probes.csv alone.
 
 Two panels, weight decay on a log axis: the α_p line (at ema 0.9) and the EMA line (at α_p = 1).
-For each predictor: every probe (healthy ○, collapsed ×, seeds side by side), each setting's bracket
-over its seeds (a bar) with the geometric mean of the seeds' thresholds (a line through the
-settings), and the theory's threshold η*(σ², τ) from the measured σ² and τ: with no constant (η =
+For each predictor: every probe (healthy ○, collapsed × by its setting's collapse rule, seeds side by
+side), each setting's bracket over its seeds (a bar) with the geometric mean of the seeds' thresholds
+(a line through the settings), and the theory's threshold η*(σ², τ) from the measured σ² and τ: with no constant (η =
 weight decay, a star) and with one constant fitted on the reference setting (dashed). `ssldyn
 figures` redraws figures/collapse_map/collapse_map.png from the committed CSVs.
 """
@@ -16,6 +16,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+from analysis.observables import CollapseRule  # noqa: E402
 
 DATA_DIR = Path(__file__).resolve().parent / "collapse_map"
 COLOURS = {"linear": "tab:blue", "mlp": "tab:orange"}
@@ -46,6 +48,16 @@ def _positions(values) -> dict:
     return {value: index for index, value in enumerate(ordered)}
 
 
+def _collapsed(probe: dict, threshold_row: dict) -> bool:
+    """A probe's outcome by its setting's collapse rule (thresholds.csv's rule_* columns), or as stored
+    where the map predates them (effective rank < 2)."""
+    if probe["outcome"] == "diverged" or threshold_row.get("rule_observable") in (None, ""):
+        return probe["outcome"] != "healthy"
+    rule = CollapseRule(threshold_row["rule_observable"], float(threshold_row["rule_level"]),
+                        str(threshold_row["rule_falling"]) == "True")
+    return rule.collapsed(probe)
+
+
 def draw(thresholds: list[dict], probes: list[dict], png: Path) -> Path:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), sharey=True)
     for ax, (knob, fixed, fixed_value, title) in zip(axes, LINES):
@@ -63,9 +75,9 @@ def draw(thresholds: list[dict], probes: list[dict], png: Path) -> Path:
                     for p in probes:
                         if p["setting"] == r["setting"] and p["seed"] == seed and p["epochs"] == min(
                                 q["epochs"] for q in probes if q["setting"] == r["setting"]):
+                            collapsed = _collapsed(p, r)
                             ax.scatter(x + dx, p["weight_decay"], s=14, color=colour, linewidths=0.8,
-                                       marker="x" if p["outcome"] != "healthy" else "o",
-                                       facecolors="none" if p["outcome"] == "healthy" else colour)
+                                       marker="x" if collapsed else "o", facecolors=colour if collapsed else "none")
                 if math.isfinite(r["weight_decay_low"]):
                     ax.plot([x, x], [r["weight_decay_low"], r["weight_decay_high"]], color=colour, linewidth=5,
                             alpha=0.35, solid_capstyle="butt")

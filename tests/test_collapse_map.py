@@ -363,7 +363,9 @@ def test_a_map_read_back_from_its_files_gives_the_same_verdicts(tmp_path):
     from deep.collapse_map.report import CHECK_COLUMNS, THRESHOLD_COLUMNS, write_rows
 
     chains = _chains({("linear", 1.0, 0.9): 0.01, ("linear", 1.0, 0.99): 0.04}, spread=1.0)  # ×4 off η*'s
-    rows = analysis_map.thresholds(chains, _edge_probes(chains))
+    rows = [{**r, "rule_observable": "effective_rank", "rule_level": 2.47, "rule_falling": True,
+             "complete_low": 0.01, "complete_high": 0.03}
+            for r in analysis_map.thresholds(chains, _edge_probes(chains))]
     checks = [{**_check("healthy", "healthy", weight_decay=0.0095), "edge": "highest healthy", "std": 0.2,
                "effective_rank": 2.5,
                "later_std": 0.19, "later_effective_rank": 2.4},
@@ -376,7 +378,7 @@ def test_a_map_read_back_from_its_files_gives_the_same_verdicts(tmp_path):
     read = analysis_map.map_verdicts(analysis_map.read_thresholds(tmp_path), analysis_map.read_checks(tmp_path))
     assert [(x.setting, x.outcome) for x in read] == [(x.setting, x.outcome) for x in direct]
     assert v.FAILS in {x.outcome for x in read}
-    older = [c for c in THRESHOLD_COLUMNS if not c.startswith("ode_")]  # a map written before the ODE basin
+    older = [c for c in THRESHOLD_COLUMNS if not c.startswith(("ode_", "rule_", "complete_"))]  # before those
     write_rows(tmp_path / "thresholds.csv", older, rows)
     read = analysis_map.map_verdicts(analysis_map.read_thresholds(tmp_path), analysis_map.read_checks(tmp_path))
     assert [(x.setting, x.outcome) for x in read] == [(x.setting, x.outcome) for x in direct]
@@ -605,7 +607,8 @@ def test_the_95_percent_interval_over_seeds_is_students_t_widened_by_the_bracket
     assert rows[0]["threshold_ci95_low"] < rows[0]["weight_decay_low"]  # wider than the union with 3 seeds
     one = analysis_map.thresholds(_chains({("linear", 1.0, 0.9): 1.0}, seeds=(0,)), [])
     assert math.isnan(one[0]["threshold_ci95_low"])  # no interval from one seed
-    write_rows(tmp_path / "thresholds.csv", [c for c in THRESHOLD_COLUMNS if "ci95" not in c], rows)  # an older map
+    write_rows(tmp_path / "thresholds.csv", [c for c in THRESHOLD_COLUMNS if "ci95" not in c and "rule" not in c and "complete" not in c],
+               rows)  # older
     again = analysis_map.read_thresholds(tmp_path)[0]
     # derived from seed_brackets, whose bounds are written to 3 significant digits
     assert again["threshold_ci95_high"] == pytest.approx(rows[0]["threshold_ci95_high"], rel=1e-2)
@@ -695,3 +698,81 @@ def test_a_probe_whose_run_was_continued_past_its_length_is_read_at_its_length_w
     first = next(x for x in lines if x["kind"] == "epoch" and x["epoch"] == 1)
     assert shorter["effective_rank"] == pytest.approx(first["effective_rank"]) and shorter["epochs"] == 1
     assert math.isnan(shorter["sigma2"]) and math.isnan(shorter["tau"])
+
+
+def _rule_scan(path, setting: str, level: float):
+    """An observables.csv whose sharpest step puts `setting`'s rule at effective_rank < `level`:
+    the rank falls from level + 1 to level − 1 between two weight decays, seeds ± 0.01; the other
+    observables are flat."""
+    columns = ("setting", "predictor", "predictor_lr_mult", "ema", "seed", "weight_decay", "epochs", "outcome",
+               "effective_rank", "covariance_rank", "std", "knn_top1", "classes")
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        for seed, offset in enumerate((-0.01, 0.0, 0.01)):
+            for wd, rank in ((0.01, level + 1), (0.02, level - 1)):
+                writer.writerow([setting, "linear", 1, 0.9, seed, wd, 1, "healthy", rank + offset, 3 + offset,
+                                 0.5 + offset, 30 + offset, 10])
+    return path
+
+
+def test_the_map_judges_every_probe_by_its_settings_rule_and_the_figure_reads_it_back(tmp_path, capsys):
+    """The same smoke probes judged by another rule: a rule whose level sits just above the healthy edge
+    probe's rank makes that probe collapsed, so the bracket moves below it; thresholds.csv records the
+    rule and the figure's reading of the stored probe follows it (the control: without the rule columns
+    the stored, rank < 2 outcome)."""
+    from figures.collapse_map import _collapsed, read_rows
+
+    out = tmp_path / "map"
+    argv = ["collapse-map", "--preset", "smoke", "--dataset", "synthetic", "--device", "cpu", "--seeds", "1",
+            "--predictors", "linear", "--alpha-p", "1", "--ema", "--wd-range", "0.05", "2", "--tolerance", "1.5",
+            "--check", "0", "--probes", "--out", str(out), "--json"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "judged by effective rank < 2" in captured.err  # no scan of this preset: the old rule, said so
+    (first,) = json.loads(captured.out)["thresholds"]
+    edge = next(p for p in read_probes(out / "probes.csv") if p["weight_decay"] == first["weight_decay_low"])
+    assert edge["outcome"] == "healthy" and edge["effective_rank"] >= 2
+    level = edge["effective_rank"] + 0.05
+    scan = _rule_scan(tmp_path / "observables.csv", "linear-alpha1-ema0.9", level)
+    assert main(argv + ["--rule-scan", str(scan)]) == 0
+    (second,) = json.loads(capsys.readouterr().out)["thresholds"]
+    assert second["rule_observable"] == "effective_rank" and second["rule_falling"] is True
+    assert second["rule_level"] == pytest.approx(level)
+    assert second["weight_decay_high"] <= first["weight_decay_low"]  # the old healthy edge now collapsed
+    assert f"effective_rank < {level:.3g}" in (out / "summary.md").read_text()
+    (row,) = read_rows(out / "thresholds.csv")
+    stored = next(p for p in read_probes(out / "probes.csv") if p["weight_decay"] == first["weight_decay_low"])
+    assert stored["outcome"] == "healthy"  # stored as first judged; read by the rule
+    assert _collapsed(stored, row)
+    assert not _collapsed(stored, {k: x for k, x in row.items() if not k.startswith("rule_")})
+    # complete collapse from the same probes, by brute force: the lowest weight decay from which every probe is
+    # on one point (rank ≤ 1.1, kNN within 5 points of chance)
+    from deep.data import load_dataset
+
+    chance = 100 / len(load_dataset("synthetic", None, seed=0).classes)
+    probes = [p for p in read_probes(out / "probes.csv") if p["epochs"] == 1]
+    complete = sorted(p["weight_decay"] for p in probes if p["effective_rank"] <= 1.1 and p["knn_top1"] <= chance + 5)
+    not_complete = [p["weight_decay"] for p in probes if p["weight_decay"] not in complete]
+    expected = min((w for w in complete if w > max(not_complete, default=0)), default=math.nan)
+    assert row["complete_high"] == pytest.approx(expected, nan_ok=True)
+    assert "**Onset and complete collapse.**" in (out / "summary.md").read_text()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--rule-scan", "/nonexistent/observables.csv"], "argument --rule-scan: /nonexistent/observables.csv is not a file"),
+    (["--rule-scan", "SCAN_OF_MLP"], "has no probe of linear-alpha1-ema0.9"),
+    (["--rule-scan", "SCAN_OF_MLP", "--rank-rule"], "not allowed with argument"),
+])
+def test_a_rule_scan_that_cannot_give_the_rule_is_one_line_exit_2(tmp_path, capsys, extra, message):
+    scan = _rule_scan(tmp_path / "observables.csv", "mlp-alpha1-ema0.9", 3.0)
+    extra = [str(scan) if x == "SCAN_OF_MLP" else x for x in extra]
+    try:
+        status = main(["collapse-map", "--preset", "smoke", "--dataset", "synthetic", "--predictors", "linear",
+                       "--out", str(tmp_path / "map"), *extra])
+    except SystemExit as exit_info:
+        status = exit_info.code
+    assert status == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and "Traceback" not in err[0]
+    assert not (tmp_path / "map").exists()

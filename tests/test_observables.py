@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from analysis.metrics import covariance_rank
-from analysis.observables import complete_collapse_at, sharpest, transition
+from analysis.observables import (OBSERVABLES, RANK_BELOW_2, CollapseRule, complete_bracket, complete_collapse_at,
+                                  rule_from_scan, sharpest, transition)
 
 WDS = [1e-3, 2e-3, 4e-3, 8e-3]
 
@@ -69,3 +70,68 @@ def test_covariance_rank_counts_the_directions_the_outputs_spread_over():
     assert covariance_rank(collapsed) == 0  # one point up to noise
     with pytest.raises(ValueError, match="rel_floor"):
         covariance_rank(collapsed, rel_floor=2.0)
+
+
+# ------------------------------------------------------------------ the collapse rule a scan gives
+
+def _scan_rows(setting, weight_decays, columns):
+    """observables.csv rows: `columns` {observable: seeds × weight decays}; the rest constant."""
+    seeds = len(next(iter(columns.values())))
+    return [{"setting": setting, "seed": float(s), "weight_decay": wd, "outcome": "healthy",
+             **{name: float(columns[name][s][j]) if name in columns else 1.0 for name in OBSERVABLES}}
+            for s in range(seeds) for j, wd in enumerate(weight_decays)]
+
+
+def test_the_rule_is_the_sharpest_observable_past_the_middle_of_its_step():
+    rank = _seeds([6.0, 5.5, 1.5, 1.2])          # the step: 5.5 → 1.5 between 2e-3 and 4e-3
+    knn = _seeds([40, 35, 30, 25], offsets=(-3.0, 0.0, 3.0))  # a ramp in noise: blunter
+    rows = _scan_rows("linear-alpha1-ema0.9", WDS, {"effective_rank": rank, "knn_top1": knn})
+    rule = rule_from_scan(rows, "linear-alpha1-ema0.9", "scan.csv")
+    assert (rule.observable, rule.falling) == ("effective_rank", True)
+    assert rule.level == pytest.approx((5.5 + 1.5) / 2)  # the seeds' means on the two sides
+    assert "scan.csv" in rule.source and "0.002 and 0.004" in rule.source
+    assert rule.collapsed({"effective_rank": 3.4}) and not rule.collapsed({"effective_rank": 3.6})
+    assert not rule.collapsed({"effective_rank": math.nan})  # not measured is not collapse
+    assert rule.describe() == "effective_rank < 3.5"
+
+
+def test_a_rising_observable_gives_a_rule_that_collapses_above_its_level():
+    rows = _scan_rows("mlp-alpha1-ema0.9", WDS, {"std": _seeds([0.2, 0.2, 4.2, 4.2], offsets=(-0.1, 0, 0.1))})
+    rule = rule_from_scan(rows, "mlp-alpha1-ema0.9")
+    assert (rule.observable, rule.level, rule.falling) == ("std", pytest.approx(2.2), False)
+    assert rule.collapsed({"std": 3.0}) and not rule.collapsed({"std": 1.0})
+    assert rule.describe() == "std > 2.2"
+
+
+def test_the_old_rule_is_rank_below_two_as_the_analysis_layer_defines_complete_collapse():
+    from analysis.verdicts import complete_collapse
+
+    for rank in (1.0, 1.99, 2.0, 2.5, math.nan):
+        assert RANK_BELOW_2.collapsed({"effective_rank": rank}) == complete_collapse(rank)
+
+
+def test_a_rule_needs_a_known_observable_a_finite_level_and_a_scan_of_the_setting():
+    with pytest.raises(ValueError, match="unknown collapse observable 'loss'"):
+        CollapseRule("loss", 1.0)
+    with pytest.raises(ValueError, match="finite"):
+        CollapseRule("std", math.nan)
+    rows = _scan_rows("linear-alpha1-ema0.9", WDS, {"effective_rank": _seeds([6.0, 5.5, 1.5, 1.2])})
+    with pytest.raises(ValueError, match="no probe of mlp-alpha1-ema0.9 .*linear-alpha1-ema0.9"):
+        rule_from_scan(rows, "mlp-alpha1-ema0.9")
+    one_seed = [r for r in rows if r["seed"] == 0.0]
+    with pytest.raises(ValueError, match="fewer than two seeds"):
+        rule_from_scan(one_seed, "linear-alpha1-ema0.9")
+
+
+def test_complete_collapse_is_bracketed_from_above_by_the_probes_of_any_seed():
+    def probe(wd, rank, knn):
+        return {"weight_decay": wd, "effective_rank": rank, "knn_top1": knn}
+
+    probes = [probe(1e-3, 5.0, 30), probe(3e-3, 2.0, 25), probe(1e-2, 1.0, 10.5), probe(3e-2, 1.0, 10),
+              probe(1e-2, 1.05, 12), probe(5e-3, 1.0, 10)]
+    assert complete_bracket(probes, num_classes=10) == (3e-3, 5e-3)
+    probes.append(probe(5e-3, 1.0, 16))  # one seed above chance + 5 at 5e-3: not complete there
+    assert complete_bracket(probes, num_classes=10) == (5e-3, 1e-2)
+    assert complete_bracket([probe(1e-3, 3.0, 40)], 10)[0] == 1e-3 and math.isnan(complete_bracket([probe(1e-3, 3.0, 40)], 10)[1])
+    low, high = complete_bracket([probe(1e-3, 1.0, 10), probe(1e-2, math.nan, math.nan)], 10)  # a diverged probe
+    assert math.isnan(low) and high == 1e-3

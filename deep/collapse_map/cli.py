@@ -3,6 +3,7 @@ ratios and EMA rates, with seeds, and set it against the theory (issue 12).
 
 torch and the analysis layer are imported inside the handler only.
 """
+import sys
 from pathlib import Path
 
 from ssldyn.args import positive_float, positive_int, unit_interval, writable_dir
@@ -13,6 +14,8 @@ DEFAULT_RANGE = (1e-3, 1e-1)  # weight decays bisected first (widened ×10 up to
 DEFAULT_TOLERANCE = 0.2       # stop when high/low ≤ 1.2
 DEFAULT_CHECKS = 8            # probes continued to 3K epochs (the K check)
 COMMITTED_PROBES = Path(__file__).resolve().parents[2] / "figures" / "collapse_map" / "probes.csv"
+COMMITTED_SCAN = COMMITTED_PROBES.with_name("observables.csv")  # the reference scan the collapse rules come from
+COMMITTED_SCAN_OF = ("cpu", "cifar10")  # its preset and data set
 
 
 def register(subparsers) -> None:
@@ -69,8 +72,42 @@ def register(subparsers) -> None:
                         help="another map or scan's directory: a probe trained there with the same config to the same "
                              "length (kept under DIR/runs/, e.g. before the metric sample changed) is copied and "
                              "measured again with the current code instead of trained again; DIR is only read")
+    rule = parser.add_mutually_exclusive_group()
+    rule.add_argument("--rule-scan", type=Path, metavar="CSV",
+                      help="a scan's observables.csv whose reference settings give the bisection its collapse rule: "
+                           "each predictor's sharpest observable past the middle of its step (default: the committed "
+                           "figures/collapse_map/observables.csv; for --wd-scope weights give "
+                           "figures/collapse_map/observables_wd_weights.csv)")
+    rule.add_argument("--rank-rule", action="store_true",
+                      help="judge probes by effective rank < 2 instead, the map's rule before issue 20")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     parser.set_defaults(func=run_collapse_map)
+
+
+def collapse_rules(settings, scan: Path) -> dict:
+    """Each setting's collapse rule, by name: its predictor's reference setting (α_p 1, EMA 0.9, the
+    same loss, lr and wd scope) in the scan `scan`, read by `analysis.observables.rule_from_scan`.
+    ValueError naming the missing setting and how to make its scan."""
+    from dataclasses import replace
+
+    from analysis.observables import rule_from_scan
+    from figures.collapse_map import read_rows
+
+    if not Path(scan).is_file():
+        raise ValueError(f"argument --rule-scan: {scan} is not a file; give a scan's observables.csv "
+                         "(`ssldyn collapse-map --scan N ...`) or pass --rank-rule")
+    rows = read_rows(scan)
+    rules = {}
+    for setting in settings:
+        reference = replace(setting, predictor_lr_mult=grid_module.DEFAULT_ALPHA, ema=grid_module.DEFAULT_EMA)
+        try:
+            rules[setting.name] = rule_from_scan(rows, reference.name, str(scan))
+        except ValueError as err:
+            raise ValueError(f"argument --rule-scan: {err}; scan it with `ssldyn collapse-map --scan 5 --wd-range 1e-3 "
+                             f"0.0152 --alpha-p 1 --ema 0.9 --predictors {setting.predictor}"
+                             f"{'' if setting.wd_scope == 'all' else ' --wd-scope ' + setting.wd_scope}` and give its "
+                             "observables.csv, or pass --rank-rule") from None
+    return rules
 
 
 def run_collapse_map(args) -> int:
@@ -116,10 +153,16 @@ def run_collapse_map(args) -> int:
                  f"{r['complete']:.3g}" for r in summary["settings"]]
         emit(strict_json(summary), args.json, "\n".join(lines + [f"wrote {f}" for f in summary["files"]]))
         return 0
+    if args.rule_scan is None and not args.rank_rule and (args.preset, args.dataset) != COMMITTED_SCAN_OF:
+        print(f"collapse-map: the committed scan that gives the collapse rule ran at preset cpu on cifar10, not "
+              f"{args.preset} on {args.dataset}: probes are judged by effective rank < 2 (give a scan of this preset "
+              "and data set with --rule-scan to judge them by its sharpest observable)", file=sys.stderr)
+    rules = ({} if args.rank_rule or (args.rule_scan is None and (args.preset, args.dataset) != COMMITTED_SCAN_OF)
+             else collapse_rules(settings, args.rule_scan or COMMITTED_SCAN))
     summary = make_map(settings, Path(out), seeds=args.seeds, preset=args.preset, dataset=args.dataset,
                        data_root=args.data_root, device=resolve_device(args.device), jobs=args.jobs,
                        weight_decays=(low, high), tolerance=args.tolerance, checks=args.check, caches=caches,
-                       length=args.length, reuse=args.reuse)
+                       length=args.length, reuse=args.reuse, rules=rules)
     lines = [f"{row['setting']}: weight decay threshold in [{row['weight_decay_low']:.3g}, "
              f"{row['weight_decay_high']:.3g}] over {row['seeds']} seeds ({row['status']})"
              if row["status"] == "located" else f"{row['setting']}: {row['status']}" for row in summary["thresholds"]]

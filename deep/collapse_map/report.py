@@ -11,7 +11,8 @@ from pathlib import Path
 
 from analysis import collapse_map as analysis_map
 from deep.collapse_map import grid as grid_module
-from deep.collapse_map.runner import Chain, check_probe_length, run_chains
+from analysis.observables import RANK_BELOW_2, complete_bracket
+from deep.collapse_map.runner import Chain, _dataset, check_probe_length, judged, run_chains
 from deep.collapse_map.store import ProbeStore, protocol, read_probes
 from deep.seeds import seed_values
 
@@ -21,7 +22,8 @@ THRESHOLD_COLUMNS = ("setting", "predictor", "predictor_lr_mult", "ema", "seeds"
                      "sigma2_measured", "tau_measured", "eta_star_mapped", "fitted_constant", "predicted_eta_star",
                      "observed_over_mapped", "observed_over_predicted", "coherence_measured", "lr", "restoring_rate",
                      "critical_mismatch", "predicted_cosine", "observed_over_cosine", "ode_eta", "ode_collapsed_fraction",
-                     "is_reference", "status_detail")
+                     "is_reference", "status_detail", "rule_observable", "rule_level", "rule_falling",
+                     "complete_low", "complete_high")
 CHECK_COLUMNS = ("setting", "seed", "weight_decay", "edge", "epochs", "outcome", "effective_rank", "std",
                  "later_epochs", "later_outcome", "later_effective_rank", "later_std", "changed")
 
@@ -48,9 +50,13 @@ def _cell(value) -> str:
 
 def make_map(settings, out: Path, *, seeds: int, preset: str, dataset: str, data_root, device: str, jobs: int,
              weight_decays: tuple, tolerance: float, checks: int, caches=(), length: int = 1,
-             reuse: Path | None = None) -> dict:
-    """Run (or read back) every chain, check the probe length, and write the map's files."""
+             reuse: Path | None = None, rules: dict | None = None) -> dict:
+    """Run (or read back) every chain, check the probe length, and write the map's files. `rules`: the
+    collapse rule of each setting, by name (`analysis.observables.CollapseRule`; RANK_BELOW_2 where
+    missing); every probe, trained here or read from a cache, is judged by its setting's rule."""
     from figures.collapse_map import draw
+
+    rules = {s.name: (rules or {}).get(s.name, RANK_BELOW_2) for s in settings}
 
     out.mkdir(parents=True, exist_ok=True)
     probes_path = out / "probes.csv"
@@ -58,32 +64,42 @@ def make_map(settings, out: Path, *, seeds: int, preset: str, dataset: str, data
     start = time.perf_counter()
     epochs = grid_module.probe_epochs(preset, length)
     chains = [Chain(setting, seed, preset, dataset, data_root, device, out, probes_path, tuple(caches),
-                    weight_decays[0], weight_decays[1], tolerance, epochs, reuse=reuse)
+                    weight_decays[0], weight_decays[1], tolerance, epochs, reuse=reuse, rule=rules[setting.name])
               for setting in settings for seed in seed_values(0, seeds)]
     results = run_chains(chains, jobs)
     store = ProbeStore(probes_path, caches)  # with what the workers appended
     check_rows = check_probe_length(results, checks, preset=preset, dataset=dataset, data_root=data_root,
-                                    device=device, out=out, store=store, epochs=epochs)
+                                    device=device, out=out, store=store, epochs=epochs, rules=rules)
     # this map's probes only: a cache (or a reused OUT) may hold probes of another protocol at the same
     # setting, weight decay and seed; σ² and τ are read at the probes' length K, not at a continued 3K
     first = grid_module.probe_config(settings[0], weight_decays[0], 0, preset=preset, dataset=dataset,
                                      data_root=data_root, device=device)
     current = protocol(first)
-    probes = [p for p in store.rows.values() if p["protocol"] == current]
+    probes = [judged(p, rules[p["setting"]]) for p in store.rows.values()
+              if p["protocol"] == current and p["setting"] in rules]
     chain_rows = [analysis_map.Chain(r["setting"].name, r["setting"].predictor, r["setting"].predictor_lr_mult,
                                      r["setting"].ema, r["seed"], r["bracket"].low, r["bracket"].high,
                                      r["bracket"].status) for r in results]
     rows = analysis_map.ode_basins(analysis_map.thresholds(
         chain_rows, [p for p in probes if p["epochs"] == epochs]))
+    classes = len(_dataset(first).classes)
+    for row in rows:
+        rule = rules[row["setting"]]
+        complete_low, complete_high = complete_bracket(
+            [p for p in probes if p["setting"] == row["setting"] and p["epochs"] == epochs], classes)
+        row.update(rule_observable=rule.observable, rule_level=rule.level, rule_falling=rule.falling,
+                   complete_low=complete_low, complete_high=complete_high)
     verdicts = analysis_map.map_verdicts(rows, check_rows)
     files = [probes_path, write_rows(out / "thresholds.csv", THRESHOLD_COLUMNS, rows),
              write_rows(out / "checks.csv", CHECK_COLUMNS, check_rows)]
-    trained = [p for p in read_probes(probes_path) if p["protocol"] == current]
+    trained = [judged(p, rules[p["setting"]]) for p in read_probes(probes_path)
+               if p["protocol"] == current and p["setting"] in rules]
     files.append(draw(rows, trained or probes, out / "collapse_map.png"))
     summary = {"preset": preset, "dataset": dataset, "seeds": seeds, "probe_epochs": epochs,
                "weight_decay_range": list(weight_decays), "tolerance": tolerance, "thresholds": rows,
                "checks": check_rows, "verdicts": [x.as_dict() for x in verdicts],
                "probes": len(probes), "seconds": time.perf_counter() - start,
+               "rules": {name: {"rule": rule.describe(), "source": rule.source} for name, rule in rules.items()},
                "metric_images": (f"a seeded class-balanced sample of {first['eval_batch']} "
                                  f"{'validation' if first['val_split'] else 'test'} images (deep.evaluate.sample)")}
     markdown = out / "summary.md"
@@ -92,13 +108,22 @@ def make_map(settings, out: Path, *, seeds: int, preset: str, dataset: str, data
     return summary
 
 
+def _rules_text(rules: dict) -> str:
+    """'linear-…, linear-…: effective_rank < 2.47 (from …); mlp-…: std < 0.42 (from …)', settings
+    sharing a rule named together."""
+    shared = {}
+    for name, rule in rules.items():
+        shared.setdefault((rule["rule"], rule["source"]), []).append(name)
+    return "; ".join(f"{', '.join(names)}: {text} ({source})" for (text, source), names in shared.items())
+
+
 def render_markdown(summary: dict) -> str:
     rows, checks = summary["thresholds"], summary["checks"]
     lines = [f"# Collapse map: preset `{summary['preset']}`, {summary['dataset']}, {summary['seeds']} seeds", "",
              "![collapse map](collapse_map.png)", "",
-             f"Each probe: the first {summary['probe_epochs']} epoch(s) of BYOL at the preset with the setting; collapsed "
-             f"if the effective rank of the projector outputs on {summary['metric_images']} is < 2 "
-             "(analysis.verdicts.complete_collapse). Bisection on a log "
+             f"Each probe: the first {summary['probe_epochs']} epoch(s) of BYOL at the preset with the setting, "
+             f"measured on {summary['metric_images']}; collapsed by its setting's rule "
+             f"(analysis.observables.CollapseRule): {_rules_text(summary['rules'])}. Bisection on a log "
              f"scale from [{summary['weight_decay_range'][0]:g}, {summary['weight_decay_range'][1]:g}] until high/low ≤ "
              f"{1 + summary['tolerance']:g}.", "",
              "| setting | bracket over seeds | threshold (geo. mean) | 95% interval over seeds | log10 spread | "
@@ -122,6 +147,19 @@ def render_markdown(summary: dict) -> str:
                   f"takes to collapse at η = {eta:.3g} (the reference's highest healthy weight decay × the fitted "
                   "constant c), with the setting's α_p, σ² as measured, and β = c(1−m)(1−μ)/lr from its EMA "
                   "(analysis.collapse_map.ode_basins)."]
+    lines += ["", "**Onset and complete collapse.** The threshold above is where each setting's rule first reads "
+              "collapse (for a rule on the sharpest step, the onset of dimensional collapse); complete collapse "
+              "(every output on one point: effective rank ≤ 1.1 and kNN at chance, analysis.observables) is read "
+              "from the same probes, which a bisection places densely near its threshold and sparsely above, so "
+              "its bracket is coarse:", "", "| setting | rule | threshold | complete collapse between |",
+              "|---|---|---|---|"]
+    for r in rows:
+        low, high = r.get("complete_low", math.nan), r.get("complete_high", math.nan)
+        complete = (f"[{low:.3g}, {high:.3g}]" if math.isfinite(low) and math.isfinite(high)
+                    else f"above {low:.3g} (not reached)" if math.isfinite(low)
+                    else f"at or below {high:.3g} (every probe)" if math.isfinite(high) else "no probe")
+        rule = summary["rules"].get(r["setting"], {}).get("rule", "")
+        lines.append(f"| {r['setting']} | {rule} | {_cell(r['threshold'])} | {complete} |")
     if checks:
         predictor_of = {r["setting"]: r["predictor"] for r in rows}
         lines += ["", f"**Is the probe long enough?** Edge probes continued to {checks[0]['later_epochs']} epochs, "
@@ -133,8 +171,8 @@ def render_markdown(summary: dict) -> str:
                                                            else "not checked."))
         lines += ["", "| setting | seed | weight decay | edge | at K | later |", "|---|---|---|---|---|---|"]
         lines += [f"| {c['setting']} | {c['seed']} | {c['weight_decay']:g} | {c['edge']} | {c['outcome']} "
-                  f"(rank {_cell(c['effective_rank'])}) | {c['later_outcome']} (rank {_cell(c['later_effective_rank'])}) |"
-                  for c in checks]
+                  f"(rank {_cell(c['effective_rank'])}, std × √d {_cell(c['std'])}) | {c['later_outcome']} "
+                  f"(rank {_cell(c['later_effective_rank'])}, std × √d {_cell(c['later_std'])}) |" for c in checks]
     lines += ["", "## Verdicts (analysis.collapse_map)", ""]
     if summary["verdicts"]:
         lines += ["| hypothesis | setting | prediction | observation | verdict |", "|---|---|---|---|---|"]

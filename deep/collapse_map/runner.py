@@ -2,9 +2,9 @@
 
 A probe (`run_probe`) trains the first `epochs` epochs of its config into its `probe_dir` (resuming
 a shorter run of the same probe, so that the K check continues probes instead of retraining them),
-judges the last epoch with the analysis layer's rule for complete collapse
-(`analysis.verdicts.complete_collapse`: effective rank < 2 on the validation images), measures σ²,
-τ and the target's weight coherence (`deep.collapse_map.measure`) and appends its row to
+judges the last epoch with the map's collapse rule (`analysis.observables.CollapseRule`: by default
+each predictor's sharpest observable past the middle of its step in the committed scan; before issue 20
+effective rank < 2), measures σ², τ and the target's weight coherence (`deep.collapse_map.measure`) and appends its row to
 probes.csv. A probe already in probes.csv (or in a cache given) is not trained.
 Chains run one after another, or in `jobs` worker processes (each with cores/jobs threads).
 """
@@ -16,6 +16,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from analysis.observables import RANK_BELOW_2, CollapseRule
 from deep.collapse_map import grid as grid_module
 from deep.collapse_map.bisection import locate_threshold
 from deep.collapse_map.reuse import adopt, find_trained
@@ -44,6 +45,15 @@ class Chain:
     epochs: int
     threads: int | None = None
     reuse: Path | None = None
+    rule: CollapseRule = RANK_BELOW_2
+
+
+def judged(row: dict, rule: CollapseRule) -> dict:
+    """The probe's row with its outcome by `rule` (a diverged probe stays diverged): a row stored by a
+    scan or a map of another rule is read by this one's."""
+    if row["outcome"] == "diverged":
+        return row
+    return {**row, "outcome": "collapsed" if rule.collapsed(row) else "healthy"}
 
 
 def probe_dir(out: Path, config: dict, setting: grid_module.Setting) -> Path:
@@ -81,13 +91,12 @@ def probe_identity(setting, weight_decay: float, seed: int, epochs: int, *, pres
 
 def run_probe(setting, weight_decay: float, seed: int, epochs: int, *, preset: str, dataset: str,
               data_root, device: str, out: Path, store: ProbeStore, threads: int | None = None,
-              reuse: Path | None = None) -> dict:
-    """The probe's row: from `store` if it is there, else trained (or continued) for `epochs` epochs,
-    or, when `reuse` holds a checkpoint of the same training at `epochs` (another metric protocol),
-    that checkpoint measured again (`deep.collapse_map.reuse`)."""
+              reuse: Path | None = None, rule: CollapseRule = RANK_BELOW_2) -> dict:
+    """The probe's row, its outcome by `rule`: from `store` if it is there, else trained (or continued)
+    for `epochs` epochs, or, when `reuse` holds a checkpoint of the same training at `epochs` (another
+    metric protocol), that checkpoint measured again (`deep.collapse_map.reuse`)."""
     import torch
 
-    from analysis.verdicts import complete_collapse
     from deep import rundir
     from deep.collapse_map.measure import augmentation_ratio, target_ratio, weight_coherence
     from deep.evaluate.sample import balanced_sample
@@ -98,7 +107,7 @@ def run_probe(setting, weight_decay: float, seed: int, epochs: int, *, preset: s
                                  data_root=data_root, device=device)
     known = store.get(key(row))
     if known is not None:
-        return known
+        return judged(known, rule)
     run = probe_dir(out, config, setting)
     done = 0
     if rundir.checkpoint_path(run).is_file():
@@ -128,7 +137,7 @@ def run_probe(setting, weight_decay: float, seed: int, epochs: int, *, preset: s
                 "knn_top1": line.get("knn_top1", math.nan), "seconds": line.get("seconds", math.nan)}
     sigma2 = tau = coherence = math.nan
     if outcome is None:
-        outcome = "collapsed" if complete_collapse(measured["effective_rank"]) else "healthy"
+        outcome = "collapsed" if rule.collapsed(measured) else "healthy"
     if outcome != "diverged" and done > epochs:  # the run was continued past this length: its checkpoint is later
         print(f"collapse-map: {setting.name} seed {seed}: weight decay {weight_decay:g}: the run is already trained to "
               f"{done} epochs, so σ², τ and the coherence at {epochs} are not measured (NaN)", file=sys.stderr)
@@ -158,7 +167,7 @@ def run_chain(chain: Chain) -> dict:
     def collapses(weight_decay: float) -> bool:
         row = run_probe(chain.setting, weight_decay, chain.seed, epochs, preset=chain.preset, dataset=chain.dataset,
                         data_root=chain.data_root, device=chain.device, out=chain.out, store=store,
-                        threads=chain.threads, reuse=chain.reuse)
+                        threads=chain.threads, reuse=chain.reuse, rule=chain.rule)
         rows[weight_decay] = row
         return row["outcome"] != "healthy"
 
@@ -178,13 +187,16 @@ def run_chains(chains: list[Chain], jobs: int = 1) -> list[dict]:
 
 
 def check_probe_length(results: list[dict], count: int, *, preset: str, dataset: str, data_root, device: str,
-                       out: Path, store: ProbeStore, epochs: int, factor: int = 3) -> list[dict]:
+                       out: Path, store: ProbeStore, epochs: int, factor: int = 3,
+                       rules: dict | None = None) -> list[dict]:
     """Is K epochs long enough to judge a probe? Check `count` probes at the edge of their bracket,
     continued to factor × K epochs: the highest healthy probe of a chain (should not collapse later)
     or the lowest collapsed one (should not recover). Every edge probe already continued in `store`
     (by an earlier call) counts, untrained, so that the same call again trains nothing; the rest are
     picked by `sample_edges`, the settings least checked so far first. Returns one row per checked
-    probe: its outcome at K (`epochs`) and at factor × K."""
+    probe: its outcome at K (`epochs`) and at factor × K, both by the setting's rule (`rules`, by setting
+    name; RANK_BELOW_2 where none is given)."""
+    rules = rules or {}
     edges = [(r, kind) for r in results for kind in ("low", "high") if getattr(r["bracket"], kind) is not None]
 
     def continued(result, kind) -> bool:
@@ -196,10 +208,11 @@ def check_probe_length(results: list[dict], count: int, *, preset: str, dataset:
     checks = []
     for result, kind in done + sample_edges(edges, done, count - len(done)):
         weight_decay = getattr(result["bracket"], kind)
+        rule = rules.get(result["setting"].name, RANK_BELOW_2)
         at_k = run_probe(result["setting"], weight_decay, result["seed"], epochs, preset=preset, dataset=dataset,
-                         data_root=data_root, device=device, out=out, store=store)
+                         data_root=data_root, device=device, out=out, store=store, rule=rule)
         later = run_probe(result["setting"], weight_decay, result["seed"], factor * epochs, preset=preset,
-                          dataset=dataset, data_root=data_root, device=device, out=out, store=store)
+                          dataset=dataset, data_root=data_root, device=device, out=out, store=store, rule=rule)
         checks.append({"setting": result["setting"].name, "seed": result["seed"], "weight_decay": weight_decay,
                        "edge": "highest healthy" if kind == "low" else "lowest collapsed",
                        "epochs": epochs, "outcome": at_k["outcome"], "later_epochs": factor * epochs,
