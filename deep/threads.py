@@ -49,6 +49,10 @@ PROC_SELF = Path("/proc/self")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 QUIET_OTHERS = 0.5  # cores used by other processes below which a window counts as quiet
+# torch's intra-op threads when this module was first imported, before any governor lowered them: the
+# count a new governor returns to. (Read from torch at each start, a process that trains runs one after
+# another, as a collapse-map scan does, kept every run after the first that ended at 1 thread at 1.)
+DEFAULT_THREADS = torch.get_num_threads()
 
 
 def allowed_cpus() -> set[int] | None:
@@ -162,7 +166,8 @@ def cpu_seconds(cpus: set[int] | None = None) -> tuple[float, float] | None:
 
 
 class ThreadGovernor:
-    """Sets torch's intra-op threads between 1 and `max_threads` from the other processes' load.
+    """Sets torch's intra-op threads between 1 and `max_threads` (default: torch's count when this
+    module was imported, DEFAULT_THREADS, capped at the available cores) from the other processes' load.
 
     Call `adapt()` before each step; it costs a few small file reads. `steps_at` counts the steps
     taken at each thread count, which the run's summary reports.
@@ -171,7 +176,7 @@ class ThreadGovernor:
     def __init__(self, max_threads: int | None = None, window: float = 1.0):
         self.cpus = allowed_cpus()
         self.cores = available_cores()
-        self.max_threads = max(1, min(max_threads or torch.get_num_threads(), self.cores))
+        self.max_threads = max(1, min(max_threads or DEFAULT_THREADS, self.cores))
         self.window = window
         self.steps_at: dict[int, int] = {}
         self.baseline = 0  # runnable strangers a quiet window showed to use no CPU here

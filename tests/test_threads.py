@@ -68,6 +68,20 @@ def test_never_below_one_thread_nor_above_its_maximum(machine):
     assert one.adapt() == 1 and threads.describe(one.steps_at) == "1 thread"
 
 
+def test_a_governor_started_after_one_that_ended_at_one_thread_returns_to_the_full_count(machine, monkeypatch):
+    """Runs one after another in one process (a collapse-map scan's probes): the second governor's
+    maximum is the process's default count, not the 1 thread the first left torch at."""
+    monkeypatch.setattr(threads, "DEFAULT_THREADS", 2)
+    first = threads.ThreadGovernor(window=1.0)
+    machine.busy(1)
+    assert first.adapt() == 1 and torch.get_num_threads() == 1  # the first run ends under load
+    machine.busy(0)
+    second = threads.ThreadGovernor(window=1.0)
+    assert second.max_threads == 2 and torch.get_num_threads() == 2
+    machine.wait(1.5)
+    assert second.adapt() == 2
+
+
 def test_a_brief_stranger_is_forgiven_after_one_window(machine):
     governor = threads.ThreadGovernor(max_threads=2, window=1.0)
     machine.strangers = 1  # runnable at the moment of the reading, but using no CPU over time
