@@ -224,9 +224,10 @@ def has_lr_test(path) -> bool:
     return (Path(path) / CSV_NAME).is_file()
 
 
-def read_lr_test_csv(path) -> list[dict]:
-    """The rows of MAP/lr_test.csv, numbers as floats (NaN where empty); ValueError naming a bad line."""
-    file = Path(path) / CSV_NAME
+def read_lr_test_csv(path, name: str = CSV_NAME) -> list[dict]:
+    """The rows of MAP/lr_test.csv (or MAP/`name`: the same test of another setting, e.g. length_mlp.csv),
+    numbers as floats (NaN where empty); ValueError naming a bad line."""
+    file = Path(path) / name
     with file.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     missing = [c for c in _NEEDED if rows and c not in rows[0]]

@@ -13,6 +13,10 @@ scan continued with --length 2, or one with extra weight decays, adds its probes
 
     python -m figures.collapse_lr runs/collapse-scan-hashed runs/collapse-lr0.2 runs/collapse-lr0.1 \\
         runs/collapse-lr0.1-L2 runs/collapse-lr0.4
+
+Scans of one lr at several probe lengths only (`--length 2`, `--length 4`) read the threshold against
+probe length alone; `--name` keeps them apart from the lr test (e.g. `--name length_mlp` writes
+length_mlp.csv, .md, .png).
 """
 import argparse
 import re
@@ -109,24 +113,38 @@ def draw(rows: list[dict], result: dict, found: list, png: Path) -> Path:
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel(xlabel)
     axes[0].set_ylabel(LABELS.get(name, name))
-    axes[0].set_title("η = wd: curves of equal steps·lr should coincide", fontsize=9)
-    axes[1].set_title("lr·wd: curves of equal epochs (steps) should coincide", fontsize=9)
+    if _lengths_only(result):
+        axes[0].set_title("one lr: a line style per probe length", fontsize=9)
+        axes[1].set_title("the same probes against lr·wd", fontsize=9)
+    else:
+        axes[0].set_title("η = wd: curves of equal steps·lr should coincide", fontsize=9)
+        axes[1].set_title("lr·wd: curves of equal epochs (steps) should coincide", fontsize=9)
     axes[0].legend(fontsize=7)
-    outcome = ", ".join(f"{x.setting.rsplit(', ', 1)[-1]} {x.outcome}" for x in found)
-    fig.suptitle(f"Unit-free lr test, {rows[0]['setting']} (ResNet-18 probes, {_seeds(rows)} seeds; dotted: the "
-                 f"level thresholds are read at): {outcome}", fontsize=9)
+    if _lengths_only(result):
+        fig.suptitle(f"Threshold against probe length, {rows[0]['setting']} (ResNet-18 probes at constant lr, "
+                     f"{_seeds(rows)} seeds; dotted: the level thresholds are read at)", fontsize=9)
+    else:
+        outcome = ", ".join(f"{x.setting.rsplit(', ', 1)[-1]} {x.outcome}" for x in found)
+        fig.suptitle(f"Unit-free lr test, {rows[0]['setting']} (ResNet-18 probes, {_seeds(rows)} seeds; dotted: the "
+                     f"level thresholds are read at): {outcome}", fontsize=9)
     png = Path(png)
     fig.savefig(png, dpi=90)
     plt.close(fig)
     return png
 
 
+def _lengths_only(result: dict) -> bool:
+    """Whether every pair compares one lr at two lengths (scans of one lr at several probe lengths)."""
+    return all(p["kind"] == "length" for p in result["pairs"])
+
+
 def _seeds(rows) -> int:
     return len({r["seed"] for r in rows})
 
 
-def render(result: dict, found: list) -> str:
-    lines = ["# Unit-free lr test on ResNet-18", "", f"![lr test]({NAME}.png)", "",
+def render(result: dict, found: list, name: str = NAME) -> str:
+    title = "Threshold against probe length on ResNet-18" if _lengths_only(result) else "Unit-free lr test on ResNet-18"
+    lines = [f"# {title}", "", f"![{title}]({name}.png)", "",
              f"Observable: {result['observable']} (the reference's sharpest, sharpness {result['sharpness']:.3g}), "
              f"read at {result['level']:.3g}. Intervals: {100 * result['confidence']:g}% family-wise per clock "
              "(Bonferroni), Welch's t on log10 of the seeds' thresholds (analysis.lr_test).", "",
@@ -140,33 +158,37 @@ def render(result: dict, found: list) -> str:
         lines.append(f"| {p['kind']} | lr {lr_a:g}, {ep_a:g} ep / lr {lr_b:g}, {ep_b:g} ep | {cell} | "
                      + ", ".join(f"{h} {r:.3g}" for h, r in p["predicted"].items()) + " | "
                      + ", ".join(h for h, ok in p["consistent"].items() if ok) + " |")
-    lines += ["", "| prediction | outcome | reading |", "|---|---|---|"]
-    lines += [f"| {x.prediction} | **{x.outcome}** | {x.observation.rsplit(': ', 1)[-1]} |" for x in found]
+    if _lengths_only(result):
+        lines += ["", "Length pairs only: `converged 1` is a threshold that has stopped moving with probe length, "
+                  "`accumulated` one that tracks the decay accumulated so far, lr·wd·steps (analysis.lr_test)."]
+    else:
+        lines += ["", "| prediction | outcome | reading |", "|---|---|---|"]
+        lines += [f"| {x.prediction} | **{x.outcome}** | {x.observation.rsplit(': ', 1)[-1]} |" for x in found]
     return "\n".join(lines) + "\n"
 
 
-def write(rows: list[dict], out_dir: Path) -> list[Path]:
-    """lr_test.png and lr_test.md in out_dir from the rows."""
+def write(rows: list[dict], out_dir: Path, name: str = NAME) -> list[Path]:
+    """NAME.png and NAME.md in out_dir from the rows."""
     from analysis.lr_test import read_lr_test, verdicts
 
     result = read_lr_test(rows)
     found = verdicts(result)
     out_dir.mkdir(parents=True, exist_ok=True)
-    markdown = out_dir / f"{NAME}.md"
-    markdown.write_text(render(result, found))
-    return [draw(rows, result, found, out_dir / f"{NAME}.png"), markdown]
+    markdown = out_dir / f"{name}.md"
+    markdown.write_text(render(result, found, name))
+    return [draw(rows, result, found, out_dir / f"{name}.png"), markdown]
 
 
-def redraw(out_dir: Path) -> list:
-    """`ssldyn figures` recipe: out_dir/collapse_map/lr_test.png (and .md) from the committed lr_test.csv."""
+def redraw(out_dir: Path, name: str = NAME) -> list:
+    """`ssldyn figures` recipe: out_dir/collapse_map/NAME.png (and .md) from the committed NAME.csv."""
     from analysis.lr_test import read_lr_test_csv
 
-    data = DATA_DIR / f"{NAME}.csv"
+    data = DATA_DIR / f"{name}.csv"
     if not data.is_file():
         print(f"collapse lr test: skipped, no stored test at {data}; make it with `python -m figures.collapse_lr "
-              "SCAN_DIR ...`", file=sys.stderr)
+              f"SCAN_DIR ... --name {name}`", file=sys.stderr)
         return []
-    return write(read_lr_test_csv(DATA_DIR), Path(out_dir) / "collapse_map")
+    return write(read_lr_test_csv(DATA_DIR, data.name), Path(out_dir) / "collapse_map", name)
 
 
 def main(argv=None) -> int:
@@ -176,23 +198,28 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m figures.collapse_lr", description=__doc__.splitlines()[0])
     parser.add_argument("scans", nargs="+", type=Path,
                         help="scan directories (ssldyn collapse-map --scan N --out DIR), the reference first")
-    parser.add_argument("--out", type=Path, default=DATA_DIR, help="where lr_test.csv, .png, .md go "
+    parser.add_argument("--out", type=Path, default=DATA_DIR, help="where NAME.csv, .png, .md go "
                         "(default figures/collapse_map)")
+    parser.add_argument("--name", default=NAME, help="the files' name (default lr_test, the one `ssldyn hypotheses` "
+                        "reads; e.g. length_mlp for scans of the MLP predictor at several probe lengths)")
     args = parser.parse_args(argv)
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", args.name):
+        parser.error(f"argument --name: {args.name!r} must be letters, digits, _ or - (a file name without suffix)")
     if args.out.exists() and not args.out.is_dir():
         parser.error(f"argument --out: {args.out} is a file; give a directory")
     try:
         rows, stale = collect(args.scans)
         result = read_lr_test(rows)  # everything that can refuse the scans runs before anything is written
-        render(result, verdicts(result))
+        render(result, verdicts(result), args.name)
     except ValueError as err:
         parser.error(str(err))
     args.out.mkdir(parents=True, exist_ok=True)
-    files = [write_rows(args.out / f"{NAME}.csv", COLUMNS, rows)] + write(read_lr_test_csv(args.out), args.out)
+    files = [write_rows(args.out / f"{args.name}.csv", COLUMNS, rows)]
+    files += write(read_lr_test_csv(args.out, f"{args.name}.csv"), args.out, args.name)
     print("\n".join(f"wrote {f}" for f in files))
     if stale:
         print(f"left out {stale} probes of an older protocol (measured another way): rerun their scans")
-    print((args.out / f"{NAME}.md").read_text())
+    print((args.out / f"{args.name}.md").read_text())
     return 0
 
 

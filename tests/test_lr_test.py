@@ -125,14 +125,14 @@ def test_a_true_prediction_fails_rarely_over_many_draws_of_the_seeds():
     assert failures(lambda lr, epochs: 4e-3, "wd") <= 10
 
 
-def _write_scans(tmp_path, rows, protocol=None):
+def _write_scans(tmp_path, rows, protocol=None, groups=GROUPS):
     """One scan directory per (lr, epochs) group, each with a probes.csv as `ssldyn collapse-map --scan`
     writes it, under today's protocol of its config (or the `protocol` given)."""
     from deep.collapse_map import store
     from deep.collapse_map.grid import Setting, probe_config
 
     dirs = []
-    for lr, epochs in GROUPS:
+    for lr, epochs in groups:
         scan = tmp_path / f"scan-lr{lr:g}-{epochs}"
         probes = store.ProbeStore(scan / "probes.csv")
         for r in rows:
@@ -273,3 +273,34 @@ def test_a_scan_given_twice_or_holding_other_settings_adds_no_probe(tmp_path):
     twice, stale = collapse_lr.collect(dirs + dirs[:2])
     assert len(twice) == len(once) == 4 * 6 * len(GROUPS) and stale == 0
     assert {r["setting"] for r in twice} == {r["setting"] for r in once}
+
+
+def test_scans_of_one_lr_at_several_lengths_are_read_as_a_length_trend_under_their_own_name(tmp_path, capsys):
+    """--name keeps a length-only test (one lr, lengths K, 2K, 4K) apart from the lr test: its own CSV, table
+    and figure, the pairs read as converged (1) or accumulated (the inverse length ratio); lr_test.csv is not
+    written. A threshold that halves with each doubling of length reads as accumulated, never converged."""
+    from figures import collapse_lr
+
+    lengths = [(0.2, 3), (0.2, 6), (0.2, 12)]
+    rows = _scan(lambda lr, epochs: 2.4e-2 / epochs, groups=lengths)
+    dirs = _write_scans(tmp_path, rows, groups=lengths)
+    out = tmp_path / "map"
+    with pytest.raises(SystemExit) as stop:
+        collapse_lr.main([*dirs, "--out", str(out), "--name", "../length"])
+    assert stop.value.code == 2 and "argument --name" in capsys.readouterr().err
+    assert collapse_lr.main([*dirs, "--out", str(out), "--name", "length_linear"]) == 0
+    assert not (out / "lr_test.csv").exists()
+    assert (out / "length_linear.png").stat().st_size > 10_000
+    table = (out / "length_linear.md").read_text()
+    assert table.startswith("# Threshold against probe length on ResNet-18") and "| prediction |" not in table
+    result = read_lr_test(collapse_lr_rows(out / "length_linear.csv"))
+    assert {p["kind"] for p in result["pairs"]} == {"length"} and len(result["pairs"]) == 3
+    for p in result["pairs"]:
+        assert p["consistent"] == {"converged": False, "accumulated": True}
+    assert collapse_lr.redraw(tmp_path / "gallery", name="nonexistent") == []
+
+
+def collapse_lr_rows(path):
+    from analysis.lr_test import read_lr_test_csv
+
+    return read_lr_test_csv(path.parent, path.name)
