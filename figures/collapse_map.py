@@ -3,9 +3,9 @@
 Two panels, weight decay on a log axis: the α_p line (at ema 0.9) and the EMA line (at α_p = 1).
 For each predictor: every probe (healthy ○, collapsed × by its setting's collapse rule, seeds side by
 side), each setting's bracket over its seeds (a bar) with the geometric mean of the seeds' thresholds
-(a line through the settings), and the theory's threshold η*(σ², τ) from the measured σ² and τ: with no constant (η =
-weight decay, a star) and with one constant fitted on the reference setting (dashed). `ssldyn
-figures` redraws figures/collapse_map/collapse_map.png from the committed CSVs.
+(a line through the settings), and the theory's threshold η*(σ², τ) from the measured σ² and τ:
+with no constant (η = weight decay, a star) and with one constant fitted on the reference setting
+(dashed). `ssldyn figures` redraws figures/collapse_map/collapse_map.png from the committed CSVs.
 """
 import csv
 import math

@@ -4,8 +4,9 @@ A probe (`run_probe`) trains the first `epochs` epochs of its config into its `p
 a shorter run of the same probe, so that the K check continues probes instead of retraining them),
 judges the last epoch with the map's collapse rule (`analysis.observables.CollapseRule`: by default
 each predictor's sharpest observable past the middle of its step in the committed scan; before issue 20
-effective rank < 2), measures σ², τ and the target's weight coherence (`deep.collapse_map.measure`) and appends its row to
-probes.csv. A probe already in probes.csv (or in a cache given) is not trained.
+effective rank < 2), measures σ², τ and the target's weight coherence (`deep.collapse_map.measure`)
+and appends its row to probes.csv. A probe already in probes.csv (or in a cache given) is not
+trained; its stored outcome is read again by the rule (`judged`).
 Chains run one after another, or in `jobs` worker processes (each with cores/jobs threads).
 """
 import math
