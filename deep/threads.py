@@ -16,9 +16,10 @@ processes from Linux's /proc and sets torch's intra-op threads to the cores they
   VM or container it can hold threads that never run on this process's CPUs (on this project's 2-core
   VM one such thread was runnable for an hour while the CPUs sat idle, which kept a training at 1
   thread, 380 img/s instead of 650). The most strangers seen over a window whose other processes
-  used less than half a core are taken as that baseline: none of them used a core, so none is load. A
-  window whose other processes did use half a core or more resets the baseline to 0, so a real
-  stranger is counted from then on. The phantom may flicker (runnable in one reading, gone in the
+  used less than a tenth of a core (IDLE_OTHERS) are taken as that baseline: they used no CPU, so
+  none is load. Any busier window resets the baseline to 0, so a real stranger is counted from then
+  on, a bursty or throttled one that uses less than half a core included (it is dropped for during
+  its bursts and the count returns after each quiet window). The phantom may flicker (runnable in one reading, gone in the
   next, as it did here for hours): the fewest seen, the rule before, then fell to 0 in almost every
   window and counted the phantom's return as a stranger, which held a run at 1 thread on an idle
   machine. A real stranger that starts inside a quiet window costs one window (`window` seconds) at
@@ -49,10 +50,7 @@ PROC_SELF = Path("/proc/self")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 QUIET_OTHERS = 0.5  # cores used by other processes below which a window counts as quiet
-# torch's intra-op threads when this module was first imported, before any governor lowered them: the
-# count a new governor returns to. (Read from torch at each start, a process that trains runs one after
-# another, as a collapse-map scan does, kept every run after the first that ended at 1 thread at 1.)
-DEFAULT_THREADS = torch.get_num_threads()
+IDLE_OTHERS = 0.1   # cores used by other processes below which their runnable threads are taken as phantoms
 
 
 def allowed_cpus() -> set[int] | None:
@@ -166,8 +164,9 @@ def cpu_seconds(cpus: set[int] | None = None) -> tuple[float, float] | None:
 
 
 class ThreadGovernor:
-    """Sets torch's intra-op threads between 1 and `max_threads` (default: torch's count when this
-    module was imported, DEFAULT_THREADS, capped at the available cores) from the other processes' load.
+    """Sets torch's intra-op threads between 1 and `max_threads` (default: torch's count when it is
+    made, capped at the available cores) from the other processes' load. It leaves torch at its last
+    count; `deep.train.train` restores the count it found when the run ends.
 
     Call `adapt()` before each step; it costs a few small file reads. `steps_at` counts the steps
     taken at each thread count, which the run's summary reports.
@@ -176,11 +175,11 @@ class ThreadGovernor:
     def __init__(self, max_threads: int | None = None, window: float = 1.0):
         self.cpus = allowed_cpus()
         self.cores = available_cores()
-        self.max_threads = max(1, min(max_threads or DEFAULT_THREADS, self.cores))
+        self.max_threads = max(1, min(max_threads or torch.get_num_threads(), self.cores))
         self.window = window
         self.steps_at: dict[int, int] = {}
         self.baseline = 0  # runnable strangers a quiet window showed to use no CPU here
-        self._most = -1  # the most strangers seen in the open window (-1: no reading yet)
+        self._most = 0  # the most strangers seen in the open window
         self._mark = (time.monotonic(), cpu_seconds(self.cpus))
         self._set(self.max_threads)
 
@@ -205,8 +204,9 @@ class ThreadGovernor:
 
     def _close_window(self, now: int | None) -> bool:
         """Whether a window of `window` seconds closed with this reading and the other processes used less
-        than QUIET_OTHERS cores in it (False while it is open). A quiet window's most strangers become the
-        baseline, a loaded window's baseline is 0. Starts the next window."""
+        than QUIET_OTHERS cores in it (False while it is open). The most strangers of a window in which the
+        other processes used less than IDLE_OTHERS cores become the baseline (they used no CPU: phantoms);
+        any other window's baseline is 0. Starts the next window."""
         if now is not None:
             self._most = max(self._most, now)
         start, start_cpu = self._mark
@@ -215,15 +215,12 @@ class ThreadGovernor:
             return False
         cpu = cpu_seconds(self.cpus)
         self._mark = (time.monotonic(), cpu)
-        most, self._most = self._most, -1
+        most, self._most = self._most, 0
         if cpu is None or start_cpu is None:
             return False
-        quiet = ((cpu[0] - start_cpu[0]) - (cpu[1] - start_cpu[1])) / elapsed < QUIET_OTHERS
-        if not quiet:
-            self.baseline = 0
-        elif most >= 0:
-            self.baseline = most
-        return quiet
+        others = ((cpu[0] - start_cpu[0]) - (cpu[1] - start_cpu[1])) / elapsed
+        self.baseline = most if others < IDLE_OTHERS else 0
+        return others < QUIET_OTHERS
 
 
 def describe(steps_at: dict[int, int]) -> str:

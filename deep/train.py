@@ -262,6 +262,8 @@ def _governor(config: dict, threads: int | None) -> ThreadGovernor | None:
 def train(config: dict, out, *, resume: bool = False, dataset=None, download: bool = False,
           max_epochs: int | None = None, threads: int | None = None, tensorboard: bool = False) -> dict:
     """Train `config` (from `deep.config.resolve`) into run directory `out`; returns the summary.
+    torch's thread count is left as it was found (a fixed `threads`, or the governor's last count, is
+    this run's only), so runs one after another in one process each start from it.
 
     resume: continue the run in `out` from its checkpoint (its config.json is authoritative); a run
         stopped before its first checkpoint starts again from the beginning.
@@ -272,6 +274,17 @@ def train(config: dict, out, *, resume: bool = False, dataset=None, download: bo
         processes between 1 and torch's current thread count (`deep.threads`).
     tensorboard: also write the metrics as TensorBoard scalars in RUN/tensorboard/.
     """
+    found = torch.get_num_threads()
+    try:
+        return _train(config, out, resume=resume, dataset=dataset, download=download, max_epochs=max_epochs,
+                      threads=threads, tensorboard=tensorboard)
+    finally:
+        if torch.get_num_threads() != found:
+            torch.set_num_threads(found)
+
+
+def _train(config: dict, out, *, resume: bool, dataset, download: bool, max_epochs: int | None,
+           threads: int | None, tensorboard: bool) -> dict:
     out = Path(out)
     config = config_module.validate(config)
     if tensorboard:

@@ -402,3 +402,30 @@ def test_each_view_of_each_image_has_its_own_crop(synthetic):
     outputs = torch.cat(views)  # view 0 of images 0..7, then view 1
     same = [(i, j) for i in range(16) for j in range(i + 1, 16) if torch.equal(outputs[i], outputs[j])]
     assert same == []
+
+
+def test_a_run_leaves_torchs_thread_count_as_it_found_it(synthetic, tmp_path, monkeypatch):
+    """Runs one after another in one process (a collapse-map scan's probes): a run whose governor ended at
+    1 thread, or one given a fixed count, leaves torch at the count it found, so the next run's governor
+    starts from the full count again (before, every run after one that ended at 1 thread stayed at 1)."""
+    import torch
+
+    from deep import threads
+    from deep.train import train
+
+    monkeypatch.setattr(threads, "available_cores", lambda: 2)
+    monkeypatch.setattr(threads, "others_running", lambda: 5)  # strangers on every core: the governor drops to 1
+    seen = []
+    real_set = torch.set_num_threads
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: (seen.append(n), real_set(n)))
+    before = torch.get_num_threads()
+    try:
+        real_set(2)
+        seen.clear()
+        train(_config("byol"), tmp_path / "governed", dataset=synthetic, max_epochs=1)
+        assert 1 in seen  # the governor did drop
+        assert torch.get_num_threads() == 2
+        train(_config("byol"), tmp_path / "fixed", dataset=synthetic, max_epochs=1, threads=1)
+        assert torch.get_num_threads() == 2
+    finally:
+        real_set(before)
