@@ -83,7 +83,7 @@ def complete_bracket(probes: list[dict], num_classes: int) -> tuple[float, float
     """(low, high) of complete collapse along one setting's probes, of any seeds (a map's bisection
     probes): high is the lowest weight decay from which every probe up is complete (effective rank ≤
     COMPLETE_RANK, kNN top-1 ≤ chance + CHANCE_MARGIN), low the next weight decay below it, where some
-    probe is not. (NaN, highest) when the highest probe is not complete; (NaN, lowest) when every probe
+    probe is not. (highest, NaN) when the highest probe is not complete; (NaN, lowest) when every probe
     is. Diverged probes (NaN) are left out. A bisection probes densely near its threshold and sparsely
     above, so this bracket is as coarse as the probes happen to fall."""
     chance = 100.0 / num_classes
@@ -128,12 +128,13 @@ def read_scan(rows: list[dict], weight_decays: list[float], num_classes: int) ->
 class CollapseRule:
     """A probe is collapsed when its `observable` is below `level` (above it for a rising observable,
     `falling` False). A missing value (NaN: not measured) is not collapse. `source` says where the
-    rule was read."""
+    rule was read, `epochs` on probes of which length."""
 
     observable: str
     level: float
     falling: bool = True
     source: str = ""
+    epochs: int | None = None  # the length of the probes the rule was read on (None: not read on a scan)
 
     def __post_init__(self):
         if self.observable not in OBSERVABLES:
@@ -169,6 +170,10 @@ def rule_from_scan(rows: list[dict], setting: str, source: str = "") -> Collapse
     if not mine:
         found = ", ".join(dict.fromkeys(r["setting"] for r in rows)) or "none"
         raise ValueError(f"the scan {source or ''} has no probe of {setting} (it has: {found})".replace("  ", " "))
+    lengths = sorted({int(r["epochs"]) for r in mine})
+    if len(lengths) > 1:
+        raise ValueError(f"the scan {source or ''} mixes probe lengths for {setting} ({', '.join(map(str, lengths))} "
+                         "epochs): a rule is read at one length".replace("  ", " "))
     weight_decays = sorted({float(r["weight_decay"]) for r in mine})
     tables = {name: observable_table(mine, setting, weight_decays, name) for name in OBSERVABLES}
     name, transitions = sharpest(weight_decays, tables)
@@ -178,4 +183,4 @@ def rule_from_scan(rows: list[dict], setting: str, source: str = "") -> Collapse
     level, falling = step_level(weight_decays, tables[name], transitions[name])
     return CollapseRule(name, level, falling, f"{setting}'s sharpest step{' in ' + str(source) if source else ''} "
                         f"(sharpness {transitions[name]['sharpness']:.2g}, between {transitions[name]['between'][0]:.3g} "
-                        f"and {transitions[name]['between'][1]:.3g})")
+                        f"and {transitions[name]['between'][1]:.3g}, {lengths[0]}-epoch probes)", lengths[0])

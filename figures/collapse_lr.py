@@ -207,12 +207,18 @@ def main(argv=None) -> int:
         parser.error(f"argument --name: {args.name!r} must be letters, digits, _ or - (a file name without suffix)")
     if args.out.exists() and not args.out.is_dir():
         parser.error(f"argument --out: {args.out} is a file; give a directory")
+    target = args.out / f"{args.name}.csv"
+    if target.is_file() and target.read_bytes().split(b"\n", 1)[0].decode(errors="replace").strip() != ",".join(COLUMNS):
+        parser.error(f"argument --name: {target} exists and is not an lr test's CSV; choose another --name")
     try:
         rows, stale = collect(args.scans)
         result = read_lr_test(rows)  # everything that can refuse the scans runs before anything is written
         render(result, verdicts(result), args.name)
     except ValueError as err:
         parser.error(str(err))
+    if args.name == NAME and _lengths_only(result):
+        parser.error(f"the scans give length pairs only (one lr): name them with --name (e.g. length_linear); "
+                     f"{NAME}.csv is the lr test that `ssldyn hypotheses` reads")
     args.out.mkdir(parents=True, exist_ok=True)
     files = [write_rows(args.out / f"{args.name}.csv", COLUMNS, rows)]
     files += write(read_lr_test_csv(args.out, f"{args.name}.csv"), args.out, args.name)

@@ -700,19 +700,20 @@ def test_a_probe_whose_run_was_continued_past_its_length_is_read_at_its_length_w
     assert math.isnan(shorter["sigma2"]) and math.isnan(shorter["tau"])
 
 
-def _rule_scan(path, setting: str, level: float):
-    """An observables.csv whose sharpest step puts `setting`'s rule at effective_rank < `level`:
-    the rank falls from level + 1 to level − 1 between two weight decays, seeds ± 0.01; the other
-    observables are flat."""
+def _rule_scan(path, setting: str, level: float, append: bool = False):
+    """An observables.csv (or `append` to one) whose sharpest step puts `setting`'s rule at
+    effective_rank < `level`: the rank falls from level + 1 to level − 1 between two weight decays, seeds
+    ± 0.01; the other observables are flat."""
     columns = ("setting", "predictor", "predictor_lr_mult", "ema", "seed", "weight_decay", "epochs", "outcome",
                "effective_rank", "covariance_rank", "std", "knn_top1", "classes")
-    with path.open("w", newline="") as handle:
+    with path.open("a" if append else "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(columns)
+        if not append:
+            writer.writerow(columns)
         for seed, offset in enumerate((-0.01, 0.0, 0.01)):
             for wd, rank in ((0.01, level + 1), (0.02, level - 1)):
-                writer.writerow([setting, "linear", 1, 0.9, seed, wd, 1, "healthy", rank + offset, 3 + offset,
-                                 0.5 + offset, 30 + offset, 10])
+                writer.writerow([setting, setting.split("-")[0], 1, 0.9, seed, wd, 1, "healthy", rank + offset,
+                                 3 + offset, 0.5 + offset, 30 + offset, 10])
     return path
 
 
@@ -735,8 +736,14 @@ def test_the_map_judges_every_probe_by_its_settings_rule_and_the_figure_reads_it
     assert edge["outcome"] == "healthy" and edge["effective_rank"] >= 2
     level = edge["effective_rank"] + 0.05
     scan = _rule_scan(tmp_path / "observables.csv", "linear-alpha1-ema0.9", level)
-    assert main(argv + ["--rule-scan", str(scan)]) == 0
-    (second,) = json.loads(capsys.readouterr().out)["thresholds"]
+    checked = [x if x != "0" else "1" for x in argv]  # and one edge probe continued to 3K, judged by the rule too
+    assert main(checked + ["--rule-scan", str(scan)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    (second,) = summary["thresholds"]
+    (check,) = summary["checks"]
+    continued = next(p for p in read_probes(out / "probes.csv")
+                     if p["weight_decay"] == check["weight_decay"] and p["epochs"] == 3)
+    assert check["later_outcome"] == ("collapsed" if continued["effective_rank"] < level else "healthy")
     assert second["rule_observable"] == "effective_rank" and second["rule_falling"] is True
     assert second["rule_level"] == pytest.approx(level)
     assert second["weight_decay_high"] <= first["weight_decay_low"]  # the old healthy edge now collapsed
@@ -754,7 +761,9 @@ def test_the_map_judges_every_probe_by_its_settings_rule_and_the_figure_reads_it
     probes = [p for p in read_probes(out / "probes.csv") if p["epochs"] == 1]
     complete = sorted(p["weight_decay"] for p in probes if p["effective_rank"] <= 1.1 and p["knn_top1"] <= chance + 5)
     not_complete = [p["weight_decay"] for p in probes if p["weight_decay"] not in complete]
-    expected = min((w for w in complete if w > max(not_complete, default=0)), default=math.nan)
+    assert not_complete  # the smoke probes stay above chance: complete collapse is not reached ...
+    assert row["complete_low"] == pytest.approx(max(not_complete))  # ... above the highest probe, which is finite
+    expected = min((w for w in complete if w > max(not_complete)), default=math.nan)
     assert row["complete_high"] == pytest.approx(expected, nan_ok=True)
     assert "**Onset and complete collapse.**" in (out / "summary.md").read_text()
 
@@ -763,10 +772,16 @@ def test_the_map_judges_every_probe_by_its_settings_rule_and_the_figure_reads_it
     (["--rule-scan", "/nonexistent/observables.csv"], "argument --rule-scan: /nonexistent/observables.csv is not a file"),
     (["--rule-scan", "SCAN_OF_MLP"], "has no probe of linear-alpha1-ema0.9"),
     (["--rule-scan", "SCAN_OF_MLP", "--rank-rule"], "not allowed with argument"),
+    (["--rule-scan", "NOT_A_SCAN"], "no column effective_rank"),
+    (["--rule-scan", "BINARY"], "unreadable"),
+    (["--rule-scan", "SCAN_OF_MLP", "--scan", "3"], "a scan judges no probe"),
 ])
 def test_a_rule_scan_that_cannot_give_the_rule_is_one_line_exit_2(tmp_path, capsys, extra, message):
     scan = _rule_scan(tmp_path / "observables.csv", "mlp-alpha1-ema0.9", 3.0)
-    extra = [str(scan) if x == "SCAN_OF_MLP" else x for x in extra]
+    (tmp_path / "probes.csv").write_text("setting,seed,weight_decay,epochs,outcome\nx,0,0.1,3,healthy\n")
+    (tmp_path / "binary.csv").write_bytes(b"\xff\xfe\x00\x81" * 20)
+    extra = [{"SCAN_OF_MLP": str(scan), "NOT_A_SCAN": str(tmp_path / "probes.csv"),
+              "BINARY": str(tmp_path / "binary.csv")}.get(x, x) for x in extra]
     try:
         status = main(["collapse-map", "--preset", "smoke", "--dataset", "synthetic", "--predictors", "linear",
                        "--out", str(tmp_path / "map"), *extra])
@@ -775,4 +790,67 @@ def test_a_rule_scan_that_cannot_give_the_rule_is_one_line_exit_2(tmp_path, caps
     assert status == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0] and "Traceback" not in err[0]
+    assert not (tmp_path / "map").exists()
+
+
+def test_each_setting_is_judged_by_its_predictors_reference_rule_from_the_scan_of_its_wd_scope(tmp_path, monkeypatch):
+    """The α_p and EMA lines take the rule of their predictor's reference (α_p 1, EMA 0.9); each wd scope reads its
+    own committed scan; a setting the default scans cannot give a rule falls back to rank < 2 with a note,
+    while a scan the user names must have it."""
+    from analysis.observables import RANK_BELOW_2
+    from deep.collapse_map import cli
+
+    committed = tmp_path / "committed"
+    committed.mkdir()
+    _rule_scan(committed / "observables.csv", "linear-alpha1-ema0.9", 2.5)
+    _rule_scan(committed / "observables.csv", "mlp-alpha1-ema0.9", 4.0, append=True)
+    _rule_scan(committed / "observables_wd_weights.csv", "linear-alpha1-ema0.9-wdweights", 1.5)
+    monkeypatch.setattr(cli, "COMMITTED_SCAN", committed / "observables.csv")
+    grid = grid_module.grid(alphas=(0.3, 1, 10), emas=(0, 0.99))
+    rules, notes = cli.collapse_rules(grid, preset="cpu", dataset="cifar10", epochs=1)
+    assert notes == []
+    assert {name: round(rule.level, 6) for name, rule in rules.items()} == {
+        s.name: (2.5 if s.predictor == "linear" else 4.0) for s in grid}
+    scoped = grid_module.grid(alphas=(3,), emas=(0.9,), wd_scope="weights")
+    rules, notes = cli.collapse_rules(scoped, preset="cpu", dataset="cifar10", epochs=1)
+    assert rules["linear-alpha3-ema0.9-wdweights"].level == pytest.approx(1.5)
+    assert rules["mlp-alpha3-ema0.9-wdweights"] is RANK_BELOW_2
+    assert len(notes) == 1
+    assert "mlp-alpha3-ema0.9-wdweights, mlp-alpha1-ema0.9-wdweights: judged by effective rank < 2" in notes[0]
+    assert "--predictors mlp --wd-scope weights" in notes[0]
+    heads = grid_module.grid(predictors=("linear",), alphas=(1,), emas=(), wd_scope="heads")  # no committed scan
+    rules, notes = cli.collapse_rules(heads, preset="cpu", dataset="cifar10", epochs=1)
+    assert rules == {"linear-alpha1-ema0.9-wdheads": RANK_BELOW_2} and "no committed scan" in notes[0]
+    with pytest.raises(ValueError, match="argument --rule-scan: .*no probe of mlp-alpha1-ema0.9-wdweights"):
+        cli.collapse_rules(scoped, preset="cpu", dataset="cifar10", epochs=1,
+                           rule_scan=committed / "observables_wd_weights.csv")
+    rules, notes = cli.collapse_rules(grid, preset="smoke", dataset="synthetic", epochs=1)
+    assert set(rules.values()) == {RANK_BELOW_2} and "not smoke on synthetic" in notes[0]
+    assert cli.collapse_rules(grid, preset="cpu", dataset="cifar10", epochs=1, rank_rule=True) == (
+        dict.fromkeys(rules, RANK_BELOW_2), [])
+    _, notes = cli.collapse_rules(grid, preset="cpu", dataset="cifar10", epochs=3)  # the scan's probes ran 1 epoch
+    assert notes == ["the rules were read on 1-epoch probes and judge this map's 3-epoch probes (and the K check's "
+                     "longer ones) at the same levels: a level that moves with length is not followed"]
+
+
+def test_the_committed_scan_gives_the_linear_predictor_a_rank_rule_and_the_mlp_a_std_rule():
+    """The default rules, read from the committed figures/collapse_map/observables.csv (docs/ablations.md
+    gives these numbers)."""
+    from deep.collapse_map import cli
+
+    rules, notes = cli.collapse_rules(grid_module.grid(), preset="cpu", dataset="cifar10", epochs=3)
+    assert notes == []
+    for name, rule in rules.items():
+        expected = ("effective_rank", 2.47) if name.startswith("linear") else ("std", 0.42)
+        assert (rule.observable, round(rule.level, 2), rule.falling, rule.epochs) == (*expected, True, 3)
+
+
+def test_a_map_given_rules_must_have_one_for_every_setting(tmp_path):
+    from analysis.observables import RANK_BELOW_2
+    from deep.collapse_map.report import make_map
+
+    grid = grid_module.grid(predictors=("linear",), alphas=(1, 3), emas=())
+    with pytest.raises(ValueError, match="no collapse rule for linear-alpha3-ema0.9"):
+        make_map(grid, tmp_path / "map", seeds=1, preset="smoke", dataset="synthetic", data_root=None, device="cpu",
+                 jobs=1, weight_decays=(0.05, 2), tolerance=1.5, checks=0, rules={grid[0].name: RANK_BELOW_2})
     assert not (tmp_path / "map").exists()

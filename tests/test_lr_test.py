@@ -288,6 +288,13 @@ def test_scans_of_one_lr_at_several_lengths_are_read_as_a_length_trend_under_the
     with pytest.raises(SystemExit) as stop:
         collapse_lr.main([*dirs, "--out", str(out), "--name", "../length"])
     assert stop.value.code == 2 and "argument --name" in capsys.readouterr().err
+    for name, message in (("lr_test", "length pairs only"), ("observables", "is not an lr test's CSV")):
+        out.mkdir(exist_ok=True)
+        (out / "observables.csv").write_text("setting,seed\nx,0\n")  # e.g. the committed scan the map's rules read
+        with pytest.raises(SystemExit) as stop:
+            collapse_lr.main([*dirs, "--out", str(out), "--name", name])
+        assert stop.value.code == 2 and message in capsys.readouterr().err
+        assert not (out / "lr_test.csv").exists() and (out / "observables.csv").read_text() == "setting,seed\nx,0\n"
     assert collapse_lr.main([*dirs, "--out", str(out), "--name", "length_linear"]) == 0
     assert not (out / "lr_test.csv").exists()
     assert (out / "length_linear.png").stat().st_size > 10_000

@@ -77,7 +77,7 @@ def test_covariance_rank_counts_the_directions_the_outputs_spread_over():
 def _scan_rows(setting, weight_decays, columns):
     """observables.csv rows: `columns` {observable: seeds × weight decays}; the rest constant."""
     seeds = len(next(iter(columns.values())))
-    return [{"setting": setting, "seed": float(s), "weight_decay": wd, "outcome": "healthy",
+    return [{"setting": setting, "seed": float(s), "weight_decay": wd, "outcome": "healthy", "epochs": 3.0,
              **{name: float(columns[name][s][j]) if name in columns else 1.0 for name in OBSERVABLES}}
             for s in range(seeds) for j, wd in enumerate(weight_decays)]
 
@@ -121,6 +121,10 @@ def test_a_rule_needs_a_known_observable_a_finite_level_and_a_scan_of_the_settin
     one_seed = [r for r in rows if r["seed"] == 0.0]
     with pytest.raises(ValueError, match="fewer than two seeds"):
         rule_from_scan(one_seed, "linear-alpha1-ema0.9")
+    longer = [{**r, "epochs": 6.0} for r in rows]
+    assert rule_from_scan(longer, "linear-alpha1-ema0.9").epochs == 6 and rule_from_scan(rows, "linear-alpha1-ema0.9").epochs == 3
+    with pytest.raises(ValueError, match=r"mixes probe lengths for linear-alpha1-ema0.9 \(3, 6 epochs\)"):
+        rule_from_scan(rows + longer, "linear-alpha1-ema0.9")
 
 
 def test_complete_collapse_is_bracketed_from_above_by_the_probes_of_any_seed():

@@ -74,40 +74,93 @@ def register(subparsers) -> None:
                              "measured again with the current code instead of trained again; DIR is only read")
     rule = parser.add_mutually_exclusive_group()
     rule.add_argument("--rule-scan", type=Path, metavar="CSV",
-                      help="a scan's observables.csv whose reference settings give the bisection its collapse rule: "
-                           "each predictor's sharpest observable past the middle of its step (default: the committed "
-                           "figures/collapse_map/observables.csv; for --wd-scope weights give "
-                           "figures/collapse_map/observables_wd_weights.csv)")
+                      help="a scan's observables.csv whose reference settings (α_p 1, ema 0.9) give the bisection "
+                           "its collapse rule: each predictor's sharpest observable past the middle of its step "
+                           "(default: the committed figures/collapse_map/observables.csv, or observables_wd_SCOPE.csv "
+                           "for --wd-scope; a setting without a reference there is judged by effective rank < 2, "
+                           "and the map says so)")
     rule.add_argument("--rank-rule", action="store_true",
                       help="judge probes by effective rank < 2 instead, the map's rule before issue 20")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     parser.set_defaults(func=run_collapse_map)
 
 
-def collapse_rules(settings, scan: Path) -> dict:
-    """Each setting's collapse rule, by name: its predictor's reference setting (α_p 1, EMA 0.9, the
-    same loss, lr and wd scope) in the scan `scan`, read by `analysis.observables.rule_from_scan`.
-    ValueError naming the missing setting and how to make its scan."""
-    from dataclasses import replace
+RULE_SCAN_COLUMNS = ("setting", "seed", "weight_decay", "epochs", "outcome")  # and analysis.observables.OBSERVABLES
 
-    from analysis.observables import rule_from_scan
+
+def _scan_command(setting) -> str:
+    scope = "" if setting.wd_scope == "all" else f" --wd-scope {setting.wd_scope}"
+    return (f"`ssldyn collapse-map --scan 5 --wd-range 1e-3 0.0152 --alpha-p 1 --ema 0.9 --predictors "
+            f"{setting.predictor}{scope}`")
+
+
+def _read_rule_scan(scan: Path, given: bool) -> list[dict]:
+    """The rows of a scan's observables.csv; ValueError in one line for a missing or malformed file."""
+    from analysis.observables import OBSERVABLES
     from figures.collapse_map import read_rows
 
+    where = f"argument --rule-scan: {scan}" if given else f"the committed scan {scan}"
     if not Path(scan).is_file():
-        raise ValueError(f"argument --rule-scan: {scan} is not a file; give a scan's observables.csv "
-                         "(`ssldyn collapse-map --scan N ...`) or pass --rank-rule")
-    rows = read_rows(scan)
-    rules = {}
+        raise ValueError(f"{where} is not a file; give a scan's observables.csv (`ssldyn collapse-map --scan N "
+                         "...`) or pass --rank-rule")
+    try:
+        rows = read_rows(scan)
+    except (ValueError, OSError) as err:
+        raise ValueError(f"{where}: unreadable ({err}); give a scan's observables.csv") from None
+    missing = [c for c in (*RULE_SCAN_COLUMNS, *OBSERVABLES) if not rows or c not in rows[0]]
+    if missing:
+        raise ValueError(f"{where}: {'no rows' if not rows else 'no column ' + ', '.join(missing)}; give a scan's "
+                         "observables.csv (`ssldyn collapse-map --scan N ...`)")
+    return rows
+
+
+def collapse_rules(settings, *, preset: str, dataset: str, epochs: int, rule_scan: Path | None = None,
+                   rank_rule: bool = False) -> tuple[dict, list[str]]:
+    """({setting name: CollapseRule}, notes). Each setting is judged by the rule of its predictor's
+    reference setting (α_p 1, EMA 0.9, the same loss, lr and wd scope) in a scan's observables.csv
+    (`analysis.observables.rule_from_scan`): `rule_scan` when given (then every reference must be in it,
+    else ValueError), else the committed scan of the setting's wd scope (observables.csv,
+    observables_wd_weights.csv, ...), for the preset and data set it ran at. A setting the default scan
+    cannot give a rule (another preset or data set, or no reference in it) and every setting under
+    `rank_rule` is judged by effective rank < 2 (RANK_BELOW_2); the notes say which, and where the
+    probes are longer or shorter than the rule's."""
+    from dataclasses import replace
+
+    from analysis.observables import RANK_BELOW_2, rule_from_scan
+
+    names = [s.name for s in settings]
+    if rank_rule:
+        return dict.fromkeys(names, RANK_BELOW_2), []
+    if rule_scan is None and (preset, dataset) != COMMITTED_SCAN_OF:
+        return dict.fromkeys(names, RANK_BELOW_2), [
+            f"the committed scans that give the collapse rules ran at preset cpu on cifar10, not {preset} on "
+            f"{dataset}: every probe is judged by effective rank < 2 (give a scan of this preset and data set with "
+            "--rule-scan to judge them by its sharpest observable)"]
+    rules, fallbacks, scans = {}, {}, {}
     for setting in settings:
+        scan = rule_scan or COMMITTED_SCAN.with_name(
+            "observables.csv" if setting.wd_scope == "all" else f"observables_wd_{setting.wd_scope}.csv")
+        if scan not in scans:
+            scans[scan] = _read_rule_scan(scan, rule_scan is not None) if rule_scan or scan.is_file() else None
         reference = replace(setting, predictor_lr_mult=grid_module.DEFAULT_ALPHA, ema=grid_module.DEFAULT_EMA)
         try:
-            rules[setting.name] = rule_from_scan(rows, reference.name, str(scan))
+            if scans[scan] is None:
+                raise ValueError(f"no committed scan {scan.name}")
+            rules[setting.name] = rule_from_scan(scans[scan], reference.name, str(scan))
         except ValueError as err:
-            raise ValueError(f"argument --rule-scan: {err}; scan it with `ssldyn collapse-map --scan 5 --wd-range 1e-3 "
-                             f"0.0152 --alpha-p 1 --ema 0.9 --predictors {setting.predictor}"
-                             f"{'' if setting.wd_scope == 'all' else ' --wd-scope ' + setting.wd_scope}` and give its "
-                             "observables.csv, or pass --rank-rule") from None
-    return rules
+            if rule_scan is not None:
+                raise ValueError(f"argument --rule-scan: {err}; scan it with {_scan_command(setting)} and give its "
+                                 "observables.csv, or pass --rank-rule") from None
+            rules[setting.name] = RANK_BELOW_2
+            fallbacks.setdefault((reference.name, str(err), _scan_command(setting)), []).append(setting.name)
+    notes = [f"{', '.join(names)}: judged by effective rank < 2 ({err}; scan {reference} with {command} and give its "
+             "observables.csv with --rule-scan)" for (reference, err, command), names in fallbacks.items()]
+    lengths = {r.epochs for r in rules.values() if r.epochs is not None}
+    if lengths - {epochs}:
+        notes.append(f"the rules were read on {', '.join(map(str, sorted(lengths)))}-epoch probes and judge this map's "
+                     f"{epochs}-epoch probes (and the K check's longer ones) at the same levels: a level that moves "
+                     "with length is not followed")
+    return rules, notes
 
 
 def run_collapse_map(args) -> int:
@@ -128,6 +181,9 @@ def run_collapse_map(args) -> int:
     if args.loss != "cosine" and args.scan is None:
         raise ValueError("argument --loss: the bisection map's analysis (σ², τ, η*, the cosine model) is the cosine "
                          "loss's; scan the l2 loss with --scan N")
+    if args.scan is not None and (args.rule_scan is not None or args.rank_rule):
+        raise ValueError("argument --rule-scan/--rank-rule: a scan judges no probe (it reads which observable steps "
+                         "most sharply); use them with the bisection map")
     if args.lr is not None and args.scan is None:
         raise ValueError("argument --lr: the bisection map reads every setting at the preset's lr; use it with --scan N")
     settings = grid_module.grid(args.predictors, args.alpha_p, args.ema, args.loss, args.lr, args.wd_scope)
@@ -153,16 +209,15 @@ def run_collapse_map(args) -> int:
                  f"{r['complete']:.3g}" for r in summary["settings"]]
         emit(strict_json(summary), args.json, "\n".join(lines + [f"wrote {f}" for f in summary["files"]]))
         return 0
-    if args.rule_scan is None and not args.rank_rule and (args.preset, args.dataset) != COMMITTED_SCAN_OF:
-        print(f"collapse-map: the committed scan that gives the collapse rule ran at preset cpu on cifar10, not "
-              f"{args.preset} on {args.dataset}: probes are judged by effective rank < 2 (give a scan of this preset "
-              "and data set with --rule-scan to judge them by its sharpest observable)", file=sys.stderr)
-    rules = ({} if args.rank_rule or (args.rule_scan is None and (args.preset, args.dataset) != COMMITTED_SCAN_OF)
-             else collapse_rules(settings, args.rule_scan or COMMITTED_SCAN))
+    rules, notes = collapse_rules(settings, preset=args.preset, dataset=args.dataset,
+                                  epochs=grid_module.probe_epochs(args.preset, args.length), rule_scan=args.rule_scan,
+                                  rank_rule=args.rank_rule)
+    for note in notes:
+        print(f"collapse-map: {note}", file=sys.stderr)
     summary = make_map(settings, Path(out), seeds=args.seeds, preset=args.preset, dataset=args.dataset,
                        data_root=args.data_root, device=resolve_device(args.device), jobs=args.jobs,
                        weight_decays=(low, high), tolerance=args.tolerance, checks=args.check, caches=caches,
-                       length=args.length, reuse=args.reuse, rules=rules)
+                       length=args.length, reuse=args.reuse, rules=rules, rule_notes=notes)
     lines = [f"{row['setting']}: weight decay threshold in [{row['weight_decay_low']:.3g}, "
              f"{row['weight_decay_high']:.3g}] over {row['seeds']} seeds ({row['status']})"
              if row["status"] == "located" else f"{row['setting']}: {row['status']}" for row in summary["thresholds"]]

@@ -50,13 +50,18 @@ def _cell(value) -> str:
 
 def make_map(settings, out: Path, *, seeds: int, preset: str, dataset: str, data_root, device: str, jobs: int,
              weight_decays: tuple, tolerance: float, checks: int, caches=(), length: int = 1,
-             reuse: Path | None = None, rules: dict | None = None) -> dict:
+             reuse: Path | None = None, rules: dict | None = None, rule_notes: list | None = None) -> dict:
     """Run (or read back) every chain, check the probe length, and write the map's files. `rules`: the
-    collapse rule of each setting, by name (`analysis.observables.CollapseRule`; RANK_BELOW_2 where
-    missing); every probe, trained here or read from a cache, is judged by its setting's rule."""
+    collapse rule of each setting, by name (`analysis.observables.CollapseRule`; None: RANK_BELOW_2 for
+    every setting, given: one for each); every probe, trained here or read from a cache, is judged by
+    its setting's rule. `rule_notes`: what summary.md says about the rules beside them."""
     from figures.collapse_map import draw
 
-    rules = {s.name: (rules or {}).get(s.name, RANK_BELOW_2) for s in settings}
+    if rules is None:
+        rules = {s.name: RANK_BELOW_2 for s in settings}
+    missing = [s.name for s in settings if s.name not in rules]
+    if missing:
+        raise ValueError(f"no collapse rule for {', '.join(missing)}")
 
     out.mkdir(parents=True, exist_ok=True)
     probes_path = out / "probes.csv"
@@ -82,11 +87,15 @@ def make_map(settings, out: Path, *, seeds: int, preset: str, dataset: str, data
                                      r["bracket"].status) for r in results]
     rows = analysis_map.ode_basins(analysis_map.thresholds(
         chain_rows, [p for p in probes if p["epochs"] == epochs]))
-    classes = len(_dataset(first).classes)
+    try:
+        classes = len(_dataset(first).classes)
+    except (OSError, ValueError):  # a map read back from its probes where the data set is absent: no chance level
+        classes = None
     for row in rows:
         rule = rules[row["setting"]]
-        complete_low, complete_high = complete_bracket(
+        complete_low, complete_high = (complete_bracket(
             [p for p in probes if p["setting"] == row["setting"] and p["epochs"] == epochs], classes)
+            if classes else (math.nan, math.nan))
         row.update(rule_observable=rule.observable, rule_level=rule.level, rule_falling=rule.falling,
                    complete_low=complete_low, complete_high=complete_high)
     verdicts = analysis_map.map_verdicts(rows, check_rows)
@@ -100,6 +109,7 @@ def make_map(settings, out: Path, *, seeds: int, preset: str, dataset: str, data
                "checks": check_rows, "verdicts": [x.as_dict() for x in verdicts],
                "probes": len(probes), "seconds": time.perf_counter() - start,
                "rules": {name: {"rule": rule.describe(), "source": rule.source} for name, rule in rules.items()},
+               "rule_notes": list(rule_notes or []),
                "metric_images": (f"a seeded class-balanced sample of {first['eval_batch']} "
                                  f"{'validation' if first['val_split'] else 'test'} images (deep.evaluate.sample)")}
     markdown = out / "summary.md"
@@ -125,7 +135,8 @@ def render_markdown(summary: dict) -> str:
              f"measured on {summary['metric_images']}; collapsed by its setting's rule "
              f"(analysis.observables.CollapseRule): {_rules_text(summary['rules'])}. Bisection on a log "
              f"scale from [{summary['weight_decay_range'][0]:g}, {summary['weight_decay_range'][1]:g}] until high/low ≤ "
-             f"{1 + summary['tolerance']:g}.", "",
+             f"{1 + summary['tolerance']:g}. The K check's longer probes are judged by the same rules.", "",
+             *[f"- Note: {note}" for note in summary.get("rule_notes", [])], *([""] if summary.get("rule_notes") else []),
              "| setting | bracket over seeds | threshold (geo. mean) | 95% interval over seeds | log10 spread | "
              "seeds' brackets | σ² | τ | "
              "η* = τ²/4(1+σ²) | η* model, fitted | observed / η* model | γ | cosine model, fitted | observed / cosine | "
