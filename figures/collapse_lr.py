@@ -44,11 +44,11 @@ def _base(setting: str) -> str:
     return re.sub(r"-lr[0-9.e+-]+$", "", setting)
 
 
-def collect(scans: list[Path]) -> tuple[list[dict], int]:
-    """Every probe in each scan's probes.csv (`ssldyn collapse-map --scan`, any calls, any lengths) of the
-    first scan's first setting at any lr, run under today's protocol, in the order given,
-    and how many of another protocol were left out; ValueError in one line for a scan that is missing or
-    holds none of them."""
+def collect(scans: list[Path], setting: str | None = None) -> tuple[list[dict], int]:
+    """Every probe in each scan's probes.csv (`ssldyn collapse-map --scan`, any calls, any lengths) of
+    `setting` (default: the first scan's first setting) at any lr, run under today's protocol, in the
+    order given, and how many of another protocol were left out; ValueError in one line for a scan that
+    is missing or holds none of them."""
     from deep.collapse_map.grid import Setting, probe_config
     from deep.collapse_map.store import protocol, read_probes
     from deep.schedule import peak_lr
@@ -63,7 +63,7 @@ def collect(scans: list[Path]) -> tuple[list[dict], int]:
         return protocol(probe_config(replace(setting, lr=given), r["weight_decay"], r["seed"], preset=r["preset"],
                                      dataset=r["dataset"])) == r["protocol"]
 
-    rows, base, stale = [], None, 0
+    rows, base, stale = [], _base(setting) if setting else None, 0
     for scan in scans:
         path = Path(scan) / "probes.csv" if Path(scan).is_dir() else Path(scan)
         if not path.is_file():
@@ -200,6 +200,8 @@ def main(argv=None) -> int:
                         help="scan directories (ssldyn collapse-map --scan N --out DIR), the reference first")
     parser.add_argument("--out", type=Path, default=DATA_DIR, help="where NAME.csv, .png, .md go "
                         "(default figures/collapse_map)")
+    parser.add_argument("--setting", help="the setting read from the scans (default: the first scan's first; e.g. "
+                        "mlp-alpha1-ema0.9 from the reference scan, which holds both predictors)")
     parser.add_argument("--name", default=NAME, help="the files' name (default lr_test, the one `ssldyn hypotheses` "
                         "reads; e.g. length_mlp for scans of the MLP predictor at several probe lengths)")
     args = parser.parse_args(argv)
@@ -211,7 +213,7 @@ def main(argv=None) -> int:
     if target.is_file() and target.read_bytes().split(b"\n", 1)[0].decode(errors="replace").strip() != ",".join(COLUMNS):
         parser.error(f"argument --name: {target} exists and is not an lr test's CSV; choose another --name")
     try:
-        rows, stale = collect(args.scans)
+        rows, stale = collect(args.scans, args.setting)
         result = read_lr_test(rows)  # everything that can refuse the scans runs before anything is written
         render(result, verdicts(result), args.name)
     except ValueError as err:

@@ -28,6 +28,8 @@ RECIPES = {
     "collapse_observables_wd_weights": partial(collapse_observables.redraw, name="observables_wd_weights"),
     "collapse_observables_wd_heads": partial(collapse_observables.redraw, name="observables_wd_heads"),
     "collapse_lr_test": collapse_lr.redraw,
+    # The threshold against probe length with the MLP predictor (`python -m figures.collapse_lr ... --name length_mlp`).
+    "collapse_length_mlp": partial(collapse_lr.redraw, name="length_mlp"),
     # The ladder (`ssldyn ladder`), redrawn from the committed figures/ladder/r1.csv (r2.csv) and the collapse map's
     # observables.csv.
     "ladder": ladder.redraw,

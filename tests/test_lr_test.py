@@ -176,13 +176,15 @@ def test_the_recipe_writes_the_csv_table_and_figure_and_hypotheses_reads_its_ver
     ("missing", "no probes.csv"),
     ("stale", "under today's protocol (24 of an older one)"),
     ("one", "two or more (lr, probe length) pairs"),
+    ("setting", "no probe of the reference setting mlp-alpha1-ema0.9 under today's protocol"),
 ])
 def test_bad_scans_are_one_line_exit_2_and_nothing_is_written(tmp_path, capsys, case, message):
     from figures import collapse_lr
 
     rows = _scan(lambda lr, epochs: 8e-4 / lr)
     dirs = _write_scans(tmp_path, rows, protocol="cpu/cifar10/00000000" if case == "stale" else None)
-    dirs = {"missing": dirs + [str(tmp_path / "nowhere")], "stale": dirs, "one": dirs[:1]}[case]
+    dirs = {"missing": dirs + [str(tmp_path / "nowhere")], "stale": dirs, "one": dirs[:1],
+            "setting": dirs + ["--setting", "mlp-alpha1-ema0.9"]}[case]
     with pytest.raises(SystemExit) as stop:
         collapse_lr.main([*dirs, "--out", str(tmp_path / "out")])
     assert stop.value.code == 2
