@@ -37,12 +37,17 @@ def half_run(tmp_path_factory):
 
 def test_train_json_prints_one_summary_object(capsys, tmp_path):
     run = tmp_path / "run"
+    before = torch.get_num_threads()
     torch.set_num_threads(2)
-    assert main(SMOKE + ["--out", str(run), "--set", "epochs=1", "--threads", "1", "--json"]) == 0
-    summary = json.loads(capsys.readouterr().out)
-    assert summary["method"] == "byol" and summary["finished"] and summary["epochs"] == 1
-    assert summary["device"] == "cpu (1 thread)" and torch.get_num_threads() == 1
-    assert json.loads((run / "summary.json").read_text()) == summary
+    try:
+        assert main(SMOKE + ["--out", str(run), "--set", "epochs=1", "--threads", "1", "--json"]) == 0
+        summary = json.loads(capsys.readouterr().out)
+        assert summary["method"] == "byol" and summary["finished"] and summary["epochs"] == 1
+        assert summary["device"] == "cpu (1 thread)"  # the run's count ...
+        assert torch.get_num_threads() == 2  # ... and torch's as found once it ends
+        assert json.loads((run / "summary.json").read_text()) == summary
+    finally:
+        torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize("changes,message", [
