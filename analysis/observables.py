@@ -5,7 +5,8 @@ Input: for each observable (effective rank, covariance rank, std × √d, kNN to
 grid of weight decays, one row per seed (NaN where a probe is missing or diverged). Between each
 pair of neighbouring weight decays the seeds' mean jumps by Δ; the noise there is the pooled standard
 deviation over seeds of the two (ddof 1), floored at 1e-3 of the observable's whole range so that
-integer-valued observables on which the seeds agree exactly do not divide by zero. The transition is
+seeds that agree exactly do not divide by zero, and for an observable read in whole units (the
+covariance rank) at the rounding's 1/√12 (QUANTUM). The transition is
 the neighbouring pair with the largest |Δ| / noise (its sharpness); its threshold the geometric middle
 of the pair. Fewer than two seeds at a weight decay leave its noise unknown: no sharpness there.
 
@@ -27,10 +28,15 @@ OBSERVABLES = ("effective_rank", "covariance_rank", "std", "knn_top1")  # the pr
 COMPLETE_RANK = 1.1     # RankMe of a batch whose outputs share one direction: 1 (analysis.metrics)
 CHANCE_MARGIN = 5.0     # kNN top-1 points above 100/C still read as chance
 NOISE_FLOOR = 1e-3      # of an observable's range: the noise of seeds that agree exactly
+# Observables read in whole units: seeds that agree exactly still carry the rounding's noise, the standard
+# deviation of a uniform error over one unit, 1/√12 (else an integer step on which seeds agree reads as
+# infinitely sharp: the covariance rank's 3 → 2 at sharpness 429 in the squared-error scan of docs/ladder.md).
+QUANTUM = {"covariance_rank": 1.0}
 
 
-def transition(weight_decays, values) -> dict:
-    """The sharpest step of one observable along increasing `weight_decays` (values: seeds × wds):
+def transition(weight_decays, values, quantum: float = 0.0) -> dict:
+    """The sharpest step of one observable along increasing `weight_decays` (values: seeds × wds; an
+    observable read in whole units of `quantum` has its noise floored at quantum/√12):
     {"sharpness", "threshold", "between": (wd, wd), "jump", "noise", "fraction"} where fraction is the
     step's share of the observable's whole range. sharpness NaN when no step has two seeds on both sides."""
     wds = np.asarray(weight_decays, dtype=float)
@@ -49,7 +55,8 @@ def transition(weight_decays, values) -> dict:
         if not (np.isfinite(variances[i]) and np.isfinite(variances[i + 1])):
             continue
         jump = means[i + 1] - means[i]
-        noise = max(math.sqrt((variances[i] + variances[i + 1]) / 2), NOISE_FLOOR * span, 1e-300)
+        noise = max(math.sqrt((variances[i] + variances[i + 1]) / 2), NOISE_FLOOR * span, quantum / math.sqrt(12),
+                    1e-300)
         sharpness = abs(jump) / noise
         if not sharpness <= best["sharpness"]:  # also replaces NaN
             best = {"sharpness": sharpness, "threshold": math.sqrt(wds[i] * wds[i + 1]), "between": (wds[i], wds[i + 1]),
@@ -60,7 +67,7 @@ def transition(weight_decays, values) -> dict:
 def sharpest(weight_decays, observables: dict) -> tuple[str | None, dict]:
     """(name, {name: transition}) of the observable with the sharpest transition; None when no
     observable has one (fewer than two seeds)."""
-    found = {name: transition(weight_decays, values) for name, values in observables.items()}
+    found = {name: transition(weight_decays, values, QUANTUM.get(name, 0.0)) for name, values in observables.items()}
     ranked = [name for name in found if math.isfinite(found[name]["sharpness"])]
     return (max(ranked, key=lambda n: found[n]["sharpness"]) if ranked else None), found
 

@@ -27,9 +27,12 @@ RECIPES = {
     # The same scan with weight decay on weights only, or on the heads' matrices (`--scan 5 --wd-scope weights|heads`).
     "collapse_observables_wd_weights": partial(collapse_observables.redraw, name="observables_wd_weights"),
     "collapse_observables_wd_heads": partial(collapse_observables.redraw, name="observables_wd_heads"),
+    # The reference scans continued to 6 epochs (--length 2; both predictors): the 6-epoch map's collapse rules.
+    "collapse_observables_6ep": partial(collapse_observables.redraw, name="observables_6ep"),
     "collapse_lr_test": collapse_lr.redraw,
     # The threshold against probe length with the MLP predictor (`python -m figures.collapse_lr ... --name length_mlp`).
     "collapse_length_mlp": partial(collapse_lr.redraw, name="length_mlp"),
+    "collapse_length_linear": partial(collapse_lr.redraw, name="length_linear"),
     # The ladder (`ssldyn ladder`), redrawn from the committed figures/ladder/r1.csv (r2.csv) and the collapse map's
     # observables.csv.
     "ladder": ladder.redraw,

@@ -139,3 +139,14 @@ def test_complete_collapse_is_bracketed_from_above_by_the_probes_of_any_seed():
     assert complete_bracket([probe(1e-3, 3.0, 40)], 10)[0] == 1e-3 and math.isnan(complete_bracket([probe(1e-3, 3.0, 40)], 10)[1])
     low, high = complete_bracket([probe(1e-3, 1.0, 10), probe(1e-2, math.nan, math.nan)], 10)  # a diverged probe
     assert math.isnan(low) and high == 1e-3
+
+
+def test_an_integer_observable_on_which_seeds_agree_carries_its_rounding_noise():
+    """The covariance rank is read in whole directions: a step 3 → 2 on which three seeds agree exactly has the
+    noise of rounding, 1/√12, not the 1e-3-of-range floor (which made it sharpness ≈ 1000), so a real-valued
+    observable with a large step over a small spread is still the sharper one."""
+    integer = np.array([[3.0, 3.0, 2.0, 2.0]] * 3)
+    real = _seeds([20.0, 19.0, 6.0, 5.0])  # a step of 13 over a seed spread of 1
+    name, found = sharpest(WDS, {"covariance_rank": integer, "effective_rank": real})
+    assert found["covariance_rank"]["sharpness"] == pytest.approx(1 / (1 / math.sqrt(12)))
+    assert name == "effective_rank" and found["effective_rank"]["sharpness"] == pytest.approx(13.0)
