@@ -12,7 +12,7 @@ from pathlib import Path
 from analysis import collapse_map as analysis_map
 from deep.collapse_map import grid as grid_module
 from analysis.observables import RANK_BELOW_2, complete_bracket
-from deep.collapse_map.runner import Chain, _dataset, check_probe_length, judged, run_chains
+from deep.collapse_map.runner import Chain, check_probe_length, judged, probe_dataset, run_chains
 from deep.collapse_map.store import ProbeStore, protocol, read_probes
 from deep.seeds import seed_values
 
@@ -88,7 +88,7 @@ def make_map(settings, out: Path, *, seeds: int, preset: str, dataset: str, data
     rows = analysis_map.ode_basins(analysis_map.thresholds(
         chain_rows, [p for p in probes if p["epochs"] == epochs]))
     try:
-        classes = len(_dataset(first).classes)
+        classes = len(probe_dataset(first).classes)
     except (OSError, ValueError):  # a map read back from its probes where the data set is absent: no chance level
         classes = None
     for row in rows:
@@ -168,7 +168,7 @@ def render_markdown(summary: dict) -> str:
         low, high = r.get("complete_low", math.nan), r.get("complete_high", math.nan)
         complete = (f"[{low:.3g}, {high:.3g}]" if math.isfinite(low) and math.isfinite(high)
                     else f"above {low:.3g} (not reached)" if math.isfinite(low)
-                    else f"at or below {high:.3g} (every probe)" if math.isfinite(high) else "no probe")
+                    else f"at or below {high:.3g} (every probe)" if math.isfinite(high) else "unread")
         rule = summary["rules"].get(r["setting"], {}).get("rule", "")
         lines.append(f"| {r['setting']} | {rule} | {_cell(r['threshold'])} | {complete} |")
     if checks:

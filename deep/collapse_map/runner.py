@@ -65,7 +65,8 @@ def probe_dir(out: Path, config: dict, setting: grid_module.Setting) -> Path:
             / f"wd-{config['weight_decay']:g}")
 
 
-def _dataset(config: dict):
+def probe_dataset(config: dict):
+    """The data set of a probe's config, loaded once per process (worker) and shared by its probes."""
     from deep.data import load_dataset
 
     name = (config["dataset"], config["data_root"])
@@ -116,7 +117,7 @@ def run_probe(setting, weight_decay: float, seed: int, epochs: int, *, preset: s
     elif run.exists():  # stopped inside its first epoch: start again
         for name in (rundir.CONFIG, rundir.METRICS):
             (run / name).unlink(missing_ok=True)
-    data = _dataset(config)
+    data = probe_dataset(config)
     source = find_trained(reuse, config, setting.name, epochs) if reuse is not None and done == 0 else None
     if source is not None:
         print(f"collapse-map: {setting.name} seed {seed}: weight decay {weight_decay:g}: measuring {source} again "

@@ -16,7 +16,7 @@ import numpy as np
 
 from analysis.observables import OBSERVABLES, read_scan
 from deep.collapse_map import grid as grid_module
-from deep.collapse_map.runner import _dataset, run_probe
+from deep.collapse_map.runner import probe_dataset, run_probe
 from deep.collapse_map.store import ProbeStore
 from deep.seeds import seed_values
 
@@ -44,7 +44,7 @@ def make_scan(settings, out: Path, *, seeds: int, preset: str, dataset: str, dat
     start, epochs = time.perf_counter(), grid_module.probe_epochs(preset, length)
     config = grid_module.probe_config(settings[0], weight_decays[0], 0, preset=preset, dataset=dataset,
                                       data_root=data_root, device=device)
-    classes = len(_dataset(config).classes)
+    classes = len(probe_dataset(config).classes)
     rows = []
     for setting in settings:
         for seed in seed_values(0, seeds):

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deep.collapse_map.runner import _dataset as dataset  # one loaded data set per process, shared
+from deep.collapse_map.runner import probe_dataset as dataset  # one loaded data set per process, shared
 from deep.collapse_map.runner import _epoch_line
 from deep.ladder import rungs
 
