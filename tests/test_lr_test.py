@@ -113,7 +113,7 @@ def test_a_seed_outside_the_grid_makes_its_pairs_unread_not_a_verdict():
 
 def test_a_true_prediction_fails_rarely_over_many_draws_of_the_seeds():
     """The family-wise level: over 100 draws of a 15% seed spread a true prediction fails in few of them
-    (measured 3% for lr·wd and 6% for η = wd over 200 draws; the interpolation's bias adds to the nominal 5%)."""
+    (measured 3% for lr·wd and 5% for η = wd over 200 draws; the interpolation's bias adds to the nominal 5%)."""
     def failures(law, hypothesis):
         count = 0
         for draw in range(100):

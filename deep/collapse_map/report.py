@@ -159,7 +159,8 @@ def render_markdown(summary: dict) -> str:
                   "constant c), with the setting's α_p, σ² as measured, and β = c(1−m)(1−μ)/lr from its EMA "
                   "(analysis.collapse_map.ode_basins)."]
     lines += ["", "**Onset and complete collapse.** The threshold above is where each setting's rule first reads "
-              "collapse (for a rule on the sharpest step, the onset of dimensional collapse); complete collapse "
+              "collapse: a rank or std level inside the step marks the onset or a stage of dimensional collapse, a "
+              "kNN level near chance the collapse to chance itself. Complete collapse "
               "(every output on one point: effective rank ≤ 1.1 and kNN at chance, analysis.observables) is read "
               "from the same probes, which a bisection places densely near its threshold and sparsely above, so "
               "its bracket is coarse:", "", "| setting | rule | threshold | complete collapse between |",
