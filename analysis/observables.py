@@ -8,7 +8,10 @@ deviation over seeds of the two (ddof 1), floored at 1e-3 of the observable's wh
 seeds that agree exactly do not divide by zero, and for an observable read in whole units (the
 covariance rank) at the rounding's 1/√12 (QUANTUM). The transition is
 the neighbouring pair with the largest |Δ| / noise (its sharpness); its threshold the geometric middle
-of the pair. Fewer than two seeds at a weight decay leave its noise unknown: no sharpness there.
+of the pair. Fewer than two seeds at a weight decay leave its noise unknown: no sharpness there. A step
+between two weight decays where every seed has already collapsed completely (below) is skipped: past the
+trivial point the outputs can still shrink to exactly zero (effective rank 1 → 0, sharpness 230 in a
+12-epoch MLP scan), an event after collapse, not collapse.
 
 Two thresholds are reported beside it: the onset of dimensional collapse (the sharpest observable's
 transition) and complete collapse, the lowest weight decay where every seed has collapsed to one
@@ -34,9 +37,10 @@ NOISE_FLOOR = 1e-3      # of an observable's range: the noise of seeds that agre
 QUANTUM = {"covariance_rank": 1.0}
 
 
-def transition(weight_decays, values, quantum: float = 0.0) -> dict:
+def transition(weight_decays, values, quantum: float = 0.0, settled=None) -> dict:
     """The sharpest step of one observable along increasing `weight_decays` (values: seeds × wds; an
-    observable read in whole units of `quantum` has its noise floored at quantum/√12):
+    observable read in whole units of `quantum` has its noise floored at quantum/√12; a step between two
+    weight decays that `settled` (one bool per weight decay) marks as completely collapsed is skipped):
     {"sharpness", "threshold", "between": (wd, wd), "jump", "noise", "fraction"} where fraction is the
     step's share of the observable's whole range. sharpness NaN when no step has two seeds on both sides."""
     wds = np.asarray(weight_decays, dtype=float)
@@ -51,8 +55,9 @@ def transition(weight_decays, values, quantum: float = 0.0) -> dict:
     span = float(finite.max() - finite.min()) if finite.size else math.nan
     best = {"sharpness": math.nan, "threshold": math.nan, "between": (math.nan, math.nan), "jump": math.nan,
             "noise": math.nan, "fraction": math.nan}
+    settled = np.zeros(len(wds), dtype=bool) if settled is None else np.asarray(settled, dtype=bool)
     for i in range(len(wds) - 1):
-        if not (np.isfinite(variances[i]) and np.isfinite(variances[i + 1])):
+        if not (np.isfinite(variances[i]) and np.isfinite(variances[i + 1])) or (settled[i] and settled[i + 1]):
             continue
         jump = means[i + 1] - means[i]
         noise = max(math.sqrt((variances[i] + variances[i + 1]) / 2), NOISE_FLOOR * span, quantum / math.sqrt(12),
@@ -64,10 +69,11 @@ def transition(weight_decays, values, quantum: float = 0.0) -> dict:
     return best
 
 
-def sharpest(weight_decays, observables: dict) -> tuple[str | None, dict]:
-    """(name, {name: transition}) of the observable with the sharpest transition; None when no
-    observable has one (fewer than two seeds)."""
-    found = {name: transition(weight_decays, values, QUANTUM.get(name, 0.0)) for name, values in observables.items()}
+def sharpest(weight_decays, observables: dict, settled=None) -> tuple[str | None, dict]:
+    """(name, {name: transition}) of the observable with the sharpest transition (steps between two
+    `settled` weight decays skipped); None when no observable has one (fewer than two seeds)."""
+    found = {name: transition(weight_decays, values, QUANTUM.get(name, 0.0), settled)
+             for name, values in observables.items()}
     ranked = [name for name in found if math.isfinite(found[name]["sharpness"])]
     return (max(ranked, key=lambda n: found[n]["sharpness"]) if ranked else None), found
 
@@ -84,6 +90,17 @@ def complete_collapse_at(weight_decays, effective_rank, knn_top1, num_classes: i
         if np.all(np.isfinite(r) & np.isfinite(k)) and np.all(r <= COMPLETE_RANK) and np.all(k <= chance + CHANCE_MARGIN):
             return float(wd)
     return math.nan
+
+
+def complete_columns(effective_rank, knn_top1, num_classes: int) -> np.ndarray:
+    """One bool per weight decay (column of seeds × weight decays): every seed measured there has
+    collapsed completely (effective rank ≤ COMPLETE_RANK, kNN top-1 ≤ chance + CHANCE_MARGIN), and at
+    least one was measured."""
+    rank = np.atleast_2d(np.asarray(effective_rank, dtype=float))
+    knn = np.atleast_2d(np.asarray(knn_top1, dtype=float))
+    measured = np.isfinite(rank) & np.isfinite(knn)
+    complete = (rank <= COMPLETE_RANK) & (knn <= 100.0 / num_classes + CHANCE_MARGIN)
+    return np.any(measured, axis=0) & np.all(complete | ~measured, axis=0)
 
 
 def complete_bracket(probes: list[dict], num_classes: int) -> tuple[float, float]:
@@ -123,7 +140,8 @@ def read_scan(rows: list[dict], weight_decays: list[float], num_classes: int) ->
     out = []
     for setting in dict.fromkeys(r["setting"] for r in rows):
         tables = {name: observable_table(rows, setting, weight_decays, name) for name in OBSERVABLES}
-        chosen, transitions = sharpest(weight_decays, tables)
+        chosen, transitions = sharpest(weight_decays, tables, complete_columns(
+            tables["effective_rank"], tables["knn_top1"], num_classes))
         out.append({"setting": setting, "sharpest": chosen, "transitions": transitions,
                     "onset": transitions[chosen]["threshold"] if chosen else math.nan,
                     "complete": complete_collapse_at(weight_decays, tables["effective_rank"], tables["knn_top1"],
@@ -183,7 +201,10 @@ def rule_from_scan(rows: list[dict], setting: str, source: str = "") -> Collapse
                          "epochs): a rule is read at one length".replace("  ", " "))
     weight_decays = sorted({float(r["weight_decay"]) for r in mine})
     tables = {name: observable_table(mine, setting, weight_decays, name) for name in OBSERVABLES}
-    name, transitions = sharpest(weight_decays, tables)
+    classes = {int(r["classes"]) for r in mine if str(r.get("classes", "")).strip()}
+    settled = (complete_columns(tables["effective_rank"], tables["knn_top1"], classes.pop())
+               if len(classes) == 1 else None)  # a scan that does not say its classes: no step skipped
+    name, transitions = sharpest(weight_decays, tables, settled)
     if name is None:
         raise ValueError(f"the scan {source or ''} of {setting} has fewer than two seeds at each weight decay: no "
                          "sharpest observable to make a collapse rule of".replace("  ", " "))

@@ -7,7 +7,7 @@ import pytest
 
 from analysis.metrics import covariance_rank
 from analysis.observables import (OBSERVABLES, RANK_BELOW_2, CollapseRule, complete_bracket, complete_collapse_at,
-                                  rule_from_scan, sharpest, transition)
+                                  complete_columns, read_scan, rule_from_scan, sharpest, transition)
 
 WDS = [1e-3, 2e-3, 4e-3, 8e-3]
 
@@ -150,3 +150,32 @@ def test_an_integer_observable_on_which_seeds_agree_carries_its_rounding_noise()
     name, found = sharpest(WDS, {"covariance_rank": integer, "effective_rank": real})
     assert found["covariance_rank"]["sharpness"] == pytest.approx(1 / (1 / math.sqrt(12)))
     assert name == "effective_rank" and found["effective_rank"]["sharpness"] == pytest.approx(13.0)
+
+
+def test_a_step_past_complete_collapse_is_not_the_collapse():
+    """Past the trivial point the outputs can shrink to exactly zero: effective rank 1 → 0 in every seed, a step
+    whose seeds agree (floored noise, so enormously sharp). Between two completely collapsed weight decays it is
+    skipped; the rule is the real step before it. A scan without its classes skips nothing."""
+    wds = [1e-3, 2e-3, 4e-3, 8e-3, 16e-3]
+    rank = np.array([[4.3, 3.0, 1.0, 1.0, 0.0]] * 3) + np.array([[0.3, 0.3, 0, 0, 0], [0] * 5, [-0.3, -0.3, 0, 0, 0]])
+    std = _seeds([0.74, 0.88, 0.0, 0.0, 0.0], offsets=(-0.01, 0.0, 0.01))  # the collapse: sharp, but less so
+    knn = np.array([[35.0, 28.0, 10.0, 10.0, 10.0]] * 3) + np.array([[1, 3, 0, 0, 0], [0] * 5, [-1, -3, 0, 0, 0]])
+    assert complete_columns(rank, knn, 10).tolist() == [False, False, True, True, True]
+    rows = [dict(r, classes=10) for r in _scan_rows("mlp-alpha1-ema0.9", wds,
+                                                    {"effective_rank": rank, "std": std, "knn_top1": knn})]
+    rule = rule_from_scan(rows, "mlp-alpha1-ema0.9")
+    assert (rule.observable, "0.002 and 0.004" in rule.source) == ("std", True)
+    assert rule.level == pytest.approx(0.44)
+    (reading,) = read_scan(rows, wds, 10)
+    assert reading["sharpest"] == "std" and math.isnan(reading["transitions"]["knn_top1"]["sharpness"]) is False
+    assert reading["transitions"]["effective_rank"]["between"] == (2e-3, 4e-3)
+    # without the classes nothing is skipped and the rank's 1 → 0 wins: the skip is what keeps the rule
+    unnamed = rule_from_scan([{k: v for k, v in r.items() if k != "classes"} for r in rows], "mlp-alpha1-ema0.9")
+    assert (unnamed.observable, unnamed.level) == ("effective_rank", pytest.approx(0.5))
+
+
+def test_complete_columns_need_every_measured_seed_complete_and_one_measured():
+    rank = np.array([[1.0, 1.0, math.nan], [1.05, 2.0, math.nan]])
+    knn = np.array([[10.0, 10.0, math.nan], [14.9, 10.0, math.nan]])
+    assert complete_columns(rank, knn, 10).tolist() == [True, False, False]
+    assert complete_columns([[1.0]], [[15.1]], 10).tolist() == [False]  # kNN 5.1 points above chance
