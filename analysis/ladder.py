@@ -8,7 +8,8 @@ keeps (`modes`), the staircase's and the population recursion's predicted counts
   the staircase, the population recursion and the null model — one constant count (the setting's median
   measured count) at every weight decay, no theory.
 - H5 (weight decay above η* ⇒ collapse), read mode by mode: the staircase η_j* = λ_j²/(4(λ_j+ν_j)) says
-  how many directions survive each weight decay. Holds when, at every weight decay whose runs all
+  how many directions keep a stable non-collapsed point at each weight decay (those that survive when
+  every mode starts outside its collapse basin: an upper bound otherwise). Holds when, at every weight decay whose runs all
   converged (at least MIN_POINTS of them), the seeds' mean count is within MISS_TOLERANCE of the
   staircase and the staircase's largest miss is smaller than the null's; fails when a converged point
   misses by more, or the null does as well; inconclusive otherwise (too few converged points).

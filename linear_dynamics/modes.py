@@ -20,9 +20,11 @@ point exists iff
     η ≤ η_j* = τ²λ_j² / (4(λ_j + ν_j))        (the paper's η* = τ²/(4(1+σ²)) at λ = 1, ν = σ²)
 
 and, like η*, it does not depend on α_p. With an EMA target τ → 1 at every fixed point (ds/dt = 0
-in Eq. 13 leaves dτ/dt = β(1 − τ)), so τ = 1 there; SimSiam has τ ≡ 1. Weight decay η then keeps
+in Eq. 13 leaves dτ/dt = β(1 − τ)), so τ = 1 there; SimSiam has τ ≡ 1. Weight decay η then leaves a stable non-collapsed point to
 exactly the modes with η_j* > η: the surviving-mode count is a staircase in η set by (λ_j, ν_j)
-alone, with no fitted constant (`surviving_modes`).
+alone, with no fitted constant (`surviving_modes`). It is an upper bound on the modes that survive,
+reached when every mode starts outside its collapse basin (next paragraph). The decoupling needs
+W square (n1 = n2); with fewer outputs n2 than input directions, at most n2 modes survive (`outputs`).
 
 Which modes reach their non-collapsed point also depends on where they start: below η_j* the point
 p₋ is a saddle whose stable manifold bounds the collapse basin (see `fixed_points`), so a mode
@@ -53,15 +55,19 @@ def mode_thresholds(lam, nu, tau: float = 1.0) -> np.ndarray:
     return tau**2 * lam**2 / (4 * (lam + nu))
 
 
-def surviving_modes(eta, lam, nu, tau: float = 1.0) -> np.ndarray:
+def surviving_modes(eta, lam, nu, tau: float = 1.0, outputs: int | None = None) -> np.ndarray:
     """How many directions keep a stable non-collapsed fixed point at each weight decay in `eta`:
-    #{j : η < η_j*} (at η = η_j* the two points p± merge into a saddle-node, counted as lost). A
-    non-increasing staircase in η, one step at each η_j*."""
+    #{j : η < η_j*} (at η = η_j* the two points p± merge into a saddle-node, counted as lost), at most
+    `outputs` (n2, the rank W can have; None: as many as directions). A non-increasing staircase in η,
+    one step at each η_j*."""
     thresholds = np.sort(mode_thresholds(lam, nu, tau))
     eta = np.asarray(eta, dtype=float)
     if np.any(~np.isfinite(eta)) or np.any(eta < 0):
         raise ValueError("eta must be finite and >= 0")
-    return len(thresholds) - np.searchsorted(thresholds, eta, side="right")
+    if outputs is not None and (int(outputs) != outputs or outputs < 1):
+        raise ValueError(f"outputs must be a positive whole number of output directions, got {outputs}")
+    count = len(thresholds) - np.searchsorted(thresholds, eta, side="right")
+    return count if outputs is None else np.minimum(count, int(outputs))
 
 
 def isotropic_mode(lam: float, nu: float, alpha_p: float, eta: float, tau: float | None = 1.0,

@@ -1,6 +1,8 @@
 """linear_dynamics.modes (issue 21, item 1): per-mode critical weight decays on anisotropic inputs,
 against the paper's η* (isotropic case), sympy (the decoupled matrix flow solved symbolically), a
 brute-force count, and a direct simulation of the matrix flow with known commuting covariances."""
+import math
+
 import numpy as np
 import pytest
 import sympy as sp
@@ -72,6 +74,37 @@ def test_a_mode_is_the_isotropic_eigen_ode_in_rescaled_time():
     params, scale = isotropic_mode(lam, nu, alpha_p, eta)
     mapped = integrate_eigen(0.2, 0.3, params, scale * t_end, n_save=2)
     assert mapped.p[-1, 0] == pytest.approx(direct[0], rel=1e-7) and mapped.s[-1, 0] == pytest.approx(direct[1], rel=1e-7)
+
+
+def test_a_mode_with_an_ema_target_is_the_isotropic_eigen_ode_in_rescaled_time():
+    """With an EMA target (Eq. 13), one mode (p, w, a) in real time, integrated directly by scipy: drive
+    λa − (λ+ν)pw, dp = α_p w·drive − ηp, dw = p·drive − ηw, da = β(w − a); against Eqs. 11–13 at σ² = ν/λ,
+    weight decay η/λ and EMA rate β/λ over λ times the time (a wrong β scaling moves τ by far more than rtol)."""
+    lam, nu, alpha_p, eta, beta, t_end = 0.4, 0.3, 2.0, 0.02, 0.5, 30.0
+    p0, w0, tau0 = 0.2, math.sqrt(0.3), 0.8
+
+    def rhs(t, y):
+        p, w, a = y
+        drive = lam * a - (lam + nu) * p * w
+        return [alpha_p * w * drive - eta * p, p * drive - eta * w, beta * (w - a)]
+
+    p, w, a = solve_ivp(rhs, (0, t_end), [p0, w0, tau0 * w0], method="LSODA", rtol=1e-11, atol=1e-13).y[:, -1]
+    params, scale = isotropic_mode(lam, nu, alpha_p, eta, beta=beta)
+    mapped = integrate_eigen(p0, w0**2, params, scale * t_end, tau0=tau0, n_save=2)
+    assert mapped.p[-1, 0] == pytest.approx(p, rel=1e-6) and mapped.s[-1, 0] == pytest.approx(w**2, rel=1e-6)
+    assert mapped.tau[-1, 0] == pytest.approx(a / w, rel=1e-6)
+
+
+def test_at_a_threshold_exactly_the_mode_is_lost_and_at_most_n2_modes_survive():
+    """η_j* = 1²·2²/(4·2) = 0.5 for λ = 2, ν = 0 (exact in binary): at η = 0.5 the points p± merge, so the
+    mode counts as lost; just below it survives. W with n2 = 2 outputs keeps at most 2 of 4 modes."""
+    assert surviving_modes(0.5, [2.0], [0.0]) == 0
+    assert surviving_modes(np.nextafter(0.5, 0), [2.0], [0.0]) == 1
+    lam, nu = [4.0, 3.0, 2.0, 1.0], [0.0] * 4
+    assert surviving_modes(0.1, lam, nu) == 4 and surviving_modes(0.1, lam, nu, outputs=2) == 2
+    assert surviving_modes(0.6, lam, nu, outputs=2) == 2 and surviving_modes(0.8, lam, nu, outputs=3) == 1
+    with pytest.raises(ValueError, match="outputs"):
+        surviving_modes(0.1, lam, nu, outputs=0)
 
 
 @pytest.mark.parametrize("eta, expected", [(0.01, 4), (0.1, 2), (0.03, 3), (0.5, 0)])

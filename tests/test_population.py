@@ -96,6 +96,12 @@ def test_surviving_count_follows_the_staircase_on_commuting_covariances():
     assert list(counts) == list(surviving_modes(ETAS, LAM, NU))
 
 
+@pytest.mark.parametrize("eta, expected", [(0.04, 3), (0.1, 2), (1.0, 2), (2.0, 1), (25.0, 0)])
+def test_surviving_count_is_the_singular_values_above_the_floor_by_hand(eta, expected):
+    """σ² = 1, 0.09, 0.0025, 0 against floor·η/a_max = 0.1·η/2: 0.002, 0.005, 0.05, 0.1, 1.25."""
+    assert surviving_count(np.array([1.0, 0.3, 0.05, 0.0]), eta, a_max=2.0) == expected
+
+
 def test_negative_controls_above_every_threshold_and_with_a_floor_above_every_survivor():
     sigma = _staircase_run()
     a_max = float((LAM + NU).max())

@@ -188,7 +188,7 @@ def run_point(rung: str, setting, weight_decay: float, seed: int, epochs: int, *
     moved = movement(sv2_half, sv2, int(modes)) if sv2_half is not None and sv2 is not None else math.nan
     row.update(steps=steps, lr=peak_lr(config), outcome=outcome, modes=float(modes), modes_half=float(modes_half),
                movement=moved, converged=bool(modes == modes_half),
-               staircase=float(surviving_modes(weight_decay, lam, nu)),
+               staircase=float(surviving_modes(weight_decay, lam, nu, outputs=w0.shape[0])),  # W: outputs × inputs
                population=_count(sim_end, weight_decay, a_max), population_half=_count(sim_half, weight_decay, a_max),
                effective_rank=last.get("effective_rank", math.nan), std=last.get("std", math.nan),
                knn_top1=last.get("knn_top1", math.nan),
