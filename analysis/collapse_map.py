@@ -41,6 +41,7 @@ from analysis import verdicts as v
 from analysis.theory import UNMEASURED_SCALES
 from linear_dynamics.cosine_sgd import SGDSetting, critical_weight_decay, restoring_rate, target_mismatch
 from linear_dynamics.fixed_points import eta_critical
+from ssldyn.textfile import open_text
 
 REFERENCE = ("linear", 1.0, 0.9)    # (predictor, α_p, ema) the constant c is fitted on
 AGREE_FACTOR = 1.5                  # H5: a prediction within ×1.5 of the observed threshold agrees ...
@@ -512,7 +513,7 @@ def read_checks(path) -> list[dict]:
     file = Path(path) / CHECKS
     if not file.is_file():
         return []
-    with file.open(newline="") as handle:
+    with open_text(file) as handle:
         rows = list(csv.DictReader(handle))
     for lineno, row in enumerate(rows, start=2):
         later = row.get("later_epochs") or ""
@@ -530,18 +531,29 @@ def read_checks(path) -> list[dict]:
     return rows
 
 
+# what every thresholds.csv since the first map has held (later columns are added with defaults, _ADDED)
+_NEEDED_THRESHOLD_COLUMNS = ("setting", "predictor", "status", "weight_decay_low", "weight_decay_high", "seed_brackets")
+
+
 def read_thresholds(path) -> list[dict]:
     """The rows of MAP/thresholds.csv as `thresholds` returns them (ValueError naming a bad line)."""
     file = Path(path) / THRESHOLDS
     rows = []
-    with file.open(newline="") as handle:
-        for lineno, row in enumerate(csv.DictReader(handle), start=2):
+    with open_text(file) as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in _NEEDED_THRESHOLD_COLUMNS if c not in (reader.fieldnames or ())]
+        if missing:
+            raise ValueError(f"{file}: no {', '.join(missing)} column; is it a thresholds.csv `ssldyn collapse-map` "
+                             "wrote? Remake the map with it")
+        for lineno, row in enumerate(reader, start=2):
             try:
                 rows.append({**_ADDED, **{k: (x if k in _TEXT else x == "True" if k in _FLAGS
                                               else int(x) if k == "seeds" else float(x) if x != "" else math.nan)
                                           for k, x in row.items()}})
             except (ValueError, TypeError) as err:
                 raise ValueError(f"{file} line {lineno}: {err}") from None
+    if not rows:
+        raise ValueError(f"{file}: no rows (a map has one per setting); remake the map with `ssldyn collapse-map`")
     for r in rows:  # a map written before the interval existed: derive it from its seeds' brackets
         if not math.isfinite(r.get("threshold_ci95_low", math.nan)):
             r["threshold_ci95_low"], r["threshold_ci95_high"] = seed_interval(_brackets(r["seed_brackets"]))

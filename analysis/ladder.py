@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from analysis.verdicts import FAILS, HOLDS, INCONCLUSIVE, Verdict
+from ssldyn.textfile import open_text
 
 MISS_TOLERANCE = 1.0  # modes: one direction at a step of the staircase may sit on either side of its η_j*
 # R2's count: the cosine loss does not see W's scale, so the L2 rung's floor η/λ_max(Ā) (a scale in the
@@ -204,7 +205,7 @@ def ladder_csv(path) -> Path | None:
     if (path / LADDER).is_file():
         return path / LADDER
     if path.is_file() and path.suffix == ".csv":
-        with path.open(newline="") as handle:
+        with open_text(path) as handle:
             header = handle.readline()
         if header.startswith("rung,setting,predictor_lr_mult"):
             return path

@@ -42,6 +42,7 @@ import numpy as np
 
 from analysis import verdicts as v
 from analysis.observables import OBSERVABLES, observable_table, sharpest, step_level
+from ssldyn.textfile import open_text
 
 LEVEL = 0.95
 
@@ -228,7 +229,7 @@ def read_lr_test_csv(path, name: str = CSV_NAME) -> list[dict]:
     """The rows of MAP/lr_test.csv (or MAP/`name`: the same test of another setting, e.g. length_mlp.csv),
     numbers as floats (NaN where empty); ValueError naming a bad line."""
     file = Path(path) / name
-    with file.open(newline="") as handle:
+    with open_text(file) as handle:
         rows = list(csv.DictReader(handle))
     missing = [c for c in _NEEDED if rows and c not in rows[0]]
     if not rows or missing:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from analysis.metrics import to_numpy
+from ssldyn.textfile import open_text, read_text
 
 # Predictors whose weight is one d×d matrix, the only ones deep training snapshots (run contract).
 SNAPSHOT_PREDICTORS = ("linear", "directpred", "directcopy")
@@ -56,7 +57,7 @@ def read_config(run: Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: not found; is {run} a run directory written by `ssldyn train`?")
     try:
-        config = json.loads(path.read_text())
+        config = json.loads(read_text(path))
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: not valid JSON ({err.msg}, line {err.lineno})") from None
     if not isinstance(config, dict):
@@ -83,7 +84,7 @@ def read_metrics(run: Path) -> tuple[dict, dict]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: not found; the run directory has no metrics log")
     rows = {"epoch": [], "step": []}
-    with path.open() as handle:
+    with open_text(path) as handle:
         for lineno, line in enumerate(handle, start=1):
             if not line.strip():
                 continue

@@ -8,13 +8,14 @@ numbers in docs/ablations.md come from the earlier protocol (batch 256 on all 45
 
     python benchmarks/collapse_map_pilot.py [--out runs/collapse-pilot]
 """
-import argparse
 import json
+import sys
 from pathlib import Path
 
 from deep.collapse_map.grid import Setting, probe_config
 from deep.collapse_map.runner import probe_dir, run_probe
 from deep.collapse_map.store import ProbeStore
+from ssldyn.cli import Parser, report_errors
 
 POINTS = [(Setting("linear", 1.0, 0.9), 1e-3), (Setting("linear", 1.0, 0.9), 1e-2),
           (Setting("linear", 1.0, 0.9), 3e-2), (Setting("mlp", 1.0, 0.9), 1e-2),
@@ -23,7 +24,7 @@ EPOCHS = 3
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(prog="python benchmarks/collapse_map_pilot.py", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("runs/collapse-pilot"), help="probe directories and probes.csv")
     args = parser.parse_args()
     store = ProbeStore(args.out / "probes.csv")
@@ -41,4 +42,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(report_errors("python benchmarks/collapse_map_pilot.py", main))

@@ -11,8 +11,8 @@ last line is one JSON object: {method: {"test_knn_top1": {"mean", "std", "n", "v
 
     python benchmarks/cpu_preset_knn.py [--methods byol moco ...] [--seeds 3] [--out runs/cpu-seeds] [--data-root PATH]
 """
-import argparse
 import json
+import sys
 from pathlib import Path
 
 from deep import config as config_module, rundir
@@ -20,18 +20,20 @@ from deep.ablate.runner import FINISHED, execute, plan
 from deep.ablate.sweeps import Variant
 from deep.methods import METHODS
 from deep.seeds import mean_pm_std, spread
+from ssldyn.args import count
+from ssldyn.cli import Parser, report_errors
 
 TARGETS = {"byol": 50.0}  # issue 3, item 8; issue 14, item 5: the seeds' mean test kNN top-1 (%) after 10 epochs
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(prog="python benchmarks/cpu_preset_knn.py", description=__doc__.splitlines()[0])
     parser.add_argument("--methods", nargs="+", default=["byol"], choices=tuple(METHODS),
                         help="methods to train or read (default: byol)")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds per method (default 3)")
+    parser.add_argument("--seeds", type=count(1000), default=3, help="seeds per method (default 3)")
     parser.add_argument("--out", default="runs/cpu-seeds", help="OUT/<method>/seed-<s>/ per run")
     parser.add_argument("--data-root", default=None, help="CIFAR-10 location (default: the dataset's own)")
-    parser.add_argument("--threads", type=int, default=None,
+    parser.add_argument("--threads", type=count(1024), default=None,
                         help="fixed torch threads (default: follow the machine's load, deep.threads)")
     args = parser.parse_args()
     if args.seeds < 1:
@@ -66,4 +68,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(report_errors("python benchmarks/cpu_preset_knn.py", main))

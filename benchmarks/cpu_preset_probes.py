@@ -15,8 +15,8 @@ one JSON object {probe: {value: [kNN per seed]}, "picked": {...}}. About 40 min 
 
     python benchmarks/cpu_preset_probes.py [--out runs/cpu-probes] [--data-root PATH] [--seeds 2]
 """
-import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,8 @@ import numpy as np
 from deep import config as config_module, rundir
 from deep.ablate.runner import execute, plan
 from deep.ablate.sweeps import Variant, set_text
+from ssldyn.args import count
+from ssldyn.cli import Parser, report_errors
 
 BYOL_LRS = (0.06, 0.12, 0.2, 0.35)
 SIMSIAM_LRS = (0.04, 0.08, 0.13, 0.2, 0.35)
@@ -69,10 +71,10 @@ def markdown(all_results: dict, picked: dict, seeds: int) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(prog="python benchmarks/cpu_preset_probes.py", description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="runs/cpu-probes", help="probe runs go to OUT/<probe>/")
     parser.add_argument("--data-root", default=None, help="CIFAR-10 location (default: the dataset's own)")
-    parser.add_argument("--seeds", type=int, default=2, help="seeds per value (default 2)")
+    parser.add_argument("--seeds", type=count(1000), default=2, help="seeds per value (default 2)")
     args = parser.parse_args()
     if args.seeds < 1:
         parser.error(f"--seeds must be >= 1, got {args.seeds}")
@@ -96,4 +98,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(report_errors("python benchmarks/cpu_preset_probes.py", main))

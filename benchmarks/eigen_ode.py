@@ -10,8 +10,8 @@ JSON object.
 
     python benchmarks/eigen_ode.py [--n 10000] [--sample 200] [--t-end 100] [--seed 0]
 """
-import argparse
 import json
+import sys
 import time
 
 import numpy as np
@@ -19,16 +19,18 @@ from scipy.integrate import solve_ivp
 
 from linear_dynamics.eigen_ode import eigen_rhs, integrate_eigen
 from linear_dynamics.params import EigenParams
+from ssldyn.args import count, positive_float, seed_number
+from ssldyn.cli import Parser, report_errors
 
 RTOL, ATOL = 1e-10, 1e-12
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=10_000)
-    parser.add_argument("--sample", type=int, default=200)
-    parser.add_argument("--t-end", type=float, default=100.0)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = Parser(prog="python benchmarks/eigen_ode.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=count(10**7), default=10_000)
+    parser.add_argument("--sample", type=count(10**6), default=200)
+    parser.add_argument("--t-end", type=positive_float, default=100.0)
+    parser.add_argument("--seed", type=seed_number, default=0)
     args = parser.parse_args()
 
     params = EigenParams(alpha_p=1.0, eta=0.01, sigma2=0.0, tau=1.0)
@@ -61,4 +63,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(report_errors("python benchmarks/eigen_ode.py", main))

@@ -35,7 +35,6 @@ every stage ran, 1 when one failed, 2 for a usage error.
 Target on an H100/H200-class GPU: at most 2.5 s per epoch, i.e. the thesis' 400 epochs in under 17
 minutes.
 """
-import argparse
 import json
 import os
 import platform
@@ -58,6 +57,8 @@ from deep.methods import build_method  # noqa: E402
 from deep.resnet import ResNet18  # noqa: E402
 from deep.schedule import lr_at  # noqa: E402
 from deep.train import autocast_factory, batch_views, build_optimizer, compile_backbones, train_step  # noqa: E402
+from ssldyn.args import count  # noqa: E402
+from ssldyn.cli import Parser, report_errors  # noqa: E402
 
 TARGET_SECONDS_PER_EPOCH = 2.5
 EPOCH_IMAGES, TEST_IMAGES = 50_000, 10_000
@@ -381,10 +382,10 @@ def summarise(report: dict, dry: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(prog="python benchmarks/gpu_check.py", description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
-    parser.add_argument("--steps", type=int, default=60, help="timed steps per variant (default 60)")
-    parser.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 15 on a GPU, 1 on the CPU)")
+    parser.add_argument("--steps", type=count(10**6), default=60, help="timed steps per variant (default 60)")
+    parser.add_argument("--warmup", type=count(10**6), default=None, help="untimed steps first (default 15 on a GPU, 1 on the CPU)")
     parser.add_argument("--data-root", help="CIFAR-10 instead of random images of its shape")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant")
     args = parser.parse_args(argv)
@@ -414,4 +415,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(report_errors("python benchmarks/gpu_check.py", main))

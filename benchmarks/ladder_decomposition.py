@@ -10,7 +10,6 @@ them the same way (CIFAR-10, a few seconds) when the directory has none.
 
     python benchmarks/ladder_decomposition.py runs/ladder-r1 [--alpha-p 1] [--ema 0] [--seeds 3] [--long 40000]
 """
-import argparse
 import json
 import sys
 import time
@@ -19,6 +18,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 import numpy as np  # noqa: E402
+from ssldyn.args import count, positive_float, unit_interval  # noqa: E402
+from ssldyn.cli import Parser, report_errors  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -29,15 +30,19 @@ def main(argv=None) -> int:
     from linear_dynamics.modes import surviving_modes
     from linear_dynamics.population import population_sgd, surviving_count
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(prog="python benchmarks/ladder_decomposition.py", description=__doc__.splitlines()[0])
     parser.add_argument("ladder", type=Path, help="a ladder directory (its moments.npz, else measured)")
-    parser.add_argument("--alpha-p", type=float, default=1.0)
-    parser.add_argument("--ema", type=float, default=0.0)
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--long", type=int, default=40000, help="steps of the long recursions")
-    parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
+    parser.add_argument("--alpha-p", type=positive_float, default=1.0)
+    parser.add_argument("--ema", type=unit_interval, default=0.0)
+    parser.add_argument("--seeds", type=count(1000), default=3)
+    parser.add_argument("--long", type=count(10**7), default=40000, help="steps of the long recursions")
+    parser.add_argument("--epochs", type=count(10**5), default=DEFAULT_EPOCHS)
     args = parser.parse_args(argv)
     from deep.ladder.runner import moments
+
+    if not args.ladder.is_dir():
+        raise ValueError(f"{args.ladder} is not a directory: give a ladder directory (`ssldyn ladder --out`), "
+                         "whose moments.npz is read or measured into it")
 
     start = time.perf_counter()
     setting = rungs.Setting(args.alpha_p, args.ema)
@@ -71,4 +76,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(report_errors("python benchmarks/ladder_decomposition.py", main))

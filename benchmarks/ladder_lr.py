@@ -6,10 +6,10 @@ object: for each scaling, the largest miss (modes) between the two ladders' seed
     python benchmarks/ladder_lr.py runs/ladder-r1 runs/ladder-r1-lr0.0025 [--setting alpha1-ema0]
     python benchmarks/ladder_lr.py figures/ladder/r1.csv figures/ladder/r1_lr0.0025.csv   # the committed copies
 """
-import argparse
 import json
 import sys
 from pathlib import Path
+from ssldyn.cli import Parser, report_errors  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
@@ -19,7 +19,7 @@ def main(argv=None) -> int:
     from deep.ladder.rungs import RUNGS
     from deep.ladder.runner import read_rows
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(prog="python benchmarks/ladder_lr.py", description=__doc__.splitlines()[0])
     parser.add_argument("reference", type=Path, help="a ladder directory (ssldyn ladder --out) or its ladder.csv")
     parser.add_argument("other", type=Path, help="the same rung at another --lr (directory or CSV)")
     parser.add_argument("--setting", default="alpha1-ema0")
@@ -46,4 +46,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(report_errors("python benchmarks/ladder_lr.py", main))

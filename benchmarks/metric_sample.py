@@ -5,7 +5,6 @@ loop's monitor embeds them (the run's precision, bf16 at the presets, and memory
 
     python benchmarks/metric_sample.py RUN [RUN ...]
 """
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 import torch  # noqa: E402
+from ssldyn.cli import Parser, report_errors  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -23,7 +23,7 @@ def main(argv=None) -> int:
     from deep.evaluate.sample import balanced_sample
     from deep.train import autocast_factory, load_method, memory_format_of, training_splits
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = Parser(prog="python benchmarks/metric_sample.py", description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path, help="run directories (config.json and checkpoint.pt)")
     args = parser.parse_args(argv)
     missing = [run for run in args.runs if not (run / "checkpoint.pt").is_file()]
@@ -53,4 +53,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(report_errors("python benchmarks/metric_sample.py", main))

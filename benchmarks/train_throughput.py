@@ -22,7 +22,6 @@ quiet_ratio_to_fixed >= 0.95.
 
     python benchmarks/train_throughput.py [--steps 20] [--data-root PATH] [--under-load [--rounds 2]]
 """
-import argparse
 import json
 import subprocess
 import sys
@@ -37,6 +36,8 @@ from deep.methods import build_method
 from deep.threads import ThreadGovernor
 from deep.schedule import peak_lr
 from deep.train import autocast_factory, batch_views, build_optimizer, train_step
+from ssldyn.args import count
+from ssldyn.cli import Parser, report_errors
 
 WARMUP_STEPS = 3
 LOADED_FIXED_STEPS = 2  # fixed threads beside a busy process are 20-40x slower: a couple of steps show it
@@ -157,12 +158,12 @@ def under_load(make_batch, step_fn, steps: int, rounds: int, batch: int) -> dict
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=20, help="timed steps per measurement")
+    parser = Parser(prog="python benchmarks/train_throughput.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=count(10**6), default=20, help="timed steps per measurement")
     parser.add_argument("--data-root", help="CIFAR-10 location (default: the data module's default)")
     parser.add_argument("--under-load", action="store_true",
                         help="measure the thread governor: quiet vs beside a busy process of its own")
-    parser.add_argument("--rounds", type=int, default=2, help="--under-load: quiet/loaded rounds")
+    parser.add_argument("--rounds", type=count(1000), default=2, help="--under-load: quiet/loaded rounds")
     args = parser.parse_args()
 
     config = config_module.resolve("byol", "cifar10", preset="cpu", data_root=args.data_root)
@@ -225,4 +226,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(report_errors("python benchmarks/train_throughput.py", main))

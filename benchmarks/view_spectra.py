@@ -7,7 +7,6 @@ linear_dynamics.modes). Prints one JSON object.
 Inputs: a seeded class-balanced sample of training images, each seen through `--views` random views
 of BYOL's first view (no solarize), normalised and average-pooled by `--pool` (192 dimensions at 4).
 """
-import argparse
 import json
 import sys
 import time
@@ -17,6 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from ssldyn.args import count, seed_number  # noqa: E402
+from ssldyn.cli import Parser, report_errors  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -26,11 +27,11 @@ def main(argv=None) -> int:
     from deep.view_covariance import covariances_from_views, mode_spectra, pooled_views
     from linear_dynamics.modes import mode_thresholds, surviving_modes
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=2000)
-    parser.add_argument("--views", type=int, default=8)
-    parser.add_argument("--pool", type=int, default=4)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = Parser(prog="python benchmarks/view_spectra.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=count(10**6), default=2000)
+    parser.add_argument("--views", type=count(1000), default=8)
+    parser.add_argument("--pool", type=count(32), default=4)
+    parser.add_argument("--seed", type=seed_number, default=0)
     parser.add_argument("--dataset", default="cifar10")
     parser.add_argument("--data-root")
     args = parser.parse_args(argv)
@@ -58,4 +59,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(report_errors("python benchmarks/view_spectra.py", main))

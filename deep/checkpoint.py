@@ -37,8 +37,10 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises many types for a truncated or foreign file
-        raise ValueError(f"{path} is not a readable checkpoint ({type(err).__name__}: {str(err).splitlines()[0]}); "
-                         "it may be truncated or corrupt") from None
+        # torch's own first line would advise loading with weights_only=False, which runs arbitrary code: not
+        # advice to pass on for a file that failed the safe load
+        raise ValueError(f"{path} is not a readable checkpoint ({type(err).__name__}): it is truncated, corrupt or "
+                         "not written by `ssldyn train`; resume from another copy or train into a new --out") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(f"{path} is not an ssldyn training checkpoint (expected format {FORMAT})")
     return state

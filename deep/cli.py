@@ -7,7 +7,7 @@ torch is imported inside the handler only, so that `ssldyn` starts fast for the 
 import subprocess
 import sys
 
-from ssldyn.args import positive_int, writable_dir
+from ssldyn.args import count, writable_dir
 
 from deep.ablate import cli as ablate_cli
 from deep.collapse_map import cli as collapse_map_cli
@@ -33,18 +33,18 @@ def register(subparsers) -> None:
                        help="continue the run in RUN from its checkpoint, with its own config.json")
     train.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available, else cpu")
     train.add_argument("--download", action="store_true", help="allow downloading the dataset if it is missing")
-    train.add_argument("--max-epochs", type=positive_int, metavar="N",
+    train.add_argument("--max-epochs", type=count(10**5), metavar="N",
                        help="stop after N epochs of this call (checkpointed; continue with --resume)")
-    train.add_argument("--threads", type=positive_int, metavar="N",
+    train.add_argument("--threads", type=count(1024), metavar="N",
                        help="CPU threads for torch, fixed (default: all cores while the machine is otherwise "
                             "idle, fewer while other processes are busy; deep.threads)")
     train.add_argument("--labels", type=label_fraction, metavar="P%",
                        help="supervised only: train on a class-balanced P%% of the labels (Table 4.3; = --set labels)")
-    train.add_argument("--nproc", type=positive_int, metavar="N",
+    train.add_argument("--nproc", type=count(64), metavar="N",
                        help="train with N processes on this machine (torchrun + DistributedDataParallel; with "
                             "--device cuda one per GPU); batch_size is the global batch and must divide by N. "
                             "Several machines: torchrun ... -m deep.train_ddp (docs/evaluation.md, Scaling out)")
-    train.add_argument("--seeds", type=positive_int, default=1, metavar="K",
+    train.add_argument("--seeds", type=count(1000), default=1, metavar="K",
                        help="train K runs, seeds s..s+K-1 (s: --set seed, default 0), into OUT/seed-<s>/, and write "
                             "OUT/summary.json with every seed's numbers and their mean ± std; run the same command "
                             "again to continue an interrupted one (default 1: OUT is the run)")
@@ -105,6 +105,7 @@ def run_train(args) -> int:
         METHODS[config["method"]].check_world_size(config, args.nproc)
         check_run_directory(out, resume=args.resume is not None)
         return launch(args, config["device"])
+    check_run_directory(out, resume=args.resume is not None)  # before the data set is loaded: a refusal is instant
     summary = train(config, out, resume=args.resume is not None, download=args.download, max_epochs=args.max_epochs,
                     threads=args.threads, tensorboard=args.tensorboard)
     if not distributed.is_main():

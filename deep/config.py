@@ -28,6 +28,11 @@ WD_SCOPES = ("all", "weights", "heads")
 IDENTITY_KEYS = ("method", "dataset", "data_root", "preset", "device")  # set by the command line, not --set
 
 
+def _number(x) -> str:
+    """A bound as a reader types it: whole numbers in full (2**32 − 1 is 4294967295, not 4.29497e+09)."""
+    return str(x) if isinstance(x, int) else f"{x:g}"
+
+
 @dataclass(frozen=True)
 class Key:
     """One hyperparameter: its type, allowed range or choices, and what it means."""
@@ -48,25 +53,25 @@ class Key:
         noun = "a whole number" if self.kind is int else "a number"
         if self.low is not None and self.high is not None:
             left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
-            return f"{noun} in {left}{self.low:g}, {self.high:g}{right}"
+            return f"{noun} in {left}{_number(self.low)}, {_number(self.high)}{right}"
         if self.low is not None:
-            return f"{noun} {'>' if self.low_open else '>='} {self.low:g}"
+            return f"{noun} {'>' if self.low_open else '>='} {_number(self.low)}"
         return noun
 
 
 KEYS = {
     # every method
-    "seed": Key(int, "seeds model init, shuffling and augmentation", low=0),
-    "epochs": Key(int, "length of the schedule in epochs", low=1),
-    "batch_size": Key(int, "global batch (images, each giving two views) per optimizer step", low=2),
-    "width": Key(int, "ResNet-18 first-stage channels (64 = thesis; output dim 8·width)", low=1),
-    "lr": Key(float, "base learning rate (see lr_scaling)", low=0, low_open=True),
+    "seed": Key(int, "seeds model init, shuffling and augmentation", low=0, high=2**32 - 1),
+    "epochs": Key(int, "length of the schedule in epochs", low=1, high=10**5),
+    "batch_size": Key(int, "global batch (images, each giving two views) per optimizer step", low=2, high=65536),
+    "width": Key(int, "ResNet-18 first-stage channels (64 = thesis; output dim 8·width)", low=1, high=1024),
+    "lr": Key(float, "base learning rate (see lr_scaling)", low=0, low_open=True, high=100),
     "lr_scaling": Key(str, "none: the optimizer's lr is `lr` (the thesis' reference code); linear: lr·batch_size/256",
                       choices=LR_SCALINGS),
     "lr_schedule": Key(str, "cosine_epoch: cosine over the epochs, stepped once per epoch (CosineAnnealingLR, the "
                             "thesis' reference code); cosine_step: cosine stepped every step; constant: the peak "
                             "lr after the warm-up", choices=LR_SCHEDULES),
-    "weight_decay": Key(float, "SGD weight decay on the trained parameters wd_scope names", low=0),
+    "weight_decay": Key(float, "SGD weight decay on the trained parameters wd_scope names", low=0, high=100),
     "wd_scope": Key(str, "the parameters weight decay acts on: all (every trained parameter), weights (weight "
                          "matrices and conv kernels; no BatchNorm, no bias), heads (only the projector's and "
                          "predictor's matrices)", choices=WD_SCOPES),
@@ -88,22 +93,22 @@ KEYS = {
     # self-supervised heads
     "projector": Key(str, "projection head (none removes it)", choices=PROJECTORS),
     "proj_layers": Key(int, "projector depth (2 = thesis, 3 = Barlow Twins)", low=1),
-    "proj_hidden": Key(int, "projector hidden width", low=1),
-    "proj_dim": Key(int, "projector output dimension", low=1),
+    "proj_hidden": Key(int, "projector hidden width", low=1, high=65536),
+    "proj_dim": Key(int, "projector output dimension", low=1, high=65536),
     "predictor": Key(str, "prediction head", choices=PREDICTORS),
     "backbone": Key(str, "resnet18, or linear: the linear theory's W, one bias-free linear map on the normalised "
                          "image average-pooled to 8×8 (deep.linear_backbone; needs projector=none, set by default)",
                     choices=BACKBONES),
-    "linear_dim": Key(int, "outputs of W with backbone=linear", low=1),
+    "linear_dim": Key(int, "outputs of W with backbone=linear", low=1, high=65536),
     "loss": Key(str, "cosine: BYOL's negative cosine; l2: the linear theory's ½‖p − z‖² on unnormalised outputs "
                      "(Tian et al. 2021, Eq. 1)", choices=LOSSES),
-    "pred_hidden": Key(int, "hidden width of the mlp predictor", low=1),
+    "pred_hidden": Key(int, "hidden width of the mlp predictor", low=1, high=65536),
     "predictor_lr_mult": Key(float, "α_p: predictor lr = α_p · lr (own param group)", low=0, low_open=True),
     # target network / key encoder
     "ema": Key(float, "target EMA momentum m: θ_t ← m θ_t + (1−m) θ (0 = target ≡ online)", low=0, high=1),
     # MoCo
     "temperature": Key(float, "InfoNCE temperature τ", low=0, low_open=True),
-    "queue_size": Key(int, "MoCo queue length (negatives)", low=1),
+    "queue_size": Key(int, "MoCo queue length (negatives)", low=1, high=2**22),
     "bn_splits": Key(int, "MoCo shuffle-BN groups of the global batch (1 = off)", low=1),
     # Barlow Twins
     "lambda": Key(float, "Barlow Twins off-diagonal weight λ (Eq. 2.5)", low=0),

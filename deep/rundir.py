@@ -15,6 +15,7 @@ import numpy as np
 
 from deep import config as config_module
 from deep.checkpoint import FILENAME as CHECKPOINT
+from ssldyn.textfile import read_text
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
@@ -35,7 +36,7 @@ def read_config(run: Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{run} is not a run directory: no {CONFIG} in it")
     try:
-        config = json.loads(path.read_text())
+        config = json.loads(read_text(path))
     except json.JSONDecodeError as err:
         raise ValueError(f"{path} is not valid JSON ({err})") from None
     if not isinstance(config, dict) or "method" not in config:

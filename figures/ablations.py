@@ -22,6 +22,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from analysis.plots import COLLAPSE_PANELS  # noqa: E402
 from analysis.verdicts import COLLAPSED_RANK, COLLAPSED_STD  # noqa: E402
 from deep.ablate.sweeps import ABLATIONS  # noqa: E402
+from ssldyn.textfile import open_text  # noqa: E402
 
 DATA_DIR = Path(__file__).resolve().parent / "ablations"  # the committed CSVs
 COLUMNS = ("variant", "label", "method", "seed", "preset", "dataset", "epoch",
@@ -53,7 +54,7 @@ def _cell(value) -> str:
 def read_curves(path: Path) -> list:
     """The rows of an ablation CSV: text columns as str, `epoch` as int, measurements as float."""
     path = Path(path)
-    with path.open(newline="") as handle:
+    with open_text(path) as handle:
         reader = csv.DictReader(handle)
         if tuple(reader.fieldnames or ()) != COLUMNS:
             raise ValueError(f"{path}: expected the columns {', '.join(COLUMNS)}, got {reader.fieldnames}")

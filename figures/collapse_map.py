@@ -18,6 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from analysis.observables import CollapseRule  # noqa: E402
+from ssldyn.textfile import open_text  # noqa: E402
 
 DATA_DIR = Path(__file__).resolve().parent / "collapse_map"
 COLOURS = {"linear": "tab:blue", "mlp": "tab:orange"}
@@ -31,7 +32,7 @@ def _number(text: str) -> float:
 
 def read_rows(path: Path) -> list[dict]:
     """A CSV as dicts, numbers as floats where they parse."""
-    with Path(path).open(newline="") as handle:
+    with open_text(path) as handle:
         rows = list(csv.DictReader(handle))
     for row in rows:
         for key, value in row.items():

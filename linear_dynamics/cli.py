@@ -2,7 +2,7 @@
 
 Imports of numpy/scipy/torch happen inside the handlers so that `ssldyn --help` stays instant.
 """
-from ssldyn.args import finite_float, nonnegative_float, positive_float, positive_int
+from ssldyn.args import count, finite_float, nonnegative_float, positive_float, positive_int, seed_number
 from ssldyn.output import emit
 
 
@@ -60,13 +60,13 @@ def register(subparsers) -> None:
     lin.add_argument("--beta", type=positive_float, help="EMA rate β > 0 (BYOL); absent: SimSiam, W_a = W")
     lin.add_argument("--sigma2", type=nonnegative_float, default=0.5, help="augmentation variance σ² >= 0 (default 0.5)")
     lin.add_argument("--t-end", type=positive_float, default=40.0, help="flow horizon > 0 (default 40); SGD: steps = t_end/lr")
-    lin.add_argument("--seed", type=int, default=0, help="seed of the initial weights and of the SGD samples")
+    lin.add_argument("--seed", type=seed_number, default=0, help="seed of the initial weights and of the SGD samples")
     lin.add_argument("--no-stopgrad", action="store_true", help="let the gradient flow through the target branch")
     lin.add_argument("--no-predictor", action="store_true", help="fix W_p = I")
     lin.add_argument("--symmetric-predictor", action="store_true", help="keep W_p symmetric (assumption A3)")
     lin.add_argument("--sgd", action="store_true", help="run real minibatch SGD (torch autograd) instead of the flow")
-    lin.add_argument("--batch", type=positive_int, default=128, help="SGD batch size (default 128)")
-    lin.add_argument("--lr", type=positive_float, default=0.01, help="SGD learning rate (default 0.01)")
+    lin.add_argument("--batch", type=count(10**6), help="SGD batch size (default 128)")
+    lin.add_argument("--lr", type=positive_float, help="SGD learning rate (default 0.01)")
     lin.add_argument("--steps", type=positive_int, help="SGD steps (default t_end/lr); SGD time is steps*lr")
     lin.add_argument("--json", action="store_true", help="print one JSON object")
     lin.set_defaults(func=linear_command)
@@ -128,8 +128,11 @@ def linear_command(args) -> int:
         raise ValueError("argument --beta: not allowed with --no-stopgrad (without stop-gradient the target branch is W itself)")
     if args.symmetric_predictor and args.no_predictor:
         raise ValueError("argument --symmetric-predictor: not allowed with --no-predictor")
-    if not args.sgd and args.steps is not None:
-        raise ValueError("argument --steps: only with --sgd")
+    sgd_only = [f"--{name}" for name in ("steps", "batch", "lr") if getattr(args, name) is not None]
+    if not args.sgd and sgd_only:
+        raise ValueError(f"argument {'/'.join(sgd_only)}: only with --sgd (the flow has no steps, batch or lr)")
+    args.batch = 128 if args.batch is None else args.batch
+    args.lr = 0.01 if args.lr is None else args.lr
     if args.seed < 0:
         raise ValueError(f"argument --seed: must be >= 0, got {args.seed}")
     config = LinearConfig(n1=args.n1, n2=args.n2, eta=args.eta, alpha_p=args.alpha_p, beta=args.beta,

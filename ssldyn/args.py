@@ -44,6 +44,28 @@ def positive_int(text: str) -> int:
     return value
 
 
+def count(high: int, what: str = ""):
+    """An argument type: a whole number in [1, high]. `high` is a sanity ceiling (far above any real use),
+    so that a typo such as 1e9 seeds is one line, not a MemoryError minutes later."""
+    def parse(text: str) -> int:
+        value = positive_int(text)
+        if value > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high:,}{' ' + what if what else ''}, got {text}")
+        return value
+    parse.__name__ = "count"  # argparse names the type in its messages
+    return parse
+
+
+SEED_LIMIT = 2**32 - 1  # numpy's legacy and torch's seeds both take [0, 2³² − 1]
+
+
+def seed_number(text: str) -> int:
+    value = _number(text, int)
+    if not 0 <= value <= SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"must be a whole number in [0, {SEED_LIMIT}], got {text}")
+    return value
+
+
 def unit_interval(text: str) -> float:
     value = _number(text)
     if not 0 <= value <= 1:

@@ -97,7 +97,12 @@ def test_bad_set_items_are_refused(item, message):
 
 
 @pytest.mark.parametrize("overrides,message", [
-    ({"lr": -0.1}, "lr=-0.1 is not allowed: expected a number > 0"),
+    ({"lr": -0.1}, r"lr=-0.1 is not allowed: expected a number in \(0, 100\]"),
+    # absurd sizes stop at a sanity ceiling before any memory is asked for
+    ({"width": 10**8}, r"width=100000000 is not allowed: expected a whole number in \[1, 1024\]"),
+    ({"seed": 2**64}, r"expected a whole number in \[0, 4294967295\]"),
+    ({"epochs": 10**12}, r"in \[1, 100000\]"),
+    ({"weight_decay": 1e30}, r"weight_decay=1e\+30 is not allowed"),
     ({"batch_size": -4}, "batch_size=-4 is not allowed"),
     ({"batch_size": 0}, "batch_size=0 is not allowed"),
     ({"lr": float("nan")}, "lr=nan is not allowed"),

@@ -64,6 +64,16 @@ def test_eval_knn_defaults_to_the_thesis_settings(byol_run, capsys):
     assert (lambda r: (r["k"], r["temperature"]))(one_json_object(capsys)) == (200, 0.1)
 
 
+def test_eval_knn_refuses_more_neighbours_than_the_bank_and_keeps_the_last_record(byol_run, capsys):
+    assert main(["eval", "knn", str(byol_run), "--json", *CPU]) == 0
+    capsys.readouterr()
+    before = (byol_run / "eval_knn.json").read_bytes()
+    assert main(["eval", "knn", str(byol_run), "--k", "100000000", *CPU]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "more neighbours than the" in err and "training images" in err
+    assert (byol_run / "eval_knn.json").read_bytes() == before
+
+
 def test_linear_probe_leaves_the_backbone_untouched(byol_run, capsys):
     before = digest(byol_run / "checkpoint.pt")
     trained = load_run(byol_run, "cpu")

@@ -47,3 +47,15 @@ def test_the_cli_writes_the_table_and_refuses_a_directory_without_probes(tmp_pat
     assert len(list(csv.DictReader(out.open()))) == 4
     assert main([str(tmp_path / "nowhere"), "--out", str(tmp_path / "x.csv")]) == 2
     assert "probes.csv: not found" in capsys.readouterr().err and not (tmp_path / "x.csv").exists()
+
+
+def test_the_cli_refuses_to_overwrite_its_input_or_write_nowhere(tmp_path, capsys):
+    scan = _scan(tmp_path)
+    before = (scan / "probes.csv").read_bytes()
+    for out in (scan / "probes.csv", tmp_path, tmp_path / "missing" / "x.csv"):
+        assert main([str(scan), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and "name a new CSV file" in err
+    assert (scan / "probes.csv").read_bytes() == before
+    assert main([str(scan), str(scan), "--out", str(tmp_path / "y.csv")]) == 2
+    assert "named twice" in capsys.readouterr().err

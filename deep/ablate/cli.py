@@ -2,7 +2,7 @@
 
 torch, matplotlib and the analysis layer are imported inside the handler only.
 """
-from ssldyn.args import positive_int, writable_dir
+from ssldyn.args import count, writable_dir
 
 from deep.ablate.sweeps import ABLATIONS
 
@@ -17,10 +17,10 @@ def register(subparsers) -> None:
     ablate.add_argument("name", choices=tuple(ABLATIONS), metavar="NAME", help=", ".join(ABLATIONS))
     ablate.add_argument("--preset", default="cpu", help="smoke, cpu or thesis (default: cpu)")
     ablate.add_argument("--out", type=writable_dir, metavar="DIR", help="sweep directory (default: runs/ablate-NAME)")
-    ablate.add_argument("--jobs", type=positive_int, default=1, metavar="N",
+    ablate.add_argument("--jobs", type=count(64), default=1, metavar="N",
                         help="variants trained at once, in separate processes (default 1; more only helps with "
                              "more CPU cores than this machine's, or a GPU with room for several runs)")
-    ablate.add_argument("--seeds", type=positive_int, default=1, metavar="K",
+    ablate.add_argument("--seeds", type=count(1000), default=1, metavar="K",
                         help="runs per variant, seeds s..s+K-1 (s: --set seed, default 0), in OUT/<variant>/seed-<s>/; "
                              "reported as mean ± std with every seed's value (default 1)")
     ablate.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",

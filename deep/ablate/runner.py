@@ -23,6 +23,7 @@ from pathlib import Path
 from deep import rundir
 from deep.ablate.sweeps import set_text
 from deep.seeds import seed_dir, seed_values
+from ssldyn.textfile import read_text
 
 SKIP, RESUME, RESTART, TRAIN = "skip", "resume", "restart", "train"
 FINISHED, DIVERGED, STOPPED = "finished", "diverged", "stopped"
@@ -45,7 +46,7 @@ def _config_mismatch(run_dir: Path, config: dict) -> list:
     may change (deep.train.RESUMABLE_CHANGES: device, data_root, compile)."""
     from deep.train import RESUMABLE_CHANGES
 
-    stored = json.loads((run_dir / rundir.CONFIG).read_text())
+    stored = json.loads(read_text(run_dir / rundir.CONFIG))
     keys = (stored.keys() | config.keys()) - set(RESUMABLE_CHANGES)
     return sorted(k for k in keys if stored.get(k) != config.get(k))
 

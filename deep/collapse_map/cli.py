@@ -6,7 +6,7 @@ torch and the analysis layer are imported inside the handler only.
 import sys
 from pathlib import Path
 
-from ssldyn.args import positive_float, positive_int, unit_interval, writable_dir
+from ssldyn.args import count, positive_float, unit_interval, writable_dir
 
 from deep.collapse_map import grid as grid_module
 
@@ -32,9 +32,9 @@ def register(subparsers) -> None:
     parser.add_argument("--data-root", help="where the dataset lives (default: the dataset's own default)")
     parser.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available, else cpu")
     parser.add_argument("--out", type=writable_dir, metavar="DIR", help="the map's directory (default runs/collapse-map)")
-    parser.add_argument("--seeds", type=positive_int, default=3, metavar="K", help="seeds per setting (default 3)")
-    parser.add_argument("--jobs", type=positive_int, default=1, metavar="N",
-                        help="chains run at once in worker processes (default 1)")
+    parser.add_argument("--seeds", type=count(1000), default=3, metavar="K", help="seeds per setting (default 3)")
+    parser.add_argument("--jobs", type=count(64), default=None, metavar="N",
+                        help="chains run at once in worker processes (default 1; the bisection map only)")
     parser.add_argument("--predictors", nargs="*", default=list(grid_module.PREDICTORS), metavar="P",
                         help="linear and/or mlp (default both)")
     parser.add_argument("--alpha-p", nargs="*", type=positive_float, default=list(grid_module.ALPHAS),
@@ -43,19 +43,19 @@ def register(subparsers) -> None:
                         help="EMA rates of the EMA line, at α_p 1 (default 0 0.9 0.99)")
     parser.add_argument("--wd-range", nargs=2, type=positive_float, default=list(DEFAULT_RANGE),
                         metavar=("LOW", "HIGH"), help="weight decays to bisect between (default 1e-3 0.1)")
-    parser.add_argument("--tolerance", type=positive_float, default=DEFAULT_TOLERANCE,
+    parser.add_argument("--tolerance", type=positive_float, default=None,
                         help="stop a chain when high/low ≤ 1 + tolerance (default 0.2)")
-    parser.add_argument("--check", type=int, default=DEFAULT_CHECKS, metavar="N",
+    parser.add_argument("--check", type=int, default=None, metavar="N",
                         help="probes at the edge of their bracket continued to 3× their epochs, to check that the "
                              "probe length is long enough, the least checked settings first (default 8; edge probes "
                              "continued by an earlier call count, untrained; 0 trains no more)")
     parser.add_argument("--probes", nargs="*", type=Path, default=None, metavar="CSV",
                         help="probes.csv files whose probes are reused (default: the committed "
                              "figures/collapse_map/probes.csv)")
-    parser.add_argument("--length", type=positive_int, default=1, metavar="L",
+    parser.add_argument("--length", type=count(64), default=1, metavar="L",
                         help="probes of L × K epochs at constant lr (K: the preset's probe length, 3 at cpu); "
                              "maps at L = 1, 2, 4 give the threshold against probe length (default 1)")
-    parser.add_argument("--scan", type=positive_int, metavar="N",
+    parser.add_argument("--scan", type=count(1000), metavar="N",
                         help="instead of bisecting, probe N log-spaced weight decays of --wd-range per setting and "
                              "seed and read which collapse observable steps most sharply (OUT/observables.csv, "
                              ".md, .png); e.g. --scan 10 --alpha-p 1 --ema 0.9 for the reference settings")
@@ -176,6 +176,13 @@ def run_collapse_map(args) -> int:
     low, high = args.wd_range
     if not low < high:
         raise ValueError(f"argument --wd-range: LOW must be below HIGH, got {low:g} {high:g}")
+    given = [f"--{name}" for name in ("jobs", "tolerance", "check") if getattr(args, name) is not None]
+    if args.scan is not None and given:
+        raise ValueError(f"argument {'/'.join(given)}: the bisection map's options; a scan (--scan N) probes every "
+                         "weight decay of its grid in one process: drop them")
+    args.jobs = 1 if args.jobs is None else args.jobs
+    args.tolerance = DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance
+    args.check = DEFAULT_CHECKS if args.check is None else args.check
     if args.check < 0:
         raise ValueError(f"argument --check: must be >= 0, got {args.check}")
     if args.loss != "cosine" and args.scan is None:

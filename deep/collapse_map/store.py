@@ -16,6 +16,8 @@ import json
 import math
 from pathlib import Path
 
+from ssldyn.textfile import open_text
+
 COLUMNS = ("protocol", "setting", "predictor", "predictor_lr_mult", "ema", "weight_decay", "seed", "epochs",
            "outcome", "std", "effective_rank", "knn_top1", "sigma2", "tau", "coherence", "lr", "seconds", "preset", "dataset",
            "device", "covariance_rank")
@@ -76,7 +78,7 @@ def _parse(row: dict, path: Path, lineno: int) -> dict:
 def read_probes(path: Path) -> list[dict]:
     """The rows of a probes.csv (ValueError naming the file and line for a malformed one)."""
     path = Path(path)
-    with path.open(newline="") as handle:
+    with open_text(path) as handle:
         reader = csv.DictReader(handle)
         if tuple(reader.fieldnames or ()) not in (COLUMNS, LEGACY_COLUMNS):
             raise ValueError(f"{path}: expected the columns {', '.join(COLUMNS)}, got {reader.fieldnames}")
@@ -84,7 +86,7 @@ def read_probes(path: Path) -> list[dict]:
 
 
 def _header(path: Path) -> tuple:
-    with Path(path).open(newline="") as handle:
+    with open_text(path) as handle:
         return tuple(next(csv.reader(handle), ()))
 
 

@@ -3,10 +3,9 @@
 Each `eval` saves its record as RUN/eval_<name>.json, which `ssldyn table` reads. torch is imported
 inside the handlers only.
 """
-import argparse
 from pathlib import Path
 
-from ssldyn.args import nonnegative_float, positive_float, positive_int
+from ssldyn.args import count, nonnegative_float, positive_float, positive_int, seed_number
 
 from deep.evaluate.labels import label_fraction
 
@@ -68,24 +67,15 @@ def _sgd_arguments(parser, *, epochs: tuple, weight_decay: tuple, seed_sets: str
     """--epochs, --batch-size, --weight-decay and --seed of a protocol that trains with SGD.
 
     epochs, weight_decay: (default, how the help text states it); seed_sets: what --seed draws."""
-    parser.add_argument("--epochs", type=positive_int, default=epochs[0],
+    parser.add_argument("--epochs", type=count(10**5), default=epochs[0],
                         help=f"epochs (default {epochs[1]})")
-    parser.add_argument("--batch-size", type=positive_int, default=256, help="minibatch (default 256)")
+    parser.add_argument("--batch-size", type=count(65536), default=256, help="minibatch (default 256)")
     parser.add_argument("--weight-decay", type=nonnegative_float, default=weight_decay[0],
                         help=f"SGD weight decay (default {weight_decay[1]})")
-    parser.add_argument("--seed", type=nonnegative_int, default=None,
+    parser.add_argument("--seed", type=seed_number, default=None,
                         help=f"{seed_sets} (default: the run's seed)")
 
 
-def nonnegative_int(text: str) -> int:
-    """argparse type: a whole number >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text}")
-    return value
 
 
 def _protocol(protocols, name: str, help_text: str):

@@ -30,6 +30,9 @@ def provenance(trained, data_root: str | None = None) -> dict:
 
 def knn_result(trained, data, *, k: int, temperature: float, data_root: str | None = None) -> dict:
     """Weighted kNN (thesis Fig. 4.4) on clean features: bank = training split, queries = test split."""
+    if k > len(data.train.labels):
+        raise ValueError(f"--k {k}: more neighbours than the {len(data.train.labels)} training images in the bank; "
+                         f"use --k {len(data.train.labels)} or fewer")
     start = time.perf_counter()
     mean, std = trained.info["mean"], trained.info["std"]
     bank = frozen_features(trained, data.train.images, mean, std)

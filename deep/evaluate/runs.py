@@ -17,6 +17,7 @@ from deep.data import Dataset, load_dataset
 from deep.methods import build_method
 from deep.methods.base import Method
 from deep.train import autocast_factory, resolve_device
+from ssldyn.textfile import read_text
 
 
 @dataclass
@@ -126,7 +127,7 @@ def read_results(run) -> dict[str, dict]:
     results = {}
     for path in sorted(Path(run).glob("eval_*.json")):
         try:
-            results[path.stem[len("eval_"):]] = json.loads(path.read_text())
+            results[path.stem[len("eval_"):]] = json.loads(read_text(path))
         except json.JSONDecodeError as err:
             raise ValueError(f"{path} is not valid JSON ({err})") from None
     return results

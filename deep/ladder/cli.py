@@ -1,7 +1,7 @@
 """`ssldyn ladder`: one rung of the ladder (issue 21) swept over weight decay × α_p × EMA × seeds."""
 from pathlib import Path
 
-from ssldyn.args import positive_float, positive_int, unit_interval, writable_dir
+from ssldyn.args import count, positive_float, unit_interval, writable_dir
 
 from deep.ladder import rungs
 
@@ -25,22 +25,22 @@ def register(subparsers) -> None:
     parser.add_argument("--data-root", help="where the dataset lives (default: the dataset's own default)")
     parser.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available, else cpu")
     parser.add_argument("--out", type=writable_dir, metavar="DIR", help="default runs/ladder-<rung>")
-    parser.add_argument("--seeds", type=positive_int, default=3, metavar="K", help="seeds 0..K-1 (default 3)")
+    parser.add_argument("--seeds", type=count(1000), default=3, metavar="K", help="seeds 0..K-1 (default 3)")
     parser.add_argument("--alpha-p", nargs="+", type=positive_float, default=list(rungs.ALPHAS), metavar="A",
                         help="predictor lr ratios (default 0.3 1 3)")
     parser.add_argument("--ema", nargs="+", type=unit_interval, default=list(rungs.EMAS), metavar="M",
                         help="EMA rates, 0 = SimSiam (default 0 0.99)")
     parser.add_argument("--wd-range", nargs=2, type=positive_float, default=list(DEFAULT_RANGE),
                         metavar=("LOW", "HIGH"), help="weight decays, log-spaced (default 0.07 5)")
-    parser.add_argument("--wds", type=positive_int, default=DEFAULT_WDS, metavar="N",
+    parser.add_argument("--wds", type=count(1000), default=DEFAULT_WDS, metavar="N",
                         help="how many weight decays (default 10; at least 3)")
-    parser.add_argument("--epochs", type=positive_int, default=DEFAULT_EPOCHS, metavar="E",
+    parser.add_argument("--epochs", type=count(10**5), default=DEFAULT_EPOCHS, metavar="E",
                         help="length of every run (default 6 = 1,050 steps at lr 0.005; even, so that half length is exact)")
     parser.add_argument("--lr", type=positive_float, metavar="LR",
                         help="another lr than the rung's 0.005 (the unit-free test: R1's thresholds should not move "
                              "with it; give a separate --out)")
     parser.add_argument("--no-check", action="store_true", help="skip continuing the first seed's runs to 2E")
-    parser.add_argument("--check-seeds", type=positive_int, default=1, metavar="K",
+    parser.add_argument("--check-seeds", type=count(1000), default=1, metavar="K",
                         help="continue the runs of the first K seeds to 2E (default 1; at most --seeds)")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     parser.set_defaults(func=run_ladder)
@@ -64,6 +64,8 @@ def run_ladder(args) -> int:
         raise ValueError(f"argument --wds: needs at least 3 weight decays, got {args.wds}")
     if args.epochs % 2:
         raise ValueError(f"argument --epochs: must be even (the run is also read at half length), got {args.epochs}")
+    if args.no_check and args.check_seeds != 1:
+        raise ValueError("argument --check-seeds: nothing is checked with --no-check; drop one of the two")
     if args.check_seeds > args.seeds:
         raise ValueError(f"argument --check-seeds: at most --seeds ({args.seeds}), got {args.check_seeds}")
     out = Path(out_or_default(args.out, f"runs/ladder-{args.rung}"))

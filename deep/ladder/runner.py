@@ -28,6 +28,7 @@ import numpy as np
 from deep.collapse_map.runner import probe_dataset as dataset  # one loaded data set per process, shared
 from deep.collapse_map.runner import _epoch_line
 from deep.ladder import rungs
+from ssldyn.textfile import open_text, read_text
 
 COLUMNS = ("rung", "setting", "predictor_lr_mult", "ema", "seed", "weight_decay", "epochs", "steps", "lr",
            "outcome", "modes", "modes_half", "movement", "converged", "staircase", "population", "population_half",
@@ -48,7 +49,7 @@ def key(row: dict) -> tuple:
 
 def read_rows(path: Path) -> list[dict]:
     """The rows of a ladder.csv (ValueError naming the file and line for a malformed one)."""
-    with Path(path).open(newline="") as handle:
+    with open_text(path) as handle:
         reader = csv.DictReader(handle)
         if tuple(reader.fieldnames or ()) not in (COLUMNS, LEGACY_COLUMNS):
             raise ValueError(f"{path}: expected the columns {', '.join(COLUMNS)}, got {reader.fieldnames}")
@@ -67,7 +68,7 @@ def _append(path: Path, row: dict) -> None:
     """One row, in the file's own columns (a legacy file keeps its header and loses `top_sv2_half`)."""
     columns = COLUMNS
     if path.is_file():
-        with path.open(newline="") as handle:
+        with open_text(path) as handle:
             columns = tuple(next(csv.reader(handle), ())) or COLUMNS
     with path.open("a", newline="") as handle:
         writer = csv.writer(handle)
@@ -90,8 +91,12 @@ def moments(config: dict, out: Path, seed: int = 0) -> tuple[np.ndarray, np.ndar
 
     cached = out / "moments.npz"
     if cached.is_file():
-        saved = np.load(cached)
-        return saved["A_bar"], saved["C_bar"]
+        try:
+            with np.load(cached) as saved:
+                return np.array(saved["A_bar"]), np.array(saved["C_bar"])
+        except (ValueError, OSError, KeyError, EOFError) as err:  # numpy's errors for a corrupt or foreign file
+            raise ValueError(f"{cached}: not the moments a ladder saved (unreadable as .npz: {type(err).__name__}); delete it "
+                             "and they are measured again") from None
     data = dataset(config)
     train = training_splits(data, config).train
     images = balanced_sample(train.images, train.labels, min(MOMENT_IMAGES, len(train.images)), seed)
@@ -219,7 +224,7 @@ def check_identity(out: Path, identity: dict) -> None:
 
     path = out / IDENTITY
     if path.is_file():
-        found = json.loads(path.read_text())
+        found = json.loads(read_text(path))
         if found != identity:
             changed = ", ".join(f"{k} {found.get(k)!r} → {v!r}" for k, v in identity.items() if found.get(k) != v)
             raise ValueError(f"--out {out} holds a ladder of another protocol ({changed}); choose another --out")

@@ -1,0 +1,171 @@
+"""Bad input the command line must answer in one line, exit 2: binary files where text is expected (named),
+absurd sizes (refused before any memory is asked for), and running out of memory or range anyway."""
+import argparse
+import json
+
+import pytest
+
+from ssldyn import cli
+from ssldyn.textfile import open_text, read_text
+
+BINARY = b"\x89PNG\r\n\x1a\n\xff\xfe\x00\x81" * 8
+
+
+def run(argv, capsys):
+    try:
+        status = cli.main(argv)
+    except SystemExit as exc:
+        status = exc.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def _one_line(status, err):
+    assert status == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+
+
+def test_read_text_names_a_binary_file_and_keeps_newlines(tmp_path):
+    text = tmp_path / "ok.csv"
+    text.write_bytes(b"a,b\r\n1,2\n")
+    assert read_text(text) == "a,b\r\n1,2\n"  # as stored: csv sees what open(newline="") would give it
+    assert open_text(text).read() == "a,b\r\n1,2\n"
+    binary = tmp_path / "image.csv"
+    binary.write_bytes(BINARY)
+    with pytest.raises(ValueError, match=r"image\.csv: not a text file \(byte 0 of 96 is not UTF-8\)"):
+        read_text(binary)
+
+
+@pytest.mark.parametrize("name, argv", [
+    ("thresholds.csv", ["hypotheses", "--no-sgd", "--runs", "{dir}"]),   # a collapse map's table
+    ("config.json", ["analyze", "{dir}"]),                                # a run directory
+    ("probes.csv", ["collapse-map", "--out", "{dir}", "--scan", "3", "--seeds", "2"]),  # a map's own store
+])
+def test_a_binary_file_where_text_belongs_is_one_line_naming_it(tmp_path, capsys, name, argv):
+    folder = tmp_path / "given"
+    folder.mkdir()
+    (folder / name).write_bytes(BINARY)
+    if name == "config.json":
+        (folder / "metrics.jsonl").write_text("")
+    status, out, err = run([a.format(dir=folder) for a in argv], capsys)
+    _one_line(status, err)
+    assert f"{folder / name}: not a text file" in err
+    assert (folder / name).read_bytes() == BINARY  # nothing overwritten
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["collapse-map", "--seeds", "1000000000"], "argument --seeds: must be at most 1,000"),
+    (["collapse-map", "--scan", "100000000"], "argument --scan: must be at most 1,000"),
+    (["collapse-map", "--jobs", "100000"], "argument --jobs: must be at most 64"),
+    (["train", "--seeds", "1000000000"], "argument --seeds: must be at most 1,000"),
+    (["ablate", "--seeds", "1000000000", "weight-decay"], "argument --seeds: must be at most 1,000"),
+    (["ladder", "--epochs", "100000000000"], "argument --epochs: must be at most 100,000"),
+    (["ladder", "--no-check", "--check-seeds", "2"], "argument --check-seeds: nothing is checked with --no-check"),
+    (["linear", "--seed", "100000000000000000000000"], "argument --seed: must be a whole number in [0, 4294967295]"),
+    (["linear", "--sgd", "--batch", "1000000000"], "argument --batch: must be at most 1,000,000"),
+    (["linear", "--lr", "0.5", "--batch", "4"], "argument --batch/--lr: only with --sgd"),
+    (["train", "--method", "byol", "--dataset", "synthetic", "--set", "width=100000000"], "width=100000000 is not allowed: expected a whole number in [1, 1024]"),
+    (["train", "--method", "byol", "--dataset", "synthetic", "--set", "lr=1e308"], "lr=1e+308 is not allowed: expected a number in (0, 100]"),
+])
+def test_absurd_sizes_are_refused_before_any_work(tmp_path, capsys, argv, message):
+    status, out, err = run(argv + ["--out", str(tmp_path / "out")] if argv[0] in ("train", "collapse-map", "ladder")
+                           else argv, capsys)
+    _one_line(status, err)
+    assert message in err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+@pytest.mark.parametrize("error, words", [(MemoryError(), "out of memory"),
+                                          (OverflowError("Python int too large to convert to C long"), "too large"),
+                                          (RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to "
+                                                        "allocate 10800000000 bytes"), "out of memory")])
+def test_running_out_of_memory_or_range_is_one_line(monkeypatch, capsys, error, words):
+    def build():
+        parser = cli.Parser(prog="ssldyn")
+        sub = parser.add_subparsers(dest="command", required=True, parser_class=cli.Parser)
+
+        def handler(args):
+            raise error
+        sub.add_parser("boom").set_defaults(func=handler)
+        return parser
+
+    monkeypatch.setattr(cli, "build_parser", build)
+    status, out, err = run(["boom"], capsys)
+    _one_line(status, err)
+    assert err.startswith("ssldyn boom: error: ") and words in err
+
+
+def test_other_runtime_errors_still_surface(monkeypatch):
+    """Only an allocation failure is turned into a line; a bug stays a traceback."""
+    def build():
+        parser = cli.Parser(prog="ssldyn")
+        sub = parser.add_subparsers(dest="command", required=True, parser_class=cli.Parser)
+        sub.add_parser("bug").set_defaults(func=lambda args: (_ for _ in ()).throw(RuntimeError("shape mismatch")))
+        return parser
+
+    monkeypatch.setattr(cli, "build_parser", build)
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        cli.main(["bug"])
+
+
+def test_the_count_type_names_its_ceiling():
+    from ssldyn.args import count
+
+    assert count(10)("10") == 10
+    with pytest.raises(argparse.ArgumentTypeError, match="must be at most 10, got 11"):
+        count(10)("11")
+    with pytest.raises(argparse.ArgumentTypeError, match=">= 1"):
+        count(10)("0")
+    assert json.dumps(count(10)("3")) == "3"
+
+
+def test_resuming_a_run_whose_checkpoint_is_gone_keeps_its_logged_epochs(tmp_path, capsys):
+    """A run with finished epochs logged but no checkpoint.pt would restart and truncate its metrics: refused.
+    Before its first epoch ended (no epoch line) restarting is right, and `train --resume` does (tested in
+    test_deep_train.py)."""
+    from deep.config import resolve
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text(json.dumps(resolve("byol", "synthetic", preset="smoke")))
+    log = '{"kind": "step", "step": 10, "epoch": 1, "loss": 0.5}\n{"kind": "epoch", "epoch": 1, "step": 20}\n'
+    (run_dir / "metrics.jsonl").write_text(log)
+    status, out, err = run(["train", "--resume", str(run_dir)], capsys)
+    _one_line(status, err)
+    assert "checkpoint.pt is missing" in err and (run_dir / "metrics.jsonl").read_text() == log
+
+
+@pytest.mark.parametrize("script, args, message", [
+    ("eigen_ode.py", ["--n", "0"], "argument --n: must be a whole number >= 1, got 0"),
+    ("eigen_ode.py", ["--t-end", "nan"], "argument --t-end: must be a finite number"),
+    ("ladder_lr.py", ["{tmp}/x", "{tmp}/y"], "is neither a ladder directory nor a ladder CSV"),
+    ("ladder_decomposition.py", ["{tmp}/none"], "is not a directory: give a ladder directory"),
+])
+def test_benchmark_scripts_answer_bad_input_in_one_line(tmp_path, script, args, message):
+    """The benchmarks are commands the docs give; they use the same Parser and error report as ssldyn."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, str(root / "benchmarks" / script), *[a.format(tmp=tmp_path) for a in args]],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert message in done.stderr and f"python benchmarks/{script}: error: " in done.stderr
+
+
+@pytest.mark.parametrize("text, message", [
+    ("setting,predictor\nlinear-alpha1-ema0.9,linear\n", "no status, weight_decay_low, weight_decay_high, seed_brackets column"),
+    ("setting,predictor,status,weight_decay_low,weight_decay_high,seed_brackets\n", "no rows"),
+])
+def test_a_thresholds_csv_without_its_columns_or_rows_is_one_line_naming_it(tmp_path, capsys, text, message):
+    (tmp_path / "thresholds.csv").write_text(text)
+    status, out, err = run(["hypotheses", "--no-sgd", "--runs", str(tmp_path)], capsys)
+    _one_line(status, err)
+    assert f"{tmp_path / 'thresholds.csv'}: {message}" in err
+
+
+def test_a_scan_refuses_the_bisection_maps_options_instead_of_ignoring_them(tmp_path, capsys):
+    status, out, err = run(["collapse-map", "--scan", "3", "--jobs", "4", "--tolerance", "0.5", "--out",
+                            str(tmp_path / "scan")], capsys)
+    _one_line(status, err)
+    assert "argument --jobs/--tolerance: the bisection map's options" in err and not (tmp_path / "scan").exists()
