@@ -673,7 +673,17 @@ def test_a_map_of_longer_probes_trains_l_times_k_epochs_and_refuses_a_length_pas
     assert main(argv + ["--check", "0", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["probe_epochs"] == 2 and {p["epochs"] for p in read_probes(tmp_path / "m" / "probes.csv")} == {2}
+    # the K check at 2K instead of 3K fits: the same map again trains one edge probe on, from 2 to 4 epochs
+    assert main(argv + ["--check", "1", "--check-factor", "2", "--json"]) == 0
+    (check,) = json.loads(capsys.readouterr().out)["checks"]
+    assert (check["epochs"], check["later_epochs"]) == (2, 4)
+    later = [p for p in read_probes(tmp_path / "m" / "probes.csv") if p["epochs"] == 4]
+    assert [(p["weight_decay"], p["seed"]) for p in later] == [(check["weight_decay"], check["seed"])]
+    assert "continued to 4 epochs" in (tmp_path / "m" / "summary.md").read_text()
+    assert main(argv + ["--check", "1", "--check-factor", "1"]) == 2
+    assert "--check-factor: must be at least 2" in capsys.readouterr().err
     grid_module.check_schedule("cpu", "cifar10", 4, 3, 0)  # 12 epochs fit the cpu probes' 12 without the check
+    grid_module.check_schedule("cpu", "cifar10", 2, 2, 8)  # the remade map: 6 epochs, checked at 12
     with pytest.raises(ValueError, match="continued to 36"):
         grid_module.check_schedule("cpu", "cifar10", 4, 3, 8)
 

@@ -49,6 +49,9 @@ def register(subparsers) -> None:
                         help="probes at the edge of their bracket continued to 3× their epochs, to check that the "
                              "probe length is long enough, the least checked settings first (default 8; edge probes "
                              "continued by an earlier call count, untrained; 0 trains no more)")
+    parser.add_argument("--check-factor", type=count(16), default=None, metavar="F",
+                        help="the K check continues edge probes to F × their epochs (default 3; 2 compares K with 2K "
+                             "where 3K does not fit the schedule, e.g. --length 2 at the cpu preset)")
     parser.add_argument("--probes", nargs="*", type=Path, default=None, metavar="CSV",
                         help="probes.csv files whose probes are reused (default: the committed "
                              "figures/collapse_map/probes.csv)")
@@ -176,13 +179,17 @@ def run_collapse_map(args) -> int:
     low, high = args.wd_range
     if not low < high:
         raise ValueError(f"argument --wd-range: LOW must be below HIGH, got {low:g} {high:g}")
-    given = [f"--{name}" for name in ("jobs", "tolerance", "check") if getattr(args, name) is not None]
+    given = [f"--{name.replace('_', '-')}" for name in ("jobs", "tolerance", "check", "check_factor")
+             if getattr(args, name) is not None]
     if args.scan is not None and given:
         raise ValueError(f"argument {'/'.join(given)}: the bisection map's options; a scan (--scan N) probes every "
                          "weight decay of its grid in one process: drop them")
     args.jobs = 1 if args.jobs is None else args.jobs
     args.tolerance = DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance
     args.check = DEFAULT_CHECKS if args.check is None else args.check
+    if args.check_factor == 1:
+        raise ValueError("argument --check-factor: must be at least 2 (1 would compare a probe with itself)")
+    args.check_factor = 3 if args.check_factor is None else args.check_factor
     if args.check < 0:
         raise ValueError(f"argument --check: must be >= 0, got {args.check}")
     if args.loss != "cosine" and args.scan is None:
@@ -194,7 +201,7 @@ def run_collapse_map(args) -> int:
     if args.lr is not None and args.scan is None:
         raise ValueError("argument --lr: the bisection map reads every setting at the preset's lr; use it with --scan N")
     settings = grid_module.grid(args.predictors, args.alpha_p, args.ema, args.loss, args.lr, args.wd_scope)
-    grid_module.check_schedule(args.preset, args.dataset, args.length, 3, 0 if args.scan else args.check)
+    grid_module.check_schedule(args.preset, args.dataset, args.length, args.check_factor, 0 if args.scan else args.check)
     caches = tuple(args.probes) if args.probes is not None else (COMMITTED_PROBES,)
     for cache in caches:
         if not cache.is_file() and cache != COMMITTED_PROBES:
@@ -224,7 +231,8 @@ def run_collapse_map(args) -> int:
     summary = make_map(settings, Path(out), seeds=args.seeds, preset=args.preset, dataset=args.dataset,
                        data_root=args.data_root, device=resolve_device(args.device), jobs=args.jobs,
                        weight_decays=(low, high), tolerance=args.tolerance, checks=args.check, caches=caches,
-                       length=args.length, reuse=args.reuse, rules=rules, rule_notes=notes)
+                       length=args.length, reuse=args.reuse, rules=rules, rule_notes=notes,
+                       check_factor=args.check_factor)
     lines = [f"{row['setting']}: weight decay threshold in [{row['weight_decay_low']:.3g}, "
              f"{row['weight_decay_high']:.3g}] over {row['seeds']} seeds ({row['status']})"
              if row["status"] == "located" else f"{row['setting']}: {row['status']}" for row in summary["thresholds"]]

@@ -120,4 +120,4 @@ def check_schedule(preset: str, dataset: str, length: int, factor: int, checks: 
         raise ValueError(f"argument --length: probes of {probe_epochs(preset, length)} epochs"
                          + (f" continued to {needed} by the K check" if checks else "")
                          + f" do not fit the {preset} probes' schedule of {schedule} epochs; use a smaller --length"
-                         + (" or --check 0" if checks else ""))
+                         + (", a smaller --check-factor or --check 0" if checks else ""))

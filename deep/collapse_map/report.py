@@ -50,11 +50,13 @@ def _cell(value) -> str:
 
 def make_map(settings, out: Path, *, seeds: int, preset: str, dataset: str, data_root, device: str, jobs: int,
              weight_decays: tuple, tolerance: float, checks: int, caches=(), length: int = 1,
-             reuse: Path | None = None, rules: dict | None = None, rule_notes: list | None = None) -> dict:
+             reuse: Path | None = None, rules: dict | None = None, rule_notes: list | None = None,
+             check_factor: int = 3) -> dict:
     """Run (or read back) every chain, check the probe length, and write the map's files. `rules`: the
     collapse rule of each setting, by name (`analysis.observables.CollapseRule`; None: RANK_BELOW_2 for
     every setting, given: one for each); every probe, trained here or read from a cache, is judged by
-    its setting's rule. `rule_notes`: what summary.md says about the rules beside them."""
+    its setting's rule. `rule_notes`: what summary.md says about the rules beside them. `check_factor`: the
+    K check continues edge probes to check_factor × K epochs (3; 2 where 3K does not fit the schedule)."""
     from figures.collapse_map import draw
 
     if rules is None:
@@ -74,7 +76,8 @@ def make_map(settings, out: Path, *, seeds: int, preset: str, dataset: str, data
     results = run_chains(chains, jobs)
     store = ProbeStore(probes_path, caches)  # with what the workers appended
     check_rows = check_probe_length(results, checks, preset=preset, dataset=dataset, data_root=data_root,
-                                    device=device, out=out, store=store, epochs=epochs, rules=rules)
+                                    device=device, out=out, store=store, epochs=epochs, factor=check_factor,
+                                    rules=rules)
     # this map's probes only: a cache (or a reused OUT) may hold probes of another protocol at the same
     # setting, weight decay and seed; σ² and τ are read at the probes' length K, not at a continued 3K
     first = grid_module.probe_config(settings[0], weight_decays[0], 0, preset=preset, dataset=dataset,
