@@ -169,3 +169,9 @@ def test_a_scan_refuses_the_bisection_maps_options_instead_of_ignoring_them(tmp_
                             str(tmp_path / "scan")], capsys)
     _one_line(status, err)
     assert "argument --jobs/--tolerance: the bisection map's options" in err and not (tmp_path / "scan").exists()
+
+
+def test_a_weight_decay_range_past_the_configs_is_refused_before_the_map_writes(tmp_path, capsys):
+    status, out, err = run(["collapse-map", "--wd-range", "1e3", "1e9", "--out", str(tmp_path / "m")], capsys)
+    _one_line(status, err)
+    assert "argument --wd-range: weight_decay=1000.0 is not allowed" in err and not (tmp_path / "m").exists()

@@ -201,6 +201,12 @@ def run_collapse_map(args) -> int:
     if args.lr is not None and args.scan is None:
         raise ValueError("argument --lr: the bisection map reads every setting at the preset's lr; use it with --scan N")
     settings = grid_module.grid(args.predictors, args.alpha_p, args.ema, args.loss, args.lr, args.wd_scope)
+    for weight_decay in (low, high):  # a range past what a run's config takes: one line before anything is written
+        try:
+            grid_module.probe_config(settings[0], weight_decay, 0, preset=args.preset, dataset=args.dataset,
+                                     data_root=args.data_root, device="cpu")
+        except ValueError as err:
+            raise ValueError(f"argument --wd-range: {err}") from None
     grid_module.check_schedule(args.preset, args.dataset, args.length, args.check_factor, 0 if args.scan else args.check)
     caches = tuple(args.probes) if args.probes is not None else (COMMITTED_PROBES,)
     for cache in caches:
