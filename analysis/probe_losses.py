@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from analysis.rundir import read_metrics
-from ssldyn.cli import Parser
+from ssldyn.errors import Parser
 from ssldyn.textfile import open_text, read_text
 
 COLUMNS = ("scan", "lr", "loss_kind", "seed", "weight_decay", "outcome", "epoch", "loss", "knn_top1", "effective_rank",

@@ -15,7 +15,7 @@ from pathlib import Path
 from deep.collapse_map.grid import Setting, probe_config
 from deep.collapse_map.runner import probe_dir, run_probe
 from deep.collapse_map.store import ProbeStore
-from ssldyn.cli import Parser, report_errors
+from ssldyn.errors import Parser, report_errors
 
 POINTS = [(Setting("linear", 1.0, 0.9), 1e-3), (Setting("linear", 1.0, 0.9), 1e-2),
           (Setting("linear", 1.0, 0.9), 3e-2), (Setting("mlp", 1.0, 0.9), 1e-2),

@@ -21,7 +21,7 @@ from deep.ablate.sweeps import Variant
 from deep.methods import METHODS
 from deep.seeds import mean_pm_std, spread
 from ssldyn.args import count
-from ssldyn.cli import Parser, report_errors
+from ssldyn.errors import Parser, report_errors
 
 TARGETS = {"byol": 50.0}  # issue 3, item 8; issue 14, item 5: the seeds' mean test kNN top-1 (%) after 10 epochs
 

@@ -25,7 +25,7 @@ from deep import config as config_module, rundir
 from deep.ablate.runner import execute, plan
 from deep.ablate.sweeps import Variant, set_text
 from ssldyn.args import count
-from ssldyn.cli import Parser, report_errors
+from ssldyn.errors import Parser, report_errors
 
 BYOL_LRS = (0.06, 0.12, 0.2, 0.35)
 SIMSIAM_LRS = (0.04, 0.08, 0.13, 0.2, 0.35)

@@ -20,7 +20,7 @@ from scipy.integrate import solve_ivp
 from linear_dynamics.eigen_ode import eigen_rhs, integrate_eigen
 from linear_dynamics.params import EigenParams
 from ssldyn.args import count, positive_float, seed_number
-from ssldyn.cli import Parser, report_errors
+from ssldyn.errors import Parser, report_errors
 
 RTOL, ATOL = 1e-10, 1e-12
 

@@ -58,7 +58,7 @@ from deep.resnet import ResNet18  # noqa: E402
 from deep.schedule import lr_at  # noqa: E402
 from deep.train import autocast_factory, batch_views, build_optimizer, compile_backbones, train_step  # noqa: E402
 from ssldyn.args import count  # noqa: E402
-from ssldyn.cli import Parser, report_errors  # noqa: E402
+from ssldyn.errors import Parser, report_errors  # noqa: E402
 
 TARGET_SECONDS_PER_EPOCH = 2.5
 EPOCH_IMAGES, TEST_IMAGES = 50_000, 10_000

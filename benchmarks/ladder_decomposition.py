@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 import numpy as np  # noqa: E402
 from ssldyn.args import count, positive_float, unit_interval  # noqa: E402
-from ssldyn.cli import Parser, report_errors  # noqa: E402
+from ssldyn.errors import Parser, report_errors  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -9,7 +9,7 @@ object: for each scaling, the largest miss (modes) between the two ladders' seed
 import json
 import sys
 from pathlib import Path
-from ssldyn.cli import Parser, report_errors  # noqa: E402
+from ssldyn.errors import Parser, report_errors  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 

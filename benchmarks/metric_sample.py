@@ -12,7 +12,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 import torch  # noqa: E402
-from ssldyn.cli import Parser, report_errors  # noqa: E402
+from ssldyn.errors import Parser, report_errors  # noqa: E402
 
 
 def main(argv=None) -> int:

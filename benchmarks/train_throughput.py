@@ -37,7 +37,7 @@ from deep.threads import ThreadGovernor
 from deep.schedule import peak_lr
 from deep.train import autocast_factory, batch_views, build_optimizer, train_step
 from ssldyn.args import count
-from ssldyn.cli import Parser, report_errors
+from ssldyn.errors import Parser, report_errors
 
 WARMUP_STEPS = 3
 LOADED_FIXED_STEPS = 2  # fixed threads beside a busy process are 20-40x slower: a couple of steps show it

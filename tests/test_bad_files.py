@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from ssldyn import cli
+from ssldyn import cli, errors
 from ssldyn.textfile import open_text, read_text
 
 BINARY = b"\x89PNG\r\n\x1a\n\xff\xfe\x00\x81" * 8
@@ -80,7 +80,7 @@ def test_absurd_sizes_are_refused_before_any_work(tmp_path, capsys, argv, messag
                                                         "allocate 10800000000 bytes"), "out of memory")])
 def test_running_out_of_memory_or_range_is_one_line(monkeypatch, capsys, error, words):
     def build():
-        parser = cli.Parser(prog="ssldyn")
+        parser = errors.Parser(prog="ssldyn")
         sub = parser.add_subparsers(dest="command", required=True, parser_class=cli.Parser)
 
         def handler(args):
@@ -97,7 +97,7 @@ def test_running_out_of_memory_or_range_is_one_line(monkeypatch, capsys, error, 
 def test_other_runtime_errors_still_surface(monkeypatch):
     """Only an allocation failure is turned into a line; a bug stays a traceback."""
     def build():
-        parser = cli.Parser(prog="ssldyn")
+        parser = errors.Parser(prog="ssldyn")
         sub = parser.add_subparsers(dest="command", required=True, parser_class=cli.Parser)
         sub.add_parser("bug").set_defaults(func=lambda args: (_ for _ in ()).throw(RuntimeError("shape mismatch")))
         return parser
