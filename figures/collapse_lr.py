@@ -18,7 +18,6 @@ Scans of one lr at several probe lengths only (`--length 2`, `--length 4`) read 
 probe length alone; `--name` keeps them apart from the lr test (e.g. `--name length_mlp` writes
 length_mlp.csv, .md, .png).
 """
-import argparse
 import re
 import sys
 from dataclasses import replace
@@ -195,7 +194,9 @@ def main(argv=None) -> int:
     from analysis.lr_test import read_lr_test, read_lr_test_csv, verdicts
     from deep.collapse_map.report import write_rows
 
-    parser = argparse.ArgumentParser(prog="python -m figures.collapse_lr", description=__doc__.splitlines()[0])
+    from ssldyn.errors import Parser
+
+    parser = Parser(prog="python -m figures.collapse_lr", description=__doc__.splitlines()[0])
     parser.add_argument("scans", nargs="+", type=Path,
                         help="scan directories (ssldyn collapse-map --scan N --out DIR), the reference first")
     parser.add_argument("--out", type=Path, default=DATA_DIR, help="where NAME.csv, .png, .md go "

@@ -175,3 +175,19 @@ def test_a_weight_decay_range_past_the_configs_is_refused_before_the_map_writes(
     status, out, err = run(["collapse-map", "--wd-range", "1e3", "1e9", "--out", str(tmp_path / "m")], capsys)
     _one_line(status, err)
     assert "argument --wd-range: weight_decay=1000.0 is not allowed" in err and not (tmp_path / "m").exists()
+
+
+def test_a_corrupt_ladder_record_is_named_and_kept(tmp_path, capsys):
+    (tmp_path / "ladder.json").write_text("{bad")
+    status, out, err = run(["ladder", "--out", str(tmp_path), "--seeds", "1"], capsys)
+    _one_line(status, err)
+    assert f"{tmp_path / 'ladder.json'}: not valid JSON" in err and (tmp_path / "ladder.json").read_text() == "{bad"
+
+
+def test_the_lr_figure_script_answers_in_one_line(tmp_path, capsys):
+    from figures.collapse_lr import main as collapse_lr
+
+    with pytest.raises(SystemExit) as stop:
+        collapse_lr([str(tmp_path / "none"), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and len(err.strip().splitlines()) == 1 and "no probes.csv" in err

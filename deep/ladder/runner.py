@@ -224,7 +224,11 @@ def check_identity(out: Path, identity: dict) -> None:
 
     path = out / IDENTITY
     if path.is_file():
-        found = json.loads(read_text(path))
+        try:
+            found = json.loads(read_text(path))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}: not valid JSON ({err.msg}, line {err.lineno}); it records which ladder --out "
+                             "holds: restore it or choose another --out") from None
         if found != identity:
             changed = ", ".join(f"{k} {found.get(k)!r} → {v!r}" for k, v in identity.items() if found.get(k) != v)
             raise ValueError(f"--out {out} holds a ladder of another protocol ({changed}); choose another --out")
