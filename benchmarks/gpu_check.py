@@ -385,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = Parser(prog="python benchmarks/gpu_check.py", description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
     parser.add_argument("--steps", type=count(10**6), default=60, help="timed steps per variant (default 60)")
-    parser.add_argument("--warmup", type=count(10**6), default=None, help="untimed steps first (default 15 on a GPU, 1 on the CPU)")
+    parser.add_argument("--warmup", type=count(10**6, low=0), default=None, help="untimed steps first (default 15 on a GPU, 1 on the CPU)")
     parser.add_argument("--data-root", help="CIFAR-10 instead of random images of its shape")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant")
     args = parser.parse_args(argv)

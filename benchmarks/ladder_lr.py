@@ -9,9 +9,9 @@ object: for each scaling, the largest miss (modes) between the two ladders' seed
 import json
 import sys
 from pathlib import Path
-from ssldyn.errors import Parser, report_errors  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+from ssldyn.errors import Parser, report_errors  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -244,14 +244,16 @@ def training_splits(dataset, config: dict) -> Splits:
 
 def check_run_directory(out, resume: bool) -> None:
     """ValueError if a new run would overwrite the run already in `out`, or a resumed one its logged epochs:
-    a run without a checkpoint restarts from scratch, which is right only before its first epoch ended
-    (each epoch's end writes one), not when its checkpoint has gone missing."""
+    a run without a checkpoint restarts from scratch, which is right only before its first checkpoint was
+    saved (each epoch's end writes one), not when its checkpoint has gone missing."""
     out = Path(out)
     if not resume and ((out / rundir.CONFIG).exists() or rundir.checkpoint_path(out).exists()):
         raise ValueError(f"--out {out} already holds a run; continue it with --resume {out} or choose another --out")
     log = out / rundir.METRICS
-    if resume and not rundir.checkpoint_path(out).exists() and log.is_file() and '"kind": "epoch"' in log.read_text(
-            errors="replace"):
+    # the epoch line is logged just before its checkpoint is saved, so one logged epoch without a checkpoint is a
+    # run stopped in that window (start over); two or more mean the checkpoint existed and has gone
+    if resume and not rundir.checkpoint_path(out).exists() and log.is_file() and log.read_text(
+            errors="replace").count('"kind": "epoch"') > 1:
         raise ValueError(f"--resume {out}: its {rundir.METRICS} logs finished epochs but {rundir.checkpoint_path(out).name} "
                          "is missing, so resuming would start over and overwrite them; restore the checkpoint or "
                          "train into a new --out")

@@ -44,11 +44,13 @@ def positive_int(text: str) -> int:
     return value
 
 
-def count(high: int, what: str = ""):
-    """An argument type: a whole number in [1, high]. `high` is a sanity ceiling (far above any real use),
-    so that a typo such as 1e9 seeds is one line, not a MemoryError minutes later."""
+def count(high: int, what: str = "", low: int = 1):
+    """An argument type: a whole number in [low, high] (low 1 or 0). `high` is a sanity ceiling (far above any
+    real use), so that a typo such as 1e9 seeds is one line, not a MemoryError minutes later."""
     def parse(text: str) -> int:
-        value = positive_int(text)
+        value = positive_int(text) if low >= 1 else _number(text, int)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be a whole number >= {low}, got {text}")
         if value > high:
             raise argparse.ArgumentTypeError(f"must be at most {high:,}{' ' + what if what else ''}, got {text}")
         return value

@@ -115,19 +115,25 @@ def test_the_count_type_names_its_ceiling():
         count(10)("11")
     with pytest.raises(argparse.ArgumentTypeError, match=">= 1"):
         count(10)("0")
-    assert json.dumps(count(10)("3")) == "3"
+    assert count(10, low=0)("0") == 0  # e.g. gpu_check --warmup 0
+    with pytest.raises(argparse.ArgumentTypeError, match=">= 0"):
+        count(10, low=0)("-1")
 
 
 def test_resuming_a_run_whose_checkpoint_is_gone_keeps_its_logged_epochs(tmp_path, capsys):
-    """A run with finished epochs logged but no checkpoint.pt would restart and truncate its metrics: refused.
-    Before its first epoch ended (no epoch line) restarting is right, and `train --resume` does (tested in
-    test_deep_train.py)."""
+    """Two finished epochs logged but no checkpoint.pt: the checkpoint existed (each epoch's end saves one, just
+    after logging it) and has gone; restarting would truncate the log: refused. One logged epoch without a
+    checkpoint is a run stopped between logging and saving its first: that one restarts."""
+    from deep.train import check_run_directory
     from deep.config import resolve
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "config.json").write_text(json.dumps(resolve("byol", "synthetic", preset="smoke")))
-    log = '{"kind": "step", "step": 10, "epoch": 1, "loss": 0.5}\n{"kind": "epoch", "epoch": 1, "step": 20}\n'
+    one = '{"kind": "step", "step": 10, "epoch": 1, "loss": 0.5}\n{"kind": "epoch", "epoch": 1, "step": 20}\n'
+    (run_dir / "metrics.jsonl").write_text(one)
+    check_run_directory(run_dir, resume=True)  # stopped in the first save's window: allowed
+    log = one + '{"kind": "epoch", "epoch": 2, "step": 40}\n'
     (run_dir / "metrics.jsonl").write_text(log)
     status, out, err = run(["train", "--resume", str(run_dir)], capsys)
     _one_line(status, err)
@@ -171,10 +177,13 @@ def test_a_scan_refuses_the_bisection_maps_options_instead_of_ignoring_them(tmp_
     assert "argument --jobs/--tolerance: the bisection map's options" in err and not (tmp_path / "scan").exists()
 
 
-def test_a_weight_decay_range_past_the_configs_is_refused_before_the_map_writes(tmp_path, capsys):
-    status, out, err = run(["collapse-map", "--wd-range", "1e3", "1e9", "--out", str(tmp_path / "m")], capsys)
+@pytest.mark.parametrize("command", ["collapse-map", "ladder"])
+def test_a_weight_decay_range_past_the_configs_is_refused_before_anything_is_written(tmp_path, capsys, command):
+    status, out, err = run([command, "--wd-range", "0.1", "200", "--out", str(tmp_path / "m")], capsys)
     _one_line(status, err)
-    assert "argument --wd-range: weight_decay=1000.0 is not allowed" in err and not (tmp_path / "m").exists()
+    assert "argument --wd-range: weight_decay=200.0 is not allowed" in err and not (tmp_path / "m").exists()
+    status, out, err = run([command, "--dataset", "bogus", "--out", str(tmp_path / "m")], capsys)
+    assert status == 2 and "wd-range" not in err and "bogus" in err  # other errors keep their own label
 
 
 def test_a_corrupt_ladder_record_is_named_and_kept(tmp_path, capsys):
@@ -191,3 +200,37 @@ def test_the_lr_figure_script_answers_in_one_line(tmp_path, capsys):
         collapse_lr([str(tmp_path / "none"), "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert stop.value.code == 2 and len(err.strip().splitlines()) == 1 and "no probes.csv" in err
+
+
+@pytest.mark.parametrize("script", ["ladder_lr.py", "ladder_decomposition.py", "view_spectra.py", "metric_sample.py",
+                                    "gpu_check.py"])
+def test_scripts_meant_to_run_from_a_checkout_import_without_the_package_installed(tmp_path, script):
+    """These put the checkout on sys.path themselves (the GPU machine's image has nothing installed): with site's
+    .pth files off (python -S, so no editable install) and only the third-party packages on PYTHONPATH, --help
+    still works."""
+    import os
+    import site
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(site.getsitepackages())}
+    done = subprocess.run([sys.executable, "-S", str(root / "benchmarks" / script), "--help"], capture_output=True,
+                          text=True, cwd=tmp_path, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-500:]
+
+
+@pytest.mark.parametrize("cut", [0.5, None])
+def test_a_cut_or_foreign_moments_file_is_named(tmp_path, cut):
+    """moments.npz cut in half (a save interrupted: BadZipFile) or not an npz at all: one ValueError naming it."""
+    import numpy as np
+
+    from deep.ladder.runner import moments
+
+    whole = tmp_path / "whole.npz"
+    np.savez(whole, A_bar=np.eye(3), C_bar=np.eye(3))
+    data = whole.read_bytes()
+    (tmp_path / "moments.npz").write_bytes(data[: int(len(data) * cut)] if cut else b"not an npz" * 10)
+    with pytest.raises(ValueError, match="moments.npz: not the moments a ladder saved"):
+        moments({}, tmp_path)

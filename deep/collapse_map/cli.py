@@ -171,6 +171,7 @@ def run_collapse_map(args) -> int:
     from ssldyn.output import emit, strict_json
 
     from deep.collapse_map.report import NotBracketed, make_map
+    from deep.config import check_value
     from deep.train import resolve_device
 
     out = out_or_default(args.out, "runs/collapse-map")
@@ -203,8 +204,7 @@ def run_collapse_map(args) -> int:
     settings = grid_module.grid(args.predictors, args.alpha_p, args.ema, args.loss, args.lr, args.wd_scope)
     for weight_decay in (low, high):  # a range past what a run's config takes: one line before anything is written
         try:
-            grid_module.probe_config(settings[0], weight_decay, 0, preset=args.preset, dataset=args.dataset,
-                                     data_root=args.data_root, device="cpu")
+            check_value("weight_decay", weight_decay)
         except ValueError as err:
             raise ValueError(f"argument --wd-range: {err}") from None
     grid_module.check_schedule(args.preset, args.dataset, args.length, args.check_factor, 0 if args.scan else args.check)

@@ -60,6 +60,13 @@ def run_ladder(args) -> int:
     low, high = args.wd_range
     if not low < high:
         raise ValueError(f"argument --wd-range: LOW must be below HIGH, got {low:g} {high:g}")
+    from deep.config import check_value
+
+    for weight_decay in (low, high):  # past a run config's range: one line before any point trains
+        try:
+            check_value("weight_decay", weight_decay)
+        except ValueError as err:
+            raise ValueError(f"argument --wd-range: {err}") from None
     if args.wds < 3:
         raise ValueError(f"argument --wds: needs at least 3 weight decays, got {args.wds}")
     if args.epochs % 2:

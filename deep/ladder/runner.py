@@ -21,6 +21,7 @@ import csv
 import math
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -94,7 +95,7 @@ def moments(config: dict, out: Path, seed: int = 0) -> tuple[np.ndarray, np.ndar
         try:
             with np.load(cached) as saved:
                 return np.array(saved["A_bar"]), np.array(saved["C_bar"])
-        except (ValueError, OSError, KeyError, EOFError) as err:  # numpy's errors for a corrupt or foreign file
+        except (ValueError, OSError, KeyError, EOFError, zipfile.BadZipFile) as err:  # a corrupt, cut or foreign file
             raise ValueError(f"{cached}: not the moments a ladder saved (unreadable as .npz: {type(err).__name__}); delete it "
                              "and they are measured again") from None
     data = dataset(config)
