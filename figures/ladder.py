@@ -10,9 +10,10 @@ One panel per rung present, weight decay on a log axis:
   direction, `analysis.ladder.relative_modes`: the cosine loss does not see W's scale), and the L2
   staircase as a faint reference only: the theory says nothing about the cosine loss's counts, and the
   population recursion is the L2 model's too, so it is not drawn.
-- R3 (ResNet-18, the collapse map's probes; collapse_map/observables.csv, and ladder/r3_l2.csv for the
-  squared-error loss, dashed): effective rank, the seeds' mean and min–max per setting; the theory makes no
-  prediction in these units.
+- R3 (ResNet-18, the collapse map's probes; collapse_map/observables.csv, the same probes continued to 12
+  epochs at constant lr from collapse_map/length_linear.csv and length_mlp.csv, dotted, and ladder/r3_l2.csv
+  for the squared-error loss, dashed): effective rank, the seeds' mean and min–max per setting; the theory
+  makes no prediction in these units.
 Only rows of the main length are drawn (the smallest epochs per setting; the longer ones are the 2× check).
 """
 import math
@@ -93,27 +94,29 @@ def draw_counts(ax, rows: list[dict], staircase: list[dict], *, predicted: bool,
     ax.set_ylabel(ylabel)
 
 
-def draw_rank(ax, rows: list[dict], l2_rows: list[dict] = ()) -> None:
+def draw_rank(ax, rows: list[dict], l2_rows: list[dict] = (), long_rows: list[dict] = ()) -> None:
     """R3: effective rank per setting, the seeds' mean and min–max (`l2_rows`: the same probes with the
-    squared-error loss, dashed), and the note that nothing is predicted."""
-    colours = dict(zip(dict.fromkeys(r["predictor"] for r in [*rows, *l2_rows]), ("tab:blue", "tab:orange")))
-    for mine_rows, line, loss in ((rows, "-", "cosine"), (l2_rows, "--", "squared error")):
+    squared-error loss, dashed; `long_rows`: the cosine probes continued at constant lr, dotted), and the
+    note that nothing is predicted."""
+    colours = dict(zip(dict.fromkeys(r["predictor"] for r in [*rows, *l2_rows, *long_rows]),
+                       ("tab:blue", "tab:orange")))
+    for mine_rows, line, loss in ((rows, "-", "cosine"), (long_rows, ":", "cosine"), (l2_rows, "--", "squared error")):
         for setting in dict.fromkeys(r["setting"] for r in mine_rows):
             mine = [r for r in mine_rows if r["setting"] == setting]
             colour = colours[mine[0]["predictor"]]
             wds, mean, low, high = _spread(mine, "effective_rank")
             ax.fill_between(wds, low, high, color=colour, alpha=0.15, linewidth=0)
-            ax.plot(wds, mean, color=colour, linestyle=line, marker="o" if line == "-" else "x", markersize=4,
+            ax.plot(wds, mean, color=colour, linestyle=line, marker={"-": "o", ":": "s", "--": "x"}[line], markersize=4,
                     label=f"{mine[0]['predictor']} predictor, α_p {mine[0]['predictor_lr_mult']:g}, "
-                          f"EMA {mine[0]['ema']:g}, {loss} loss"
-                          + ("" if line == "-" else f" ({setting.rsplit('-', 1)[-1]}; finite probes only)"))
+                          f"EMA {mine[0]['ema']:g}, {loss} loss, {int(mine[0]['epochs'])} epochs"
+                          + ("" if line != "--" else f" ({setting.rsplit('-', 1)[-1]}; finite probes only)"))
     ax.text(0.5, 0.96, "no prediction in these units\n(BatchNorm, decay on every weight);\n"
-            "3-epoch probes (they fail their length check)",
+            "3-epoch probes fail their length check:\nthe rank keeps falling at 12 (constant lr)",
             transform=ax.transAxes, ha="center", va="top", fontsize=9, style="italic",
             bbox=dict(facecolor="white", edgecolor="grey", alpha=0.9))
     ax.set_ylabel("effective rank (RankMe) of the embeddings")
-    ax.set_ylim(0, ax.get_ylim()[1] * 1.45)  # room above the data for the note and the legend
-    ax.legend(fontsize=6.5, loc="upper right", bbox_to_anchor=(1.0, 0.8))
+    ax.set_ylim(0, ax.get_ylim()[1] * 1.75)  # room above the data for the note and the legend
+    ax.legend(fontsize=6.5, loc="upper right", bbox_to_anchor=(1.0, 0.74))
 
 
 def draw(panels: list[tuple[str, callable]], png: Path) -> Path:
@@ -159,6 +162,15 @@ def _probes(path: Path) -> list[dict]:
     return [r for r in rows if r["epochs"] == shortest[r["setting"]] and r["outcome"] != "diverged"]
 
 
+def _longest(path: Path) -> list[dict]:
+    """A length scan's (collapse_map/length_*.csv) probes at its longest length that did not diverge."""
+    from figures.collapse_map import read_rows
+
+    rows = read_rows(path)
+    longest = max(r["epochs"] for r in rows)
+    return [r for r in rows if r["epochs"] == longest and r["outcome"] != "diverged"]
+
+
 def redraw(out_dir: Path, figures_dir: Path = FIGURES_DIR) -> list[Path]:
     """`ssldyn figures` recipe: out_dir/ladder/ladder.png from figures_dir/ladder/r1.csv (required),
     r2.csv and figures_dir/collapse_map/observables.csv (each panel left out if its file is absent)."""
@@ -179,9 +191,11 @@ def redraw(out_dir: Path, figures_dir: Path = FIGURES_DIR) -> list[Path]:
                                ylabel=f"surviving directions of W (σ² ≥ {RELATIVE_FLOOR:g}·σ₁²)")))
     observables = Path(figures_dir) / "collapse_map" / "observables.csv"
     l2 = data / "r3_l2.csv"  # the collapse map's scan with --loss l2 (its observables.csv)
+    lengths = [Path(figures_dir) / "collapse_map" / f"length_{p}.csv" for p in ("linear", "mlp")]
     if observables.is_file():
         panels.append(("R3: ResNet-18 BYOL (collapse-map probes)",
-                       partial(draw_rank, rows=_probes(observables), l2_rows=_probes(l2) if l2.is_file() else [])))
+                       partial(draw_rank, rows=_probes(observables), l2_rows=_probes(l2) if l2.is_file() else [],
+                               long_rows=[r for f in lengths if f.is_file() for r in _longest(f)])))
     target = Path(out_dir) / "ladder"
     target.mkdir(parents=True, exist_ok=True)
     return [draw(panels, target / "ladder.png")]

@@ -289,3 +289,23 @@ def test_the_committed_ladders_read_back_converged_as_a_bool_equal_to_the_count_
         rows = read_rows(Path(__file__).resolve().parents[1] / "figures" / "ladder" / f"{name}.csv")
         assert all(r["converged"] is (r["modes"] == r["modes_half"]) for r in rows), name
         assert any(not r["converged"] for r in rows), name  # the control: "False" is not read as true
+
+
+def test_the_r3_panel_reads_the_longest_constant_lr_probes(tmp_path):
+    """R3 draws the 3-epoch scan and, dotted, the same settings at the length scans' longest length (12 epochs):
+    every seed and weight decay of it, none of the shorter ones."""
+    import shutil
+    from pathlib import Path
+
+    from figures.ladder import _longest, redraw
+
+    committed = Path(__file__).resolve().parents[1] / "figures" / "collapse_map"
+    rows = _longest(committed / "length_linear.csv")
+    assert {r["epochs"] for r in rows} == {12} and len(rows) == 15  # 5 weight decays × 3 seeds
+    assert {r["setting"] for r in rows} == {"linear-alpha1-ema0.9"}
+    _write_figure_data(tmp_path / "figures")
+    (tmp_path / "figures" / "collapse_map").mkdir()
+    for name in ("observables.csv", "length_linear.csv", "length_mlp.csv"):
+        shutil.copy(committed / name, tmp_path / "figures" / "collapse_map" / name)
+    (png,) = redraw(tmp_path / "out", tmp_path / "figures")
+    assert png.stat().st_size > 10_000
