@@ -291,11 +291,14 @@ def sweep(rung: str, settings, weight_decays, seeds, epochs: int, *, out: Path, 
     schedule = 2 * epochs
     first = rungs.point_config(rung, settings[0], weight_decays[0], seeds[0], schedule, dataset=dataset_name,
                                data_root=data_root, device=device, lr=lr)
+    identity = {"rung": rung, "dataset": dataset_name, "lr": first["lr"], "metric_sample": METRIC_SAMPLE,
+                "moments": f"{MOMENT_IMAGES} class-balanced training images × {MOMENT_VIEWS} draws, seed 0"}
+    if (out / IDENTITY).is_file():
+        check_identity(out, identity)  # an --out of another ladder (or a corrupt record): refused before any data loads
     a_bar, c_bar = moments(first, out)
     lam, nu = _lam_nu(a_bar, c_bar, mode_spectra)
     check_grid(weight_decays, lam, nu)
-    check_identity(out, {"rung": rung, "dataset": dataset_name, "lr": first["lr"], "metric_sample": METRIC_SAMPLE,
-                         "moments": f"{MOMENT_IMAGES} class-balanced training images × {MOMENT_VIEWS} draws, seed 0"})
+    check_identity(out, identity)  # recorded only once the grid is known to bracket a step
     if not (out / "moments.npz").is_file():
         np.savez(out / "moments.npz", A_bar=a_bar, C_bar=c_bar)
     common = dict(schedule=schedule, out=out, a_bar=a_bar, c_bar=c_bar, dataset_name=dataset_name,
