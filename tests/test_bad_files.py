@@ -234,3 +234,15 @@ def test_a_cut_or_foreign_moments_file_is_named(tmp_path, cut):
     (tmp_path / "moments.npz").write_bytes(data[: int(len(data) * cut)] if cut else b"not an npz" * 10)
     with pytest.raises(ValueError, match="moments.npz: not the moments a ladder saved"):
         moments({}, tmp_path)
+
+
+def test_a_ladder_csv_with_a_weight_decay_that_is_not_a_number_is_refused_naming_its_line(tmp_path, capsys):
+    from pathlib import Path
+
+    committed = (Path(__file__).resolve().parents[1] / "figures" / "ladder" / "r1.csv").read_text().splitlines()
+    header, first = committed[0], committed[1].split(",")
+    first[header.split(",").index("weight_decay")] = "nan"
+    (tmp_path / "r1.csv").write_text("\n".join([header, ",".join(first)]) + "\n")
+    status, out, err = run(["hypotheses", "--no-sgd", "--runs", str(tmp_path / "r1.csv")], capsys)
+    _one_line(status, err)
+    assert f"{tmp_path / 'r1.csv'} line 2: weight_decay='nan' must be a finite number > 0" in err

@@ -62,6 +62,8 @@ def read_rows(path: Path) -> list[dict]:
                              "converged": row["converged"] == "True"})
             except ValueError as err:
                 raise ValueError(f"{path} line {lineno}: {err}") from None
+            if not (rows[-1]["weight_decay"] > 0 and math.isfinite(rows[-1]["weight_decay"])):
+                raise ValueError(f"{path} line {lineno}: weight_decay={row['weight_decay']!r} must be a finite number > 0")
     return rows
 
 
