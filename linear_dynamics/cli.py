@@ -133,8 +133,6 @@ def linear_command(args) -> int:
         raise ValueError(f"argument {'/'.join(sgd_only)}: only with --sgd (the flow has no steps, batch or lr)")
     args.batch = 128 if args.batch is None else args.batch
     args.lr = 0.01 if args.lr is None else args.lr
-    if args.seed < 0:
-        raise ValueError(f"argument --seed: must be >= 0, got {args.seed}")
     config = LinearConfig(n1=args.n1, n2=args.n2, eta=args.eta, alpha_p=args.alpha_p, beta=args.beta,
                           sigma2=args.sigma2, stop_grad=not args.no_stopgrad, predictor=not args.no_predictor,
                           symmetric_predictor=args.symmetric_predictor, t_end=args.t_end, seed=args.seed)

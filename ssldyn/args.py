@@ -44,7 +44,7 @@ def positive_int(text: str) -> int:
     return value
 
 
-def count(high: int, what: str = "", low: int = 1):
+def count(high: int, low: int = 1):
     """An argument type: a whole number in [low, high] (low 1 or 0). `high` is a sanity ceiling (far above any
     real use), so that a typo such as 1e9 seeds is one line, not a MemoryError minutes later."""
     def parse(text: str) -> int:
@@ -52,7 +52,7 @@ def count(high: int, what: str = "", low: int = 1):
         if value < low:
             raise argparse.ArgumentTypeError(f"must be a whole number >= {low}, got {text}")
         if value > high:
-            raise argparse.ArgumentTypeError(f"must be at most {high:,}{' ' + what if what else ''}, got {text}")
+            raise argparse.ArgumentTypeError(f"must be at most {high:,}, got {text}")
         return value
     parse.__name__ = "count"  # argparse names the type in its messages
     return parse

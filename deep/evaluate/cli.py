@@ -76,8 +76,6 @@ def _sgd_arguments(parser, *, epochs: tuple, weight_decay: tuple, seed_sets: str
                         help=f"{seed_sets} (default: the run's seed)")
 
 
-
-
 def _protocol(protocols, name: str, help_text: str):
     parser = protocols.add_parser(name, help=help_text, description=help_text)
     parser.add_argument("run", type=Path, metavar="RUN", help="the run directory")
