@@ -16,7 +16,9 @@ length (ratio 1) lets only one of the two hold. One that tracks the decay accumu
 (ratio = the inverse length ratio), satisfies both on their own clocks, and then the test cannot tell them
 apart (`verdicts` says so rather than letting both hold).
 
-Thresholds. One observable (the reference group's sharpest, `analysis.observables.sharpest`) is read
+Thresholds. One observable (the reference group's sharpest, `analysis.observables.sharpest`, skipping
+steps between two weight decays where every seed has already collapsed completely, as the map's rule
+does: outputs shrinking to zero after collapse are not its onset) is read
 in every group at one level, the middle of the reference's sharpest step (the seeds' means on its two
 sides). A seed's threshold is where its values first cross that level along increasing weight decay,
 log-linearly interpolated between the two probes around the crossing (`crossing`): a shift smaller than
@@ -41,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from analysis import verdicts as v
-from analysis.observables import OBSERVABLES, observable_table, sharpest, step_level
+from analysis.observables import OBSERVABLES, complete_columns, observable_table, sharpest, step_level
 from ssldyn.textfile import open_text
 
 LEVEL = 0.95
@@ -121,7 +123,11 @@ def read_lr_test(rows: list[dict], level: float = LEVEL) -> dict:
     ref_rows = by_group[reference]
     weight_decays = sorted({float(r["weight_decay"]) for r in ref_rows})
     tables = {name: _table(ref_rows, weight_decays, name) for name in OBSERVABLES}
-    name, transitions = sharpest(weight_decays, tables)
+    classes = {int(r["classes"]) for r in ref_rows if math.isfinite(float(r.get("classes", math.nan)))}
+    if len(classes) > 1:
+        raise ValueError(f"the lr test's reference group mixes data sets of {sorted(classes)} classes")
+    settled = (complete_columns(tables["effective_rank"], tables["knn_top1"], classes.pop()) if classes else None)
+    name, transitions = sharpest(weight_decays, tables, settled)
     if name is None:
         raise ValueError("the lr test's reference group has fewer than two seeds at each weight decay: no sharpest "
                          "observable to read thresholds on")
@@ -217,7 +223,7 @@ def verdicts(result: dict) -> list[v.Verdict]:
 CSV_NAME = "lr_test.csv"  # beside a collapse map: figures/collapse_map/lr_test.csv (figures.collapse_lr)
 _TEXT = ("setting", "predictor", "outcome")
 OUTCOMES = ("collapsed", "healthy", "diverged")  # deep.collapse_map.store's
-_NEEDED = ("setting", "lr", "epochs", "seed", "weight_decay", "outcome", *OBSERVABLES)
+_NEEDED = ("setting", "lr", "epochs", "seed", "weight_decay", "outcome", *OBSERVABLES, "classes")
 
 
 def has_lr_test(path) -> bool:

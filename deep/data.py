@@ -49,6 +49,8 @@ DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")  # Debian packa
 CIFAR10_ZIP = "cifar10-jpeg.zip"  # the offline copy's name (SPEC §3 "Data"), found in a --data-root folder
 SYNTHETIC_SIZES = {"train": 50, "test": 20}  # images per class
 SYNTHETIC_CLASSES = 10
+NUM_CLASSES = {"cifar10": len(CIFAR10_CLASSES), "fashion-mnist": len(FASHION_MNIST_CLASSES),
+               "synthetic": SYNTHETIC_CLASSES}  # what a probes.csv row's dataset means for chance kNN, without loading it
 CACHE_FORMAT = 1  # bump when the cached content changes meaning
 
 

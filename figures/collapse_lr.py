@@ -33,7 +33,7 @@ from figures.collapse_map import DATA_DIR  # noqa: E402
 
 NAME = "lr_test"
 COLUMNS = ("setting", "predictor", "predictor_lr_mult", "ema", "lr", "epochs", "seed", "weight_decay", "outcome",
-           "effective_rank", "covariance_rank", "std", "knn_top1")
+           "effective_rank", "covariance_rank", "std", "knn_top1", "classes")
 LABELS = {"effective_rank": "effective rank (RankMe)", "covariance_rank": "covariance rank", "std": "std × √d",
           "knn_top1": "kNN top-1 (%)"}
 
@@ -50,6 +50,7 @@ def collect(scans: list[Path], setting: str | None = None) -> tuple[list[dict], 
     is missing or holds none of them."""
     from deep.collapse_map.grid import Setting, probe_config
     from deep.collapse_map.store import protocol, read_probes
+    from deep.data import NUM_CLASSES
     from deep.schedule import peak_lr
 
     def current(r) -> bool:  # the row's protocol is the one its config has today (lr in the setting: any lr)
@@ -78,7 +79,7 @@ def collect(scans: list[Path], setting: str | None = None) -> tuple[list[dict], 
         if not fresh:
             raise ValueError(f"{path}: no probe of the reference setting {base} under today's protocol"
                              + (f" ({len(mine)} of an older one)" if mine else ""))
-        rows += [{c: r[c] for c in COLUMNS} for r in fresh]
+        rows += [{**{c: r[c] for c in COLUMNS if c != "classes"}, "classes": NUM_CLASSES[r["dataset"]]} for r in fresh]
     unique = {(r["setting"], r["weight_decay"], r["seed"], r["epochs"]): r for r in reversed(rows)}  # a copied scan
     rows = [r for r in rows if unique[(r["setting"], r["weight_decay"], r["seed"], r["epochs"])] is r]
     groups = {(r["lr"], r["epochs"]) for r in rows}
@@ -211,7 +212,8 @@ def main(argv=None) -> int:
     if args.out.exists() and not args.out.is_dir():
         parser.error(f"argument --out: {args.out} is a file; give a directory")
     target = args.out / f"{args.name}.csv"
-    if target.is_file() and target.read_bytes().split(b"\n", 1)[0].decode(errors="replace").strip() != ",".join(COLUMNS):
+    header = target.read_bytes().split(b"\n", 1)[0].decode(errors="replace").strip() if target.is_file() else None
+    if header is not None and header not in (",".join(COLUMNS), ",".join(COLUMNS[:-1])):  # today's, or before `classes`
         parser.error(f"argument --name: {target} exists and is not an lr test's CSV; choose another --name")
     try:
         rows, stale = collect(args.scans, args.setting)

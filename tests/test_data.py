@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from deep import data
-from deep.data import (CIFAR10_CLASSES, DATASETS, Dataset, ImageSet, channel_stats, data_root_candidates,
+from deep.data import (CIFAR10_CLASSES, DATASETS, NUM_CLASSES, Dataset, ImageSet, channel_stats, data_root_candidates,
                        default_data_root, load_dataset, read_idx)
 
 REAL_ZIP = Path(data.__file__).resolve().parent.parent.parent / "shared" / "data" / "cifar10-jpeg.zip"
@@ -117,6 +117,7 @@ def test_cifar10_pickled_batches_load_exactly(tmp_path, point_at_batches):
     root = tmp_path / "cifar-10-batches-py" if point_at_batches else tmp_path
     dataset = load("cifar10", root, tmp_path)
     assert dataset.classes == CIFAR10_CLASSES and dataset.name == "cifar10"
+    assert len(dataset.classes) == NUM_CLASSES["cifar10"] == 10
     for split in ("train", "test"):
         part = getattr(dataset, split)
         assert torch.equal(part.images, torch.from_numpy(written[split][0]))
@@ -221,7 +222,7 @@ def test_fashion_mnist_idx_files_load_as_one_channel(tmp_path, layout):
     assert dataset.train.images.shape == (6, 1, 28, 28) and dataset.test.images.shape == (4, 1, 28, 28)
     assert torch.equal(dataset.train.images[:, 0], torch.from_numpy(written["train"][0]))
     assert dataset.test.labels.tolist() == written["test"][1].tolist()
-    assert dataset.classes[0] == "T-shirt/top" and len(dataset.classes) == 10
+    assert dataset.classes[0] == "T-shirt/top" and len(dataset.classes) == NUM_CLASSES["fashion-mnist"] == 10
     assert len(dataset.mean) == len(dataset.std) == 1
     assert dataset.channels == 1 and dataset.image_size == (28, 28)
 
@@ -241,6 +242,8 @@ def test_synthetic_is_deterministic_in_its_seed_and_shaped_like_cifar():
     assert not torch.equal(a.train.images, c.train.images)
     assert a.train.images.shape == (500, 3, 32, 32) and a.test.images.shape == (200, 3, 32, 32)
     assert a.train.labels.bincount().tolist() == [50] * 10
+    assert NUM_CLASSES["synthetic"] == len(a.classes) == 10  # what a probes.csv row's dataset is read as
+
 
 
 def test_synthetic_classes_are_learnable_by_nearest_neighbours():

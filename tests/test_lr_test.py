@@ -157,7 +157,10 @@ def test_the_recipe_writes_the_csv_table_and_figure_and_hypotheses_reads_its_ver
     rows = _scan(lambda lr, epochs: 8e-4 / lr)
     out = tmp_path / "map"
     assert collapse_lr.main([*_write_scans(tmp_path, rows), "--out", str(out)]) == 0
-    assert len((out / "lr_test.csv").read_text().splitlines()) == len(rows) + 1
+    written = (out / "lr_test.csv").read_text().splitlines()
+    assert len(written) == len(rows) + 1
+    # each row says how many classes its data set has (CIFAR-10's ten), what chance kNN is read against
+    assert written[0].endswith(",classes") and {line.rsplit(",", 1)[1] for line in written[1:]} == {"10"}
     assert (out / "lr_test.png").stat().st_size > 10_000
     table = (out / "lr_test.md").read_text()
     assert "| lr·wd (cosine loss" in table and "**holds**" in table and "**fails**" in table
@@ -313,3 +316,42 @@ def collapse_lr_rows(path):
     from analysis.lr_test import read_lr_test_csv
 
     return read_lr_test_csv(path.parent, path.name)
+
+
+def test_the_reference_step_is_not_read_past_complete_collapse():
+    """As in the map's rule (tests/test_observables.py): the rank's 1 → 0 once every seed has collapsed
+    completely (outputs shrinking to zero) agrees across seeds and would be the sharpest step; with the
+    rows' classes it is skipped and the real collapse, std's step, sets the level. Without them it wins."""
+    wds = [1e-3, 2e-3, 4e-3, 8e-3, 16e-3]
+    rows = []
+    for epochs in (3, 6):
+        for seed, offset in enumerate((-0.3, 0.0, 0.3)):
+            rank = [4.3 + offset, 3.0 + offset, 1.0, 1.0, 0.0]
+            std = [0.74 + offset / 30, 0.88 + offset / 30, 0.0, 0.0, 0.0]
+            knn = [35.0 + 3 * offset, 28.0 + 10 * offset, 10.0, 10.0, 10.0]
+            rows += [{"setting": "mlp-alpha1-ema0.9", "lr": 0.2, "epochs": epochs, "seed": seed, "weight_decay": w,
+                      "outcome": "healthy" if r >= 2 else "collapsed", "effective_rank": r, "covariance_rank": math.nan,
+                      "std": s, "knn_top1": k, "classes": 10} for w, r, s, k in zip(wds, rank, std, knn)]
+    result = read_lr_test(rows)
+    assert (result["observable"], result["level"]) == ("std", pytest.approx(0.44))
+    unnamed = read_lr_test([{k: x for k, x in r.items() if k != "classes"} for r in rows])
+    assert (unnamed["observable"], unnamed["level"]) == ("effective_rank", pytest.approx(0.5))
+    with pytest.raises(ValueError, match="mixes data sets"):
+        read_lr_test([dict(r, classes=100) if r["seed"] == 0 else r for r in rows])
+
+
+def test_an_lr_test_csv_from_before_the_classes_column_is_remade_not_misread(tmp_path, capsys):
+    """An older CSV (no classes column) is refused with the command that remakes it, and the recipe may
+    write over it (it is an lr test's CSV)."""
+    from analysis.lr_test import read_lr_test_csv
+    from figures import collapse_lr
+
+    rows = _scan(lambda lr, epochs: 8e-4 / lr)
+    out = tmp_path / "map"
+    out.mkdir()
+    old = ",".join(collapse_lr.COLUMNS[:-1])
+    (out / "lr_test.csv").write_text(old + "\nlinear-alpha1-ema0.9,linear,1,0.9,0.2,3,0,0.001,healthy,6,2,0.2,27\n")
+    with pytest.raises(ValueError, match="no classes column; remake it"):
+        read_lr_test_csv(out)
+    assert collapse_lr.main([*_write_scans(tmp_path, rows), "--out", str(out)]) == 0
+    assert read_lr_test_csv(out)[0]["classes"] == 10
