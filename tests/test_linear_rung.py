@@ -13,7 +13,7 @@ import torch
 from deep import config as config_module
 from deep.collapse_map.store import protocol
 from deep.ladder import rungs
-from deep.ladder.runner import check_grid, initial_weights, movement, read_rows
+from deep.ladder.runner import check_grid, initial_weights, movement, read_rows, staircase_rows
 from deep.linear_backbone import LinearBackbone, reduce
 from deep.losses import squared_error, symmetric_squared_error
 from deep.train import build_training_method, train
@@ -141,8 +141,23 @@ def test_initial_weights_are_the_ones_train_starts_from(tmp_path):
 def test_a_grid_with_no_predicted_step_inside_is_refused_naming_the_thresholds():
     lam, nu = np.array([4.0, 1.0]), np.array([0.0, 0.0])  # η* = 1, 0.25
     check_grid([0.1, 0.5, 2.0], lam, nu)
-    with pytest.raises(ValueError, match="predicts 0 modes at both 2 and 5.*largest predicted thresholds are 1, 0.25"):
+    with pytest.raises(ValueError, match="predicts 0 modes at both 2 and 5.*highest steps are at 1, 0.25$"):
         check_grid([2.0, 5.0], lam, nu)
+    # W with one output keeps at most one mode: from 0.1 to 0.5 the count is 1 either way (2 → 1 at 0.25 is
+    # no step of the capped staircase), and the only step it has is the largest threshold's
+    check_grid([0.1, 0.5], lam, nu)
+    with pytest.raises(ValueError, match=r"predicts 1 modes at both 0.1 and 0.5.*highest steps are at 1 \(at most 1 "):
+        check_grid([0.1, 0.5], lam, nu, outputs=1)
+    check_grid([0.5, 2.0], lam, nu, outputs=1)
+    with pytest.raises(ValueError, match=r"at 1, 0.25 \(at most 2 modes"):
+        check_grid([2.0, 5.0], lam, nu, outputs=2)
+
+
+def test_the_drawn_staircase_is_capped_at_ws_outputs():
+    lam, nu = np.array([4.0, 1.0, 0.25]), np.zeros(3)  # η* = 1, 0.25, 0.0625 (λ/4 with ν = 0)
+    rows = staircase_rows(lam, nu, 0.01, 10.0, count=7)
+    assert [r["staircase"] for r in rows] == [3, 3, 2, 1, 0, 0, 0]  # 0.01, 0.0316, 0.1, 0.316, 1, 3.16, 10
+    assert [r["staircase"] for r in staircase_rows(lam, nu, 0.01, 10.0, count=7, outputs=2)] == [2, 2, 2, 1, 0, 0, 0]
 
 
 def test_movement_reads_the_kept_directions_only():

@@ -258,25 +258,29 @@ def _epochs_done(run: Path) -> int:
     return torch.load(path, map_location="cpu", weights_only=False)["progress"]["epoch"]
 
 
-def check_grid(weight_decays, lam, nu) -> None:
-    """ValueError in one line when the staircase predicts the same count at both ends of the grid: such a
-    grid cannot bracket any of the predicted steps."""
+def check_grid(weight_decays, lam, nu, outputs: int | None = None) -> None:
+    """ValueError in one line when the staircase (capped at W's `outputs`) predicts the same count at both
+    ends of the grid: such a grid cannot bracket any of the predicted steps."""
     from linear_dynamics.modes import mode_thresholds, surviving_modes
 
     low, high = min(weight_decays), max(weight_decays)
-    if surviving_modes(low, lam, nu) == surviving_modes(high, lam, nu):
-        steps = np.sort(mode_thresholds(lam, nu))[::-1][:3]
-        raise ValueError(f"argument --wd-range: the staircase predicts {int(surviving_modes(low, lam, nu))} modes at "
-                         f"both {low:g} and {high:g}, so no step lies inside; the largest predicted thresholds are "
-                         f"{', '.join(f'{t:.3g}' for t in steps)}")
+    at_low, at_high = (int(surviving_modes(w, lam, nu, outputs=outputs)) for w in (low, high))
+    if at_low == at_high:
+        # capped, the staircase steps only at the `outputs` largest thresholds (below those it stays at `outputs`)
+        steps = np.sort(mode_thresholds(lam, nu))[::-1][:3 if outputs is None else min(3, outputs)]
+        raise ValueError(f"argument --wd-range: the staircase predicts {at_low} modes at both {low:g} and {high:g}, "
+                         f"so no step lies inside; its highest steps are at {', '.join(f'{t:.3g}' for t in steps)}"
+                         + ("" if outputs is None else f" (at most {outputs} modes: W's outputs)"))
 
 
-def staircase_rows(lam, nu, low: float, high: float, count: int = 400) -> list[dict]:
-    """The predicted count on a fine log grid of weight decays (what the figure draws as the staircase)."""
+def staircase_rows(lam, nu, low: float, high: float, count: int = 400, outputs: int | None = None) -> list[dict]:
+    """The predicted count (at most W's `outputs`) on a fine log grid of weight decays (what the figure draws
+    as the staircase)."""
     from linear_dynamics.modes import surviving_modes
 
     grid = np.geomspace(low, high, count)
-    return [{"weight_decay": float(w), "staircase": int(c)} for w, c in zip(grid, surviving_modes(grid, lam, nu))]
+    return [{"weight_decay": float(w), "staircase": int(c)}
+            for w, c in zip(grid, surviving_modes(grid, lam, nu, outputs=outputs))]
 
 
 def sweep(rung: str, settings, weight_decays, seeds, epochs: int, *, out: Path, dataset_name: str, data_root,
@@ -299,14 +303,15 @@ def sweep(rung: str, settings, weight_decays, seeds, epochs: int, *, out: Path, 
         check_identity(out, identity)  # an --out of another ladder (or a corrupt record): refused before any data loads
     a_bar, c_bar = moments(first, out)
     lam, nu = _lam_nu(a_bar, c_bar, mode_spectra)
-    check_grid(weight_decays, lam, nu)
+    outputs = first["linear_dim"]  # W: linear_dim × inputs (`deep.linear_backbone`), the rank the count is capped at
+    check_grid(weight_decays, lam, nu, outputs)
     check_identity(out, identity)  # recorded only once the grid is known to bracket a step
     if not (out / "moments.npz").is_file():
         np.savez(out / "moments.npz", A_bar=a_bar, C_bar=c_bar)
     common = dict(schedule=schedule, out=out, a_bar=a_bar, c_bar=c_bar, dataset_name=dataset_name,
                   data_root=data_root, device=device, ladder=ladder, known=known, lr=lr)
     write_rows(out / "staircase.csv", ("weight_decay", "staircase"),
-               staircase_rows(lam, nu, min(weight_decays) / 2, max(weight_decays) * 2))
+               staircase_rows(lam, nu, min(weight_decays) / 2, max(weight_decays) * 2, outputs=outputs))
     rows = [run_point(rung, setting, wd, seed, epochs, **common)
             for seed in seeds for setting in settings for wd in weight_decays]
     rows += [run_point(rung, setting, wd, seed, 2 * epochs, **common)
