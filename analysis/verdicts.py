@@ -18,6 +18,8 @@ COLLAPSED, NOT_COLLAPSED, UNKNOWN = "collapsed", "not collapsed", "unknown"
 # the last snapshot, it is both small in absolute terms and down by an order of magnitude from the
 # first (DROP = 0.1, ≥ 2.3 e-foldings: far beyond snapshot-to-snapshot noise, and not met by a
 # quantity that merely drifts); it "did not move" if the last value is still ≥ STALLED × the first.
+# For the asymmetry, which is at most 2 (W_p antisymmetric), the drop implies SMALL_ASYMMETRY; the
+# alignment and the commutator can fall 10× and stay large, and their small bounds do bind.
 SMALL_ASYMMETRY = 0.2      # ‖W_p−W_pᵀ‖/‖W_p‖ = 0.2: the antisymmetric part holds 1% of ‖W_p‖² (i.i.d. W_p: 50%, ≈ √2)
 SMALL_MISALIGNMENT = 0.05  # 1 − mean |cos ∠(W_p u_j, u_j)| over the signal directions: W_p u_j within ≈ 18° of u_j
 SMALL_COMMUTATOR = 0.05    # ‖[F,W_p]‖/(‖F‖‖W_p‖), at most √2 (Böttcher–Wenzel): 3.5% of its largest value

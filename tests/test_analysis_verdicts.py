@@ -21,6 +21,7 @@ from analysis_fakes import (F_EIGENVALUES, P_EIGENVALUES, aligning_predictors, b
     (1.4, 1.6, v.FAILS),          # grew
     (0.05, 0.15, v.FAILS),        # grew, although small (the old rule said holds)
     (0.0, 0.0, v.HOLDS),          # symmetric throughout (a projected predictor)
+    (1.0, 0.9, v.FAILS),          # fell by exactly 10%: "still ≥ 0.9 × the first" includes the boundary
 ])
 def test_decay_outcome(first, last, expected):
     assert v.decay_outcome(first, last, small=0.2) == expected
@@ -43,6 +44,9 @@ def test_alignment_outcome_needs_both_the_signal_alignment_and_the_commutator():
     assert v.alignment_outcome([0.3, 0.97], [0.4, 0.39])[0] == v.FAILS     # aligned, but the commutator stalled
     assert v.alignment_outcome([0.3, 0.32], [0.4, 0.01])[0] == v.FAILS     # commutator fell, alignment stalled
     assert v.alignment_outcome([0.3, 0.97], [0.4, 0.1])[0] == v.INCONCLUSIVE  # commutator 4× down: not enough
+    # down more than 10× is not enough on its own: the last value must also be small in absolute terms
+    assert v.alignment_outcome([0.3, 0.97], [1.4, 0.1])[0] == v.INCONCLUSIVE  # commutator 14× down, 0.1 > 0.05
+    assert v.alignment_outcome([0.1, 0.92], [0.4, 0.01])[0] == v.INCONCLUSIVE  # misalignment 0.9 → 0.08 > 0.05
     _, evidence = v.alignment_outcome([0.3, 0.97], [0.4, 0.39])
     assert evidence["alignment_outcome"] == v.HOLDS and evidence["commutator_outcome"] == v.FAILS
 

@@ -217,6 +217,19 @@ def test_h5_holds_when_the_fitted_theory_predicts_the_other_settings_and_fails_w
     assert analysis_map.h5_verdict(analysis_map.thresholds(moved, _tau_probes(moved, taus))).outcome == v.FAILS
 
 
+def test_h5_allows_two_seed_standard_deviations_where_the_seeds_spread_more_than_the_agreement_factor():
+    """Seeds ×1.5 apart (log10 sd 0.176 by hand): a setting ×1.8 off its prediction (log10 0.255) is
+    outside ×1.5 (0.176) but inside 2 seed sds (0.352), so it agrees and H5 holds; the null model
+    (every setting at the reference's 0.01) misses EMA 0.99, at 0.032, by ×3.2 (log10 0.505)."""
+    taus = {0.0: 1.0, 0.9: 1.5, 0.99: 2.0}
+    line = {("linear", 1.0, m): 0.01 * (taus[m] / 1.5) ** 2 for m in taus}
+    line["linear", 1.0, 0.99] *= 1.8
+    chains = _chains(line, spread=1.5)
+    rows = analysis_map.thresholds(chains, _tau_probes(chains, taus))
+    assert rows[2]["threshold_log10_std"] == pytest.approx(math.log10(1.5), rel=1e-6)
+    assert analysis_map.h5_verdict(rows).outcome == v.HOLDS
+
+
 def test_h5_is_inconclusive_when_the_null_model_agrees_as_well_as_the_fitted_theory():
     """A flat α_p line with one σ², τ: η* and the constant predict the same, so nothing favours the theory."""
     alpha_line = {("linear", a, 0.9): 0.01 for a in (0.3, 1.0, 3.0, 10.0)}
@@ -259,6 +272,17 @@ def test_a_move_needs_the_95_percent_intervals_apart_not_only_the_union_brackets
     assert rows[0]["threshold_ci95_high"] > rows[1]["threshold_ci95_low"]
     assert _h6({("linear", 0.3, 0.9): 0.01, ("linear", 10.0, 0.9): 0.03}, spread=1.3) == {
         "threshold vs α_p": (v.INCONCLUSIVE, "unresolved"), "basin vs α_p": (v.INCONCLUSIVE, "unresolved")}
+
+
+def test_h6_a_move_needs_more_than_the_move_factor_and_flat_needs_every_threshold_within_it():
+    """Seeds that agree (spread 1): spans are the seeds' ×1.1 brackets, [0.0091, 0.011]·(1, 1.3), apart,
+    yet ×1.3 is within ×1.5: no move, and flat. Seeds ×1.1 apart: 95% intervals ×1.39 either side (by hand:
+    4.303 · log10(1.1)/√3 + log10(1.1) = 0.144), so 0.01 and 0.016 overlap; narrow enough to have seen a
+    move, but ×1.6 apart, more than ×1.5: unresolved, not flat."""
+    assert _h6({("linear", 0.3, 0.9): 0.01, ("linear", 10.0, 0.9): 0.013}, spread=1.0)["threshold vs α_p"] == (
+        v.HOLDS, "flat")
+    assert _h6({("linear", 0.3, 0.9): 0.01, ("linear", 10.0, 0.9): 0.016})["threshold vs α_p"] == (
+        v.INCONCLUSIVE, "unresolved")
 
 
 def test_h6_wide_seed_brackets_are_unresolved_not_a_confirmation():

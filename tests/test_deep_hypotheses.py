@@ -81,6 +81,7 @@ def test_runs_differing_in_another_key_are_not_compared(tmp_path):
     (np.linspace(10, 40, 8), v.HOLDS),        # behind the weaker EMA at epoch 2 by > 1 point
     (np.linspace(30, 40, 8), v.FAILS),        # ahead of it
     (np.linspace(20.5, 40, 8), v.INCONCLUSIVE),
+    (np.linspace(19.5, 40, 8), v.INCONCLUSIVE),  # 0.43 points behind at epoch 2: within the 1-point noise
 ])
 def test_h7_speed_and_collapse_ordered_by_ema(tmp_path, strong_ema_knn, expected):
     weak = _run(tmp_path, "weak", knn=np.linspace(20, 40, 8), config_overrides={"ema": 0.0})
@@ -96,3 +97,42 @@ def test_h7_fails_when_a_stronger_ema_collapses_alone(tmp_path):
     assert row.outcome == v.FAILS
 
 
+
+
+COLLAPSING = np.linspace(0.8, 0.01, 8)  # std × √d falling to 0.01 < COLLAPSED_STD: the run collapsed
+
+
+def test_h6_fails_when_collapse_appears_in_the_middle_of_the_alpha_line(tmp_path):
+    """α_p 1, 3, 10 with only α_p 3 collapsed: the collapsed fraction rises 0 → 1 from 1 to 3, which a
+    shrinking basin forbids, although the ends agree."""
+    runs = [_run(tmp_path, f"a{a:g}", std=COLLAPSING if a == 3.0 else None, config_overrides={"predictor_lr_mult": a})
+            for a in (1.0, 3.0, 10.0)]
+    assert hyp.deep_h6(runs)[0].outcome == v.FAILS
+
+
+def test_h6_with_every_run_collapsed_decides_nothing(tmp_path):
+    runs = [_run(tmp_path, f"a{a:g}", std=COLLAPSING, config_overrides={"predictor_lr_mult": a}) for a in (1.0, 10.0)]
+    assert hyp.deep_h6(runs)[0].outcome == v.INCONCLUSIVE
+
+
+def test_h6_counts_the_collapsed_fraction_over_runs_whose_status_is_known(tmp_path):
+    """α_p 1: one seed collapsed and one whose rank was never logged (status unknown): 1 of 1 known."""
+    runs = [_run(tmp_path, "a", std=COLLAPSING, config_overrides={"predictor_lr_mult": 1.0, "seed": 0}),
+            _run(tmp_path, "b", rank=np.full(8, np.nan), config_overrides={"predictor_lr_mult": 1.0, "seed": 1}),
+            _run(tmp_path, "c", config_overrides={"predictor_lr_mult": 10.0})]
+    assert hyp.deep_h6(runs)[0].evidence["collapsed_fraction"][1.0] == 1.0
+
+
+def test_h7_a_difference_inside_twice_the_seeds_standard_error_is_not_slower(tmp_path):
+    """Epoch 2 kNN: weak EMA seeds 10 and 30 (mean 20), strong 14 and 16 (mean 15). 5 points behind, but
+    2 se = 2 √(200/2 + 2/2) = 20.1 by hand: not apart, so inconclusive (1 point alone would say holds)."""
+    runs = [_run(tmp_path, f"{m}-{i}", knn=np.full(8, k), config_overrides={"ema": m, "seed": i})
+            for m, seeds in ((0.0, (10.0, 30.0)), (0.99, (14.0, 16.0))) for i, k in enumerate(seeds)]
+    assert hyp.deep_h7(runs)[0].outcome == v.INCONCLUSIVE
+
+
+def test_h7_a_stronger_ema_ahead_of_any_weaker_one_fails_even_if_each_neighbour_is_within_noise(tmp_path):
+    """kNN 20, 20.8, 21.6 at ema 0, 0.9, 0.99: neighbours 0.8 apart (< 1 point), the ends 1.6: ahead."""
+    runs = [_run(tmp_path, f"m{m:g}", knn=np.full(8, k), config_overrides={"ema": m})
+            for m, k in ((0.0, 20.0), (0.9, 20.8), (0.99, 21.6))]
+    assert hyp.deep_h7(runs)[0].outcome == v.FAILS

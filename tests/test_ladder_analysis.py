@@ -51,6 +51,20 @@ def test_a_mis_specified_prediction_fails(predict):
     assert max(verdict.evidence["misses"].values()) >= 2
 
 
+def test_a_miss_of_exactly_one_mode_is_within_the_tolerance():
+    """Counts 3, 3, 2, 1, 0, 0 against a staircase one mode higher at 0.15 only: largest miss 1 (the
+    tolerance, counts being whole modes); the null (median 1.5) misses by 1.5, so the theory beats it."""
+    (verdict,) = ladder.h5_verdicts(theory_rows(lambda wd: surviving_modes(wd, LAM, NU) + (wd == 0.15)))
+    assert verdict.outcome == HOLDS and max(verdict.evidence["misses"].values()) == 1.0
+
+
+def test_fewer_than_three_informative_weight_decays_decide_nothing():
+    """On 0.05, 0.1, 0.3, 0.6 the staircase predicts 3, 3, 0, 0: two points where it says anything."""
+    rows = [row(surviving_modes(wd, LAM, NU), wd=wd, seed=seed) for seed in (0, 1) for wd in (0.05, 0.1, 0.3, 0.6)]
+    (verdict,) = ladder.h5_verdicts(rows)
+    assert verdict.outcome == INCONCLUSIVE and "only 2 of 4" in verdict.observation
+
+
 def test_runs_that_did_not_converge_are_inconclusive():
     rows = theory_rows(converged=False)
     rows[0]["modes_half"] = rows[0]["modes"]  # one seed alone settled does not settle the point
@@ -110,7 +124,8 @@ def _h6_rows(low_counts, high_counts) -> list[dict]:
     (((3, 3), (1, 2), (0, 0)), ((3, 3), (3, 3), (0, 0)), HOLDS),
     (((3, 3), (3, 3), (0, 0)), ((3, 3), (1, 2), (0, 0)), FAILS),
     (((3, 3), (1, 2), (0, 0)), ((3, 3), (2, 3), (0, 0)), INCONCLUSIVE),  # overlapping seeds decide nothing
-], ids=["larger alpha keeps more", "reversed", "within the seeds"])
+    (((3, 3), (1, 2), (2, 2)), ((3, 3), (3, 3), (0, 0)), INCONCLUSIVE),  # more at 0.3, fewer at 1: mixed
+], ids=["larger alpha keeps more", "reversed", "within the seeds", "both ways"])
 def test_h6_compares_the_largest_alpha_with_the_smallest(low, high, outcome):
     (verdict,) = ladder.h6_verdicts(_h6_rows(low, high), rung="R1")
     assert verdict.outcome == outcome and verdict.setting == "R1 ema 0"

@@ -110,6 +110,8 @@ def test_time_to_90_percent_against_an_independent_integration():
     ([0.3, 0.2, 0.1], [3.0, 2.0, 1.0], (v.FAILS, v.HOLDS, v.FAILS)),          # the largest α_p is the fastest
     ([0.1, 0.2, 0.3], [1.0, 2.0, 3.0], (v.FAILS, v.FAILS, v.HOLDS)),          # the basin grows with α_p
     ([0.3, 0.3, 0.3], [1.0, 0.5, 0.52], (v.INCONCLUSIVE, v.INCONCLUSIVE, v.INCONCLUSIVE)),  # flat; not fastest, not 10% slower
+    ([0.300, 0.305, 0.100], [1.0, 2.0, 3.0], (v.HOLDS, v.HOLDS, v.HOLDS)),     # a 0.5% wobble up is within FRACTION_TOL
+    ([0.300, 0.300, 0.295], [1.0, 2.0, 3.0], (v.INCONCLUSIVE, v.INCONCLUSIVE, v.HOLDS)),  # a 0.5% fall: not a shrinking basin
 ])
 def test_predictor_lr_rule(fractions, times, expected):
     assert hyp.predictor_lr_outcome(fractions, times) == expected
@@ -119,6 +121,30 @@ def test_ema_rule_negative_controls():
     assert hyp.ema_outcome([0.1, 0.1, 0.1], [1.0, 2.0, 3.0]) == v.HOLDS
     assert hyp.ema_outcome([0.1, 0.1, 0.2], [1.0, 2.0, 3.0]) == v.FAILS  # an EMA run that collapses more
     assert hyp.ema_outcome([0.1, 0.1, 0.1], [1.0, 3.0, 2.0]) == v.FAILS  # a stronger EMA is faster
+    assert hyp.ema_outcome([0.1, 0.1, 0.1], [1.0, 1.0, 2.0]) == v.FAILS  # as fast is not slower
+
+
+@pytest.mark.parametrize("below, above, expected", [
+    ("non-collapsed", "collapsed", v.HOLDS),
+    ("collapsed", "collapsed", v.FAILS),       # collapse at η*/2 contradicts the threshold
+    ("non-collapsed", "non-collapsed", v.FAILS),
+    ("undecided", "collapsed", v.INCONCLUSIVE),
+])
+def test_the_sgd_bracket_rule(monkeypatch, below, above, expected):
+    """H5 with SGD reads the model's verdicts at η*/2 and 2η* (here stand-ins, no simulation)."""
+    from types import SimpleNamespace
+
+    from linear_dynamics.matrix_fate import eta_star
+
+    star = eta_star(hyp.BASE)
+
+    def fake(config, method):
+        verdict = below if config.eta < star else above
+        return SimpleNamespace(verdict=verdict, fate=SimpleNamespace(basis="theorem", rule="r", to_dict=dict),
+                               W_norm=np.array([1.0, 0.5]), t=np.array([0.0, 30.0]))
+
+    monkeypatch.setattr(hyp, "_simulate", fake)
+    assert hyp._matrix_h5_sgd().outcome == expected
 
 
 def test_time_to_90_percent():

@@ -259,6 +259,8 @@ def test_each_clock_is_read_at_its_bonferroni_level_and_the_level_is_the_middle_
 def test_a_crossing_at_the_level_itself_is_the_probe_there():
     assert crossing([1.0, 2.0, 4.0], [4.0, 2.0, 1.0], 2.0) == 2.0
     assert crossing([1.0, 2.0, 4.0], [4.0, 2.0 + 1e-9, 1.0], 2.0) > 2.0
+    assert crossing([1.0, 2.0, 4.0], [3.0, 2.0, 2.0], 2.0) == 2.0  # reaching the level is crossing it, even if it stays
+    assert crossing([1.0, 2.0], [2.0, 1.0], 2.0) == -math.inf     # at the level on the first probe: censored below
 
 
 def test_seeds_that_agree_exactly_leave_the_ratio_unread_rather_than_failing_every_prediction():

@@ -85,3 +85,8 @@ def test_torch_and_numpy_give_the_same_numbers():
 def test_bad_input_is_named(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_alignment_ignores_the_sign_of_the_predictors_eigenvalues():
+    """W_p = −I maps every u_j onto −u_j: the same direction, so aligned (cosine −1, alignment 1)."""
+    np.testing.assert_allclose(metrics.eigenspace_alignment(-np.eye(3), np.diag([3.0, 2.0, 1.0])), 1.0)

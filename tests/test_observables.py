@@ -57,6 +57,8 @@ def test_complete_collapse_needs_every_seed_at_rank_one_and_knn_at_chance():
     missing = rank.copy()
     missing[1, 2] = np.nan  # a diverged seed at 4e-3: not every seed seen there
     assert complete_collapse_at(WDS, missing, knn, num_classes=10) == 8e-3
+    # kNN at chance everywhere: the rank alone must hold 2e-3 back, where seed 0 still spans 3 directions
+    assert complete_collapse_at(WDS, rank, np.full_like(knn, 10.0), num_classes=10) == 4e-3
 
 
 def test_covariance_rank_counts_the_directions_the_outputs_spread_over():
@@ -135,6 +137,8 @@ def test_complete_collapse_is_bracketed_from_above_by_the_probes_of_any_seed():
               probe(1e-2, 1.05, 12), probe(5e-3, 1.0, 10)]
     assert complete_bracket(probes, num_classes=10) == (3e-3, 5e-3)
     probes.append(probe(5e-3, 1.0, 16))  # one seed above chance + 5 at 5e-3: not complete there
+    assert complete_bracket(probes, num_classes=10) == (5e-3, 1e-2)
+    probes.insert(0, probes.pop())  # the same probes in another order: any probe not complete decides, not the last
     assert complete_bracket(probes, num_classes=10) == (5e-3, 1e-2)
     assert complete_bracket([probe(1e-3, 3.0, 40)], 10)[0] == 1e-3 and math.isnan(complete_bracket([probe(1e-3, 3.0, 40)], 10)[1])
     low, high = complete_bracket([probe(1e-3, 1.0, 10), probe(1e-2, math.nan, math.nan)], 10)  # a diverged probe
