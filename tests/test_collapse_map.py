@@ -37,6 +37,21 @@ def test_bisection_brackets_a_known_threshold_within_the_tolerance(threshold, to
     assert len(calls) <= math.ceil(math.log2(math.log(100) / math.log(1 + tolerance))) + 2
 
 
+def test_bisection_widens_downwards_and_asks_values_worked_out_by_hand():
+    """Threshold 5e-4 below the range [1e-3, 1e-1]: geometric middles 1e-2, 3.16e-3, 1.78e-3, 1.33e-3,
+    1.15e-3 all collapse; the low end 1e-3 does too, so the range widens ×10 down to [1e-4, 1e-3] and
+    bisects again: 3.16e-4 healthy, 5.62e-4 collapsed, 4.21e-4 and 4.86e-4 healthy, [4.86e-4, 5.62e-4]
+    (×1.16 ≤ 1.2). Each middle rounded to 3 significant digits (what cached probes are keyed on). With
+    two widenings allowed, a threshold at 5e-5 is still located."""
+    chain = locate_threshold(lambda wd: wd >= 5e-4, 1e-3, 1e-1)
+    assert list(chain.probes) == [0.01, 0.00316, 0.00178, 0.00133, 0.00115, 0.001, 0.000316, 0.000562, 0.000421,
+                                  0.000486]
+    assert (chain.status, chain.low, chain.high) == ("located", 0.000486, 0.000562)
+    deeper = locate_threshold(lambda wd: wd >= 5e-5, 1e-3, 1e-1, max_widen=2)
+    assert (deeper.status, deeper.low, deeper.high) == ("located", 4.86e-05, 5.62e-05)
+    assert round_sig(0.0031623) == 0.00316
+
+
 def test_bisection_asks_the_same_values_again_so_a_chain_resumes_from_cached_probes():
     first, second = [], []
     locate_threshold(lambda wd: first.append(wd) or wd > 0.0123, 1e-3, 1e-1)
@@ -228,6 +243,39 @@ def test_h5_allows_two_seed_standard_deviations_where_the_seeds_spread_more_than
     rows = analysis_map.thresholds(chains, _tau_probes(chains, taus))
     assert rows[2]["threshold_log10_std"] == pytest.approx(math.log10(1.5), rel=1e-6)
     assert analysis_map.h5_verdict(rows).outcome == v.HOLDS
+
+
+def test_a_cached_diverged_probe_stays_diverged_whatever_the_rule():
+    from analysis.observables import RANK_BELOW_2
+    from deep.collapse_map.runner import judged
+
+    assert judged({"outcome": "diverged", "effective_rank": math.nan}, RANK_BELOW_2)["outcome"] == "diverged"
+
+
+def test_weight_coherence_is_the_cosine_of_the_weight_matrices_without_biases():
+    """Target backbone W equal to the online one, target projector 2× the online one, target bias 5:
+    cos of the concatenated matrices, by hand from the weights (biases, 1-d, left out)."""
+    from deep.collapse_map.measure import weight_coherence
+
+    class Pair(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.backbone, self.projector = torch.nn.Linear(4, 3), torch.nn.Sequential(torch.nn.Linear(3, 2))
+            self.target_backbone, self.target_projector = torch.nn.Linear(4, 3), torch.nn.Sequential(torch.nn.Linear(3, 2))
+
+        def momentum_pairs(self):
+            return [(self.target_backbone, self.backbone), (self.target_projector, self.projector)]
+
+    torch.manual_seed(0)
+    pair = Pair()
+    with torch.no_grad():
+        pair.target_backbone.weight.copy_(pair.backbone.weight)
+        pair.target_projector[0].weight.copy_(2 * pair.projector[0].weight)
+        pair.target_backbone.bias.fill_(5.0)
+    w1, w2 = (m.weight.detach().double().flatten().numpy() for m in (pair.backbone, pair.projector[0]))
+    target, online = np.concatenate([w1, 2 * w2]), np.concatenate([w1, w2])
+    expected = target @ online / (np.linalg.norm(target) * np.linalg.norm(online))
+    assert weight_coherence(pair) == pytest.approx(expected, rel=1e-12)
 
 
 def test_h5_is_inconclusive_when_the_null_model_agrees_as_well_as_the_fitted_theory():

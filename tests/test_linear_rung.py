@@ -317,3 +317,13 @@ def test_the_ladder_continues_the_first_k_seeds_to_twice_the_length_and_resumes_
     assert main(other + ["--seeds", "1", "--no-check"]) == 0  # no 2× run, where the default would continue seed 0
     capsys.readouterr()
     assert {r["epochs"] for r in csv.DictReader((tmp_path / "m" / "ladder.csv").open())} == {"2"}
+
+
+def test_a_rung_point_runs_at_the_documented_lr_and_its_protocol_sees_the_outputs():
+    """lr 0.005 (the module docstring: the population recursion blows up at 0.04), constant; and two runs
+    differing only in W's outputs are different protocols, so neither is reused for the other."""
+    from deep.schedule import peak_lr
+
+    config = rungs.point_config("r1", rungs.Setting(1.0, 0.0), 0.1, 0, 4, dataset="synthetic")
+    assert config["lr"] == peak_lr(config) == 0.005
+    assert protocol(config) != protocol({**config, "linear_dim": 16})

@@ -153,3 +153,9 @@ def test_surviving_count_refuses_bad_inputs(args, match):
 def test_a_run_that_blows_up_records_nan_without_raising():
     out = population_sgd(**{**GOOD, "lr": 50.0, "steps": 40, "record": (0, 40)})
     assert np.isfinite(out["singular_values"][0]).all() and np.isnan(out["singular_values"][-1]).all()
+
+
+
+def test_a_mode_exactly_at_the_floor_is_not_counted():
+    """σ = 0.5 → σ² = 0.25; floor 1 at a_max 1 and weight decay 0.25 puts the bar at 0.25: "above" is strict."""
+    assert int(surviving_count(np.array([0.5]), 0.25, a_max=1.0, floor=1.0)) == 0
