@@ -327,3 +327,14 @@ def test_a_rung_point_runs_at_the_documented_lr_and_its_protocol_sees_the_output
     config = rungs.point_config("r1", rungs.Setting(1.0, 0.0), 0.1, 0, 4, dataset="synthetic")
     assert config["lr"] == peak_lr(config) == 0.005
     assert protocol(config) != protocol({**config, "linear_dim": 16})
+
+
+def test_a_population_recursion_that_blew_up_has_no_count():
+    """Singular values with a NaN (the recursion diverged): NaN, not a count or an error; finite ones are
+    counted against the floor 0.1·η/a_max = 0.01 (1.0² and 0.2² above it, 0.05² = 0.0025 below)."""
+    import math
+
+    from deep.ladder.runner import _count
+
+    assert math.isnan(_count(np.array([np.nan, 1.0]), 0.1, 1.0))
+    assert _count(np.array([1.0, 0.2, 0.05]), 0.1, 1.0) == 2.0
