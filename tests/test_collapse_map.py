@@ -184,6 +184,36 @@ def test_sigma2_is_the_augmentation_variance_over_the_variance_between_images():
     assert measured == pytest.approx(within / between, rel=1e-4)
 
 
+def test_sigma2_is_measured_in_eval_mode_and_leaves_batchnorm_untouched():
+    """h passes a BatchNorm with per-feature running statistics: σ² must see BN as the fixed affine map of
+    its running statistics (eval mode), not renormalise each batch of views, and must neither update the
+    running statistics nor leave the network in eval mode."""
+    from deep.augment import AugmentConfig
+    from deep.collapse_map.measure import augmentation_ratio
+
+    d = 3 * 8 * 8
+    method = _toy_method()
+    bn = torch.nn.BatchNorm1d(d, affine=False)
+    bn.running_mean = torch.linspace(-1.0, 1.0, d)
+    bn.running_var = torch.linspace(0.05, 20.0, d)      # unequal per feature: σ² depends on them
+    method.projector[0] = bn
+    method.train()
+    images = torch.randint(0, 256, (48, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    view = AugmentConfig(crop_scale=(0.5, 1.0))
+    mean, std = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+    measured = augmentation_ratio(method, images, mean, std, views=4, seed=2, view=view)
+    assert method.training and bn.training                          # train mode restored
+    assert torch.equal(bn.running_mean, torch.linspace(-1.0, 1.0, d))  # statistics untouched
+    assert torch.equal(bn.running_var, torch.linspace(0.05, 20.0, d))
+    generator = torch.Generator().manual_seed(2)
+    scale = 1 / np.sqrt(np.linspace(0.05, 20.0, d) + bn.eps)       # eval BN: (x − mean)/√(var + ε)
+    views = torch.stack([view.apply(images, view.sample(48, generator, "cpu"), mean, std).flatten(1).double()
+                         for _ in range(4)]).numpy() * scale
+    within = np.mean([np.trace(np.cov(views[:, i].T)) for i in range(48)])
+    between = np.trace(np.cov(views.mean(0).T)) - within / 4
+    assert measured == pytest.approx(within / between, rel=1e-4)
+
+
 def test_tau_is_one_without_ema_and_the_target_scale_with_a_scaled_target():
     from deep.collapse_map.measure import target_ratio
 

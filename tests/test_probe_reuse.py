@@ -102,6 +102,28 @@ def test_only_a_run_of_the_same_training_and_length_is_taken(tmp_path, capsys):
     assert not same_training(config, {**config, "weight_decay": 0.002})
 
 
+def test_a_reused_probe_of_another_seed_is_measured_on_that_seed_s_sample(tmp_path, capsys):
+    """`adopt` draws the class-balanced metric sample from the probe's own seed, as the probe's training
+    did: a seed-1 run measured again equals its own last epoch's line (seed 0's sample would differ)."""
+    from deep.collapse_map.reuse import adopt
+    from deep.evaluate.sample import balanced_sample
+
+    old = tmp_path / "old"
+    assert main(SCAN + ["--out", str(old)]) == 0
+    capsys.readouterr()
+    config = {**rundir.read_config(_run(old)), "seed": 1}
+    data = load_dataset("synthetic", None, seed=0)
+    source = tmp_path / "seed-1"
+    deep.train.train(config, source, dataset=data, max_epochs=2)
+    trained = _epoch_lines(source)[-1]
+    measured = adopt(source, tmp_path / "copy", data, config, 2)
+    for name in ("knn_top1", *RESAMPLED):
+        assert measured[name] == pytest.approx(trained[name], rel=1e-5), name
+    monitor = deep.train.training_splits(data, config).monitor  # the control: the samples differ
+    assert not (balanced_sample(monitor.images, monitor.labels, config["eval_batch"], 0)
+                .equal(balanced_sample(monitor.images, monitor.labels, config["eval_batch"], 1)))
+
+
 def test_a_reuse_directory_without_probe_runs_is_one_line_exit_2(tmp_path, capsys):
     assert main(SCAN + ["--out", str(tmp_path / "new"), "--reuse", str(tmp_path / "nothing")]) == 2
     err = capsys.readouterr().err
