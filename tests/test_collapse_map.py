@@ -59,6 +59,23 @@ def test_bisection_asks_the_same_values_again_so_a_chain_resumes_from_cached_pro
     assert first == second and all(wd == round_sig(wd) for wd in first)
 
 
+def test_a_chain_counts_a_diverged_probe_as_past_the_threshold(tmp_path, monkeypatch):
+    """A probe whose training blew up is not healthy: above 0.1 every probe diverges (none collapses), and
+    the chain still brackets 0.1 (were divergence read as healthy, the range would never collapse)."""
+    from deep.collapse_map import runner
+
+    def probe(setting, weight_decay, seed, epochs, **_):
+        return {"weight_decay": weight_decay, "outcome": "diverged" if weight_decay > 0.1 else "healthy"}
+
+    monkeypatch.setattr(runner, "run_probe", probe)
+    chain = runner.Chain(grid_module.Setting("linear", 1.0, 0.9), 0, "smoke", "synthetic", None, "cpu", tmp_path,
+                         tmp_path / "probes.csv", (), 0.01, 1.0, 1.5, 1)
+    result = runner.run_chain(chain)
+    bracket = result["bracket"]
+    assert bracket.status == "located" and bracket.low <= 0.1 < bracket.high <= (1 + 1.5) * bracket.low
+    assert "diverged" in [r["outcome"] for r in result["rows"]]
+
+
 def test_a_range_without_collapse_is_widened_then_reported():
     widened = locate_threshold(lambda wd: wd >= 0.5, 1e-3, 1e-1, max_widen=2)
     assert widened.status == "located" and widened.low < 0.5 <= widened.high
@@ -528,10 +545,14 @@ def test_a_smoke_map_locates_resumes_from_its_probes_and_redraws(tmp_path, capsy
     assert {p["epochs"] for p in probes} == {1, 3}  # the K check continued a probe to 3K
     healthy_low = [p for p in probes if p["weight_decay"] == row["weight_decay_low"] and p["epochs"] == 1]
     assert healthy_low[0]["outcome"] == "healthy"
+    # σ² and τ are read at the healthy edge at K epochs (and, at the end, not on its continuation to 3K)
+    assert row["sigma2_measured"] == pytest.approx(healthy_low[0]["sigma2"])
+    assert row["tau_measured"] == pytest.approx(healthy_low[0]["tau"])
     (check,) = summary["checks"]  # the K check reports the rank the rule reads, at K and at 3K, from the probes
     later = [p for p in probes if p["weight_decay"] == check["weight_decay"] and p["epochs"] == 3]
     assert check["later_effective_rank"] == pytest.approx(later[0]["effective_rank"])
     assert check["changed"] == (check["outcome"] != later[0]["outcome"])
+    assert (check["edge"], check["weight_decay"]) == ("highest healthy", row["weight_decay_low"])
     assert {p.name for p in out.iterdir()} >= {"probes.csv", "thresholds.csv", "checks.csv", "summary.md",
                                                "collapse_map.png"}
     # a probe of another protocol at the healthy edge (as a cache from an earlier protocol would hold)
@@ -559,6 +580,20 @@ def test_a_smoke_map_locates_resumes_from_its_probes_and_redraws(tmp_path, capsy
     expected = analysis_map.map_verdicts(analysis_map.read_thresholds(out), analysis_map.read_checks(out))
     assert [(x["hypothesis"], x["outcome"]) for x in deep] == [(x.hypothesis, x.outcome) for x in expected] != []
     assert analysis_map.read_thresholds(out)[0]["weight_decay_low"] == row["weight_decay_low"]
+    # the edge's 3K continuation made healthy, with other σ² and τ: the K-epoch edge's are still the ones read
+    lines = list(csv.DictReader((out / "probes.csv").open()))
+    (continued,) = [p for p in lines if float(p["weight_decay"]) == row["weight_decay_low"] and p["epochs"] == "3"]
+    continued.update(effective_rank="50", covariance_rank="50", std="0.9", sigma2=str(2 * row["sigma2_measured"]),
+                     tau=str(0.5 * row["tau_measured"]))
+    with (out / "probes.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(lines[0]))
+        writer.writeheader()
+        writer.writerows(lines)
+    assert main(no_more) == 0
+    edited = json.loads(capsys.readouterr().out)
+    assert edited["checks"][0]["later_outcome"] == "healthy"  # the edit is read
+    assert edited["thresholds"][0]["sigma2_measured"] == pytest.approx(row["sigma2_measured"])
+    assert edited["thresholds"][0]["tau_measured"] == pytest.approx(row["tau_measured"])
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -810,6 +845,39 @@ def test_a_probe_whose_run_was_continued_past_its_length_is_read_at_its_length_w
     first = next(x for x in lines if x["kind"] == "epoch" and x["epoch"] == 1)
     assert shorter["effective_rank"] == pytest.approx(first["effective_rank"]) and shorter["epochs"] == 1
     assert math.isnan(shorter["sigma2"]) and math.isnan(shorter["tau"])
+
+
+def test_sigma2_and_tau_are_measured_on_a_class_balanced_sample_of_the_class_sorted_monitor(tmp_path, monkeypatch):
+    """The synthetic splits are class-sorted (tests/test_metric_sample.py), so the monitor's first 20 images
+    are one or two classes; the 20 images σ² and τ see must be 2 of each of the 10 classes, drawn from the
+    probe's seed."""
+    from deep.collapse_map import measure, runner
+    from deep.train import training_splits
+
+    seen = {}
+
+    def spy(name):
+        def measured(method, images, *args, **kwargs):
+            seen[name] = images
+            return 1.0
+        return measured
+
+    monkeypatch.setattr(runner, "MEASURE_IMAGES", 20)
+    monkeypatch.setattr(measure, "augmentation_ratio", spy("sigma2"))
+    monkeypatch.setattr(measure, "target_ratio", spy("tau"))
+    setting = grid_module.Setting("linear", 1.0, 0.9)
+    row = runner.run_probe(setting, 0.05, 1, 1, store=ProbeStore(tmp_path / "p.csv"), preset="smoke",
+                           dataset="synthetic", data_root=None, device="cpu", out=tmp_path)
+    assert row["sigma2"] == row["tau"] == 1.0
+    config, _ = runner.probe_identity(setting, 0.05, 1, 1, preset="smoke", dataset="synthetic", data_root=None,
+                                      device="cpu")
+    monitor = training_splits(runner.probe_dataset(config), config).monitor
+    assert len(set(monitor.labels[:20].tolist())) <= 2  # the first 20 would be one or two classes
+    for name in ("sigma2", "tau"):
+        flat = monitor.images.flatten(1)
+        where = [int(torch.nonzero((flat == image.flatten()).all(1))[0]) for image in seen[name]]
+        assert len(set(where)) == 20
+        assert np.bincount(monitor.labels[where].numpy(), minlength=10).tolist() == [2] * 10, name
 
 
 def _rule_scan(path, setting: str, level: float, append: bool = False):

@@ -338,3 +338,73 @@ def test_a_population_recursion_that_blew_up_has_no_count():
 
     assert math.isnan(_count(np.array([np.nan, 1.0]), 0.1, 1.0))
     assert _count(np.array([1.0, 0.2, 0.05]), 0.1, 1.0) == 2.0
+
+
+def test_a_ladder_point_reads_its_own_run_and_gives_the_recursion_the_run_s_settings(tmp_path, monkeypatch):
+    """One point of R1 (smoke preset, 3 epochs, W with 2 outputs, α_p 3, SimSiam): the moments come from a
+    class-balanced sample of the class-sorted training split; the recursion gets the run's lr, momentum, α_p,
+    EMA, its initial W and W_p, its step count and a record at the half-length step (epoch 1 of 3, read off
+    the run's own log); the staircase is capped at W's 2 outputs (uncapped it is larger at this weight
+    decay); and `converged` is the half and full counts agreeing (here W's spectrum, stubbed, keeps 2 at
+    half length and 1 at the end, so not converged, and moved by 0.8/1.0 − 1)."""
+    import json
+
+    import linear_dynamics.population as population
+    from deep import view_covariance
+    from deep.evaluate.sample import balanced_sample
+    from deep.ladder import runner
+    from deep.train import training_splits
+    from deep.view_covariance import mode_spectra
+    from linear_dynamics.modes import surviving_modes
+
+    torch.set_num_threads(1)
+    monkeypatch.setattr(rungs, "PRESET", "smoke")
+    monkeypatch.setitem(rungs.RUNGS, "r1", {**rungs.RUNGS["r1"], "linear_dim": 2})
+    monkeypatch.setattr(runner, "MOMENT_IMAGES", 40)
+    setting, weight_decay = rungs.Setting(3.0, 0.0), 1e-6
+    config = rungs.point_config("r1", setting, weight_decay, 1, 3, dataset="synthetic")
+    seen = {}
+    real_moments, real_sgd = view_covariance.view_moments, population.population_sgd
+
+    def moments_spy(images, *args, **kwargs):
+        seen["images"] = images
+        return real_moments(images, *args, **kwargs)
+
+    def sgd_spy(*args, **kwargs):
+        seen["sgd"] = (args, kwargs)
+        return real_sgd(*args, **kwargs)
+
+    monkeypatch.setattr(view_covariance, "view_moments", moments_spy)
+    monkeypatch.setattr(population, "population_sgd", sgd_spy)
+    a_bar, c_bar = runner.moments(config, tmp_path, seed=1)
+    train_split = training_splits(runner.dataset(config), config).train
+    assert len(set(train_split.labels[:40].tolist())) <= 2  # the first 40 would be one or two classes
+    expected = balanced_sample(train_split.images, train_split.labels, 40, 1)
+    assert torch.equal(seen["images"], expected)
+    where = [int(torch.nonzero((train_split.images.flatten(1) == im.flatten()).all(1))[0]) for im in seen["images"]]
+    assert np.bincount(train_split.labels[where].numpy(), minlength=10).tolist() == [4] * 10
+
+    spectra = iter([np.array([1.0, 0.5]), np.array([0.8, 1e-15])])  # σ² at half length, then at the end
+    monkeypatch.setattr(runner, "spectrum", lambda run: next(spectra))
+    row = runner.run_point("r1", setting, weight_decay, 1, 3, schedule=3, out=tmp_path, a_bar=a_bar, c_bar=c_bar,
+                           dataset_name="synthetic", data_root=None, device="cpu", ladder=tmp_path / "ladder.csv",
+                           known={})
+    (run,) = (tmp_path / "runs").glob("r1/*/seed-1/wd-1e-06")
+    log = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    steps = {line["epoch"]: line["step"] for line in log if line["kind"] == "epoch"}
+    (lr,) = {line["lr"] for line in log if line["kind"] == "step"}  # constant, as the engine ran it
+    (a_seen, c_seen, w0, wp0), kwargs = seen["sgd"]
+    assert a_seen is a_bar and c_seen is c_bar
+    assert (kwargs["alpha_p"], kwargs["ema"], kwargs["momentum"]) == (3.0, 0.0, config["momentum"])
+    assert kwargs["lr"] == pytest.approx(lr, rel=1e-6) and row["lr"] == pytest.approx(lr, rel=1e-6)
+    assert kwargs["weight_decay"] == weight_decay and row["steps"] == kwargs["steps"] == steps[3]
+    assert kwargs["record"] == (steps[1], steps[3]) and steps[1] < steps[3] // 2  # epoch 1 of 3, not half the steps
+    np.testing.assert_array_equal(w0, initial_weights(config, 3, 10)[0])
+    np.testing.assert_array_equal(wp0, initial_weights(config, 3, 10)[1])
+    assert w0.shape == (2, 192)
+
+    spectra = mode_spectra(c_bar, a_bar - c_bar)
+    lam, nu = np.clip(spectra["lam"], 1e-12, None), np.clip(spectra["nu"], 0, None)
+    assert surviving_modes(weight_decay, lam, nu) > 2 and row["staircase"] == 2
+    assert (row["modes_half"], row["modes"], row["converged"]) == (2.0, 1.0, False)
+    assert row["movement"] == pytest.approx(0.2)
