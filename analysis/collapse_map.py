@@ -473,7 +473,8 @@ def _own_checks(verdict: v.Verdict, rows: list[dict], checks: list[dict]) -> lis
 
 def map_verdicts(rows: list[dict], checks: list[dict] = ()) -> list[v.Verdict]:
     """Every verdict the map allows, each read through the K check of its own checks (`_own_checks`,
-    `read_k_check`): passed (or not run), the verdict as it is; failed, inconclusive, saying why."""
+    `read_k_check`): passed, the verdict as it is; not run, the verdict saying so; failed, inconclusive,
+    saying why."""
     found = [x for x in (h5_verdict(rows), h5_unfitted_verdict(rows), cosine_verdict(rows)) if x]
     found += h6_verdicts(rows) + h7_verdicts(rows)
     checks = list(checks)
@@ -481,8 +482,9 @@ def map_verdicts(rows: list[dict], checks: list[dict] = ()) -> list[v.Verdict]:
     for x in found:
         mine = _own_checks(x, rows, checks)
         kind, reason = read_k_check(mine)
-        if kind == "none" and checks:
-            out.append(replace(x, observation=f"{x.observation} (the probe length of this predictor was not checked)"))
+        if kind == "none":  # converged or say so: an unchecked length stays a verdict, flagged
+            whose = " of this predictor" if checks else ""
+            out.append(replace(x, observation=f"{x.observation} (the probe length{whose} was not checked)"))
             continue
         evidence = {**x.evidence, "k_check": kind, "k_check_changed": sum(c["changed"] for c in mine),
                     "k_checks": len(mine)}

@@ -60,8 +60,11 @@ def _collapsed(probe: dict, threshold_row: dict) -> bool:
 
 
 def draw(thresholds: list[dict], probes: list[dict], png: Path) -> Path:
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), sharey=True)
-    for ax, (knob, fixed, fixed_value, title) in zip(axes, LINES):
+    """One panel per grid line that has a setting (a map of one line, e.g. `--ema` with no value, has one)."""
+    lines = [line for line in LINES if any(r[line[1]] == line[2] for r in thresholds)] or list(LINES)
+    fig, axes = plt.subplots(1, len(lines), figsize=(11 if len(lines) == 2 else 8, 4.4), sharey=True, squeeze=False)
+    axes = axes[0]
+    for ax, (knob, fixed, fixed_value, title) in zip(axes, lines):
         on_line = [r for r in thresholds if r[fixed] == fixed_value]
         positions = _positions([r[knob] for r in on_line])
         predictors = list(dict.fromkeys(r["predictor"] for r in on_line))
@@ -107,8 +110,9 @@ def draw(thresholds: list[dict], probes: list[dict], png: Path) -> Path:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             seen.setdefault(label, handle)
     fig.legend(handles + list(seen.values()), [h.get_label() for h in handles] + list(seen), loc="lower center",
-               ncol=3, fontsize=8, frameon=False)
-    fig.suptitle("Where BYOL collapses: weight decay threshold per setting (bars: bracket over seeds)", fontsize=11)
+               ncol=len(lines) + 1, fontsize=8, frameon=False)
+    fig.suptitle("Where BYOL collapses: weight decay threshold per setting (bars: bracket over seeds)",
+                 fontsize=11 if len(lines) == 2 else 10)
     fig.tight_layout(rect=(0, 0.12, 1, 1))
     png = Path(png)
     fig.savefig(png, dpi=90)
@@ -116,14 +120,17 @@ def draw(thresholds: list[dict], probes: list[dict], png: Path) -> Path:
     return png
 
 
-def redraw(out_dir: Path) -> list:
-    """`ssldyn figures` recipe: out_dir/collapse_map/collapse_map.png from the committed CSVs."""
-    thresholds, probes = DATA_DIR / "thresholds.csv", DATA_DIR / "probes.csv"
+def redraw(out_dir: Path, part: str = "") -> list:
+    """`ssldyn figures` recipe: out_dir/collapse_map/collapse_map.png from the committed CSVs; with `part`, the
+    map in figures/collapse_map/PART/ (more seeds for some settings), whose probes.csv holds only the probes it
+    trained and reads the others from the committed map's probes.csv."""
+    thresholds, probes = DATA_DIR / part / "thresholds.csv", DATA_DIR / "probes.csv"
     if not thresholds.is_file() or not probes.is_file():
         print(f"collapse map: skipped, no stored data at {DATA_DIR}; make it with `ssldyn collapse-map --preset cpu "
               "--out runs/collapse-map`, then copy its thresholds.csv, probes.csv, checks.csv and summary.md there",
               file=sys.stderr)
         return []
-    target = Path(out_dir) / "collapse_map"
+    target = Path(out_dir) / "collapse_map" / part
     target.mkdir(parents=True, exist_ok=True)
-    return [draw(read_rows(thresholds), read_rows(probes), target / "collapse_map.png")]
+    known = read_rows(probes) + (read_rows(DATA_DIR / part / "probes.csv") if part else [])
+    return [draw(read_rows(thresholds), known, target / "collapse_map.png")]

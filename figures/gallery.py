@@ -23,12 +23,16 @@ RECIPES = {
     "ablation_methods": partial(ablations.redraw, "methods"),
     # The collapse map (`ssldyn collapse-map`), redrawn from the committed figures/collapse_map/*.csv.
     "collapse_map": collapse_map.redraw,
+    # The MLP α_p line's ends with 5 seeds (seeds 3-4 added to the map's 0-2, issue 20 item 6).
+    "collapse_map_mlp_alpha_5seeds": partial(collapse_map.redraw, part="mlp_alpha_5seeds"),
     "collapse_observables": collapse_observables.redraw,
     # The same scan with weight decay on weights only, or on the heads' matrices (`--scan 5 --wd-scope weights|heads`).
     "collapse_observables_wd_weights": partial(collapse_observables.redraw, name="observables_wd_weights"),
     "collapse_observables_wd_heads": partial(collapse_observables.redraw, name="observables_wd_heads"),
     # The reference scans continued to 6 epochs (--length 2; both predictors): the 6-epoch map's collapse rules.
     "collapse_observables_6ep": partial(collapse_observables.redraw, name="observables_6ep"),
+    # The linear predictor's weights-only scan continued to 6 epochs (--length 2 --wd-scope weights).
+    "collapse_observables_wd_weights_6ep": partial(collapse_observables.redraw, name="observables_wd_weights_6ep"),
     "collapse_lr_test": collapse_lr.redraw,
     # The threshold against probe length with the MLP predictor (`python -m figures.collapse_lr ... --name length_mlp`).
     "collapse_length_mlp": partial(collapse_lr.redraw, name="length_mlp"),

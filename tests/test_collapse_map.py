@@ -432,7 +432,8 @@ def test_a_failed_k_check_makes_every_map_verdict_inconclusive():
 def test_the_k_check_is_read_per_predictor_for_h6_and_h7_and_over_the_whole_map_for_h5():
     """The linear probes fail their check and the MLP ones pass it: the MLP's falling threshold keeps
     H6 `fails`, the linear line and the fitted H5 (over both predictors) turn inconclusive. Without
-    any MLP check the MLP verdict stands but says its probe length was not checked."""
+    any MLP check the MLP verdict stands but says its probe length was not checked; without any check
+    (a map run with --check 0) every verdict stands and says so."""
     falling = {(predictor, a, 0.9): t for predictor in ("linear", "mlp")
                for a, t in ((0.3, 0.03), (1.0, 0.01), (10.0, 0.003))}
     chains = _chains(falling)
@@ -452,6 +453,9 @@ def test_the_k_check_is_read_per_predictor_for_h6_and_h7_and_over_the_whole_map_
     unchecked = [x for x in analysis_map.map_verdicts(rows, linear_fails) if "mlp" in x.setting]
     assert {x.outcome for x in unchecked} == {v.FAILS}
     assert all("the probe length of this predictor was not checked" in x.observation for x in unchecked)
+    no_check = analysis_map.map_verdicts(rows)  # a map run with --check 0 and no earlier checks
+    assert [x.outcome for x in no_check] == [x.outcome for x in analysis_map.map_verdicts(rows, linear_passes + mlp_passes)]
+    assert no_check and all(x.observation.endswith("(the probe length was not checked)") for x in no_check)
 
 
 def test_h5_without_a_constant_is_not_judged_in_mismatched_units_even_far_from_eta_star():
@@ -1034,3 +1038,26 @@ def test_a_map_given_rules_must_have_one_for_every_setting(tmp_path):
         make_map(grid, tmp_path / "map", seeds=1, preset="smoke", dataset="synthetic", data_root=None, device="cpu",
                  jobs=1, weight_decays=(0.05, 2), tolerance=1.5, checks=0, rules={grid[0].name: RANK_BELOW_2})
     assert not (tmp_path / "map").exists()
+
+
+def test_a_map_of_part_of_the_grid_is_redrawn_with_its_probes_and_the_committed_maps(tmp_path, monkeypatch):
+    """figures/collapse_map/mlp_alpha_5seeds holds the 6-epoch probes of seeds 3-4 only; its figure reads seeds 0-2
+    from the committed map's probes.csv, and draws one panel (the α_p line) where the whole map draws two."""
+    from PIL import Image
+
+    from figures import collapse_map as fig
+
+    part = fig.DATA_DIR / "mlp_alpha_5seeds"
+    own = fig.read_rows(part / "probes.csv")
+    assert {p["seed"] for p in own if p["epochs"] == 6} == {3, 4}  # (its K check adds 12-epoch rows)
+    drawn = []
+    with monkeypatch.context() as patched:
+        patched.setattr(fig, "draw", lambda thresholds, probes, png: drawn.append(probes) or png)
+        fig.redraw(tmp_path, part="mlp_alpha_5seeds")
+    (probes,) = drawn
+    settings = {r["setting"] for r in fig.read_rows(part / "thresholds.csv")}
+    assert {p["seed"] for p in probes if p["setting"] in settings} == {0, 1, 2, 3, 4}
+    (whole,) = fig.redraw(tmp_path / "whole")
+    (one_line,) = fig.redraw(tmp_path, part="mlp_alpha_5seeds")
+    assert one_line == tmp_path / "collapse_map" / "mlp_alpha_5seeds" / "collapse_map.png"
+    assert Image.open(one_line).size[0] < Image.open(whole).size[0]  # one panel
