@@ -126,7 +126,7 @@ def redraw(out_dir: Path, part: str = "") -> list:
     trained and reads the others from the committed map's probes.csv."""
     thresholds, probes = DATA_DIR / part / "thresholds.csv", DATA_DIR / "probes.csv"
     if not thresholds.is_file() or not probes.is_file():
-        print(f"collapse map: skipped, no stored data at {DATA_DIR}; make it with `ssldyn collapse-map --preset cpu "
+        print(f"collapse map: skipped, no stored data at {thresholds.parent}; make it with `ssldyn collapse-map --preset cpu "
               "--out runs/collapse-map`, then copy its thresholds.csv, probes.csv, checks.csv and summary.md there",
               file=sys.stderr)
         return []
