@@ -25,6 +25,8 @@ RECIPES = {
     "collapse_map": collapse_map.redraw,
     # The MLP α_p line's ends with 5 seeds (seeds 3-4 added to the map's 0-2, issue 20 item 6).
     "collapse_map_mlp_alpha_5seeds": partial(collapse_map.redraw, part="mlp_alpha_5seeds"),
+    # The EMA line's ends (ema 0, 0.99) with 5 seeds, the same way.
+    "collapse_map_ema_5seeds": partial(collapse_map.redraw, part="ema_5seeds"),
     "collapse_observables": collapse_observables.redraw,
     # The same scan with weight decay on weights only, or on the heads' matrices (`--scan 5 --wd-scope weights|heads`).
     "collapse_observables_wd_weights": partial(collapse_observables.redraw, name="observables_wd_weights"),

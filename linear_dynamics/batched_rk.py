@@ -13,11 +13,14 @@ step at about 3.3/|λ| for the Jacobian's largest eigenvalue λ, whatever the ac
 of Hairer's DOPRI5 code (Hairer & Wanner, Solving ODEs II, Sec. IV.2) detects it: stages 6 and 7 are
 both taken at t + h, so h‖k₇ − k₆‖/‖y₇ − y₆‖ (in the error test's scaled norm) estimates h|λ|; after
 STIFF_STEPS accepted steps in a row with h|λ| > STIFF_TEST (0.5, not Hairer's 3.25: see there), while
-more than WORTH_IMPLICIT explicit steps remain, the column is finished by `scipy.integrate.solve_ivp(method="Radau")` (an implicit 5th-order method, stable for
-any step), with the analytic Jacobian when one is given.
+more than WORTH_IMPLICIT explicit steps remain, the column is finished by `scipy.integrate.Radau` (an
+implicit 5th-order method, stable for any step), with the analytic Jacobian when one is given. Its steps
+count against a budget of their own (`max_implicit_steps`, shared by the columns), so that a trajectory
+Radau can only follow in tiny steps (a weight decay of 10⁻¹⁵⁰ asks for times near 10¹⁵⁰) ends in the
+budget's RuntimeError instead of running without end.
 """
 import numpy as np
-from scipy.integrate import solve_ivp
+from scipy.integrate import Radau
 
 # Nodes are not needed (autonomous right-hand side); rows of A and the two weight vectors.
 _A = (
@@ -70,20 +73,32 @@ def _initial_step(rhs, y, f, rtol, atol):
     return np.minimum(100 * h0, h1)
 
 
-def _finish_implicitly(rhs, jacobian, t0: float, y0: np.ndarray, t_eval: np.ndarray, rtol: float, atol: np.ndarray):
-    """One column from (t0, y0) through the save times t_eval with Radau IIA; (len(t_eval), d)."""
+def _finish_implicitly(rhs, jacobian, t0: float, y0: np.ndarray, t_eval: np.ndarray, rtol: float, atol: np.ndarray,
+                       max_steps: int) -> tuple[np.ndarray, int]:
+    """One column from (t0, y0) through the save times t_eval with Radau IIA, in at most max_steps steps:
+    ((len(t_eval), d) states read from each step's dense output, the steps taken); RuntimeError past the
+    budget, FloatingPointError where Radau fails."""
     def fun(_, y):
         return rhs(y[:, None])[:, 0]
 
     jac = None if jacobian is None else (lambda _, y: jacobian(y[:, None])[:, :, 0])
-    sol = solve_ivp(fun, (t0, float(t_eval[-1])), y0, method="Radau", t_eval=t_eval, rtol=rtol, atol=atol[:, 0], jac=jac)
-    if not sol.success or sol.y.shape[1] != t_eval.size:
-        raise FloatingPointError(f"the implicit solver (Radau) failed on a stiff trajectory: {sol.message}")
-    return sol.y.T
+    solver = Radau(fun, t0, y0, float(t_eval[-1]), rtol=rtol, atol=atol[:, 0], jac=jac)
+    out, saved = np.empty((t_eval.size, y0.size)), 0
+    for steps in range(1, max_steps + 1):
+        message = solver.step()
+        if solver.status == "failed":
+            raise FloatingPointError(f"the implicit solver (Radau) failed on a stiff trajectory: {message}")
+        reached = int(np.searchsorted(t_eval, solver.t, side="right"))
+        if reached > saved:
+            out[saved:reached] = solver.dense_output()(t_eval[saved:reached]).T
+            saved = reached
+        if solver.status == "finished":
+            return out, steps
+    raise RuntimeError(f"solve_batched did not reach the end in {max_steps} implicit (Radau) steps")
 
 
 def solve_batched(rhs, y0: np.ndarray, t_save: np.ndarray, rtol: float = 1e-10, atol=1e-12,
-                  max_iterations: int = 1_000_000, jacobian=None) -> np.ndarray:
+                  max_iterations: int = 1_000_000, jacobian=None, max_implicit_steps: int | None = None) -> np.ndarray:
     """Integrate dy/dt = rhs(y) from t = 0 for every column of y0 (shape (d, n)).
 
     atol is one absolute tolerance, or one per row (shape (d,)): a tiny one keeps a row's error control
@@ -91,7 +106,8 @@ def solve_batched(rhs, y0: np.ndarray, t_save: np.ndarray, rtol: float = 1e-10, 
     rhs maps a (d, m) array to a (d, m) array, column by column; jacobian (optional) maps it to the
     (d, d, m) array of ∂rhs_i/∂y_j, used only on columns handed to Radau. Returns y at each time of
     t_save (non-decreasing, ≥ 0): shape (len(t_save), d, n). Explicit steps are shortened to land on
-    the save times exactly, so no interpolation error is added. max_iterations caps the explicit steps.
+    the save times exactly, so no interpolation error is added. max_iterations caps the explicit steps,
+    max_implicit_steps (default max_iterations) Radau's over all columns; past either, RuntimeError.
     """
     y = np.array(y0, dtype=float)
     t_save = np.asarray(t_save, dtype=float)
@@ -111,6 +127,7 @@ def solve_batched(rhs, y0: np.ndarray, t_save: np.ndarray, rtol: float = 1e-10, 
     stiff_run, calm_run = np.zeros(n, dtype=int), np.zeros(n, dtype=int)
     k1 = rhs(y)
     h = _initial_step(rhs, y, k1, rtol, atol)
+    implicit_left = max_iterations if max_implicit_steps is None else max_implicit_steps
     for _ in range(max_iterations):
         idx = np.flatnonzero(next_save < t_save.size)
         if idx.size == 0:
@@ -156,7 +173,9 @@ def solve_batched(rhs, y0: np.ndarray, t_save: np.ndarray, rtol: float = 1e-10, 
         calm_run[done] = np.where(stiff, 0, calm_run[done] + 1)
         stiff_run[done[calm_run[done] >= CALM_STEPS]] = 0
         for j in done[(stiff_run[done] >= STIFF_STEPS) & (next_save[done] < t_save.size)]:
-            out[next_save[j]:, :, j] = _finish_implicitly(rhs, jacobian, t[j], y[:, j], t_save[next_save[j]:], rtol, atol)
+            out[next_save[j]:, :, j], steps = _finish_implicitly(rhs, jacobian, t[j], y[:, j], t_save[next_save[j]:],
+                                                                 rtol, atol, implicit_left)
+            implicit_left -= steps
             next_save[j] = t_save.size
         if np.any(h[idx] < 1e-14 * np.maximum(1.0, ti)):
             raise FloatingPointError("step size underflow: the explicit solver cannot follow this trajectory")

@@ -48,6 +48,10 @@ COLLAPSED, NON_COLLAPSED, UNDECIDED = "collapsed", "non-collapsed", "undecided"
 THEOREM, NUMERICAL = "theorem", "numerical"
 MAX_SCALES = 100  # continue past t_end for at most this many slow time scales
 MAX_EVALUATIONS = 60_000  # right-hand-side evaluations past t_end (about 10⁴ explicit steps)
+# Radau steps past t_end per solver call, over all its modes (~0.25 ms each). The mode next to the saddle-node
+# in tests/test_linear_fate.py needs 58,000 to collapse; at η = 10⁻¹⁵⁰ Radau creeps without end (issue of
+# docs/theory.md, "Stiffness"), and this ends it.
+MAX_IMPLICIT_STEPS = 100_000
 CHECK_GROWTH = 1.1  # each check past t_end lies 10% further from t_end than the one before
 CHECKS_PER_CALL = 8  # checks integrated per solver call; decided modes drop out between calls
 MAX_CHECKS = 1000  # CHECK_GROWTH¹⁰⁰⁰ ≈ 10⁴¹: far past any reachable time within MAX_EVALUATIONS
@@ -283,7 +287,7 @@ def decide_fates(t: np.ndarray, states: np.ndarray, rhs, params: EigenParams,
         chunk = checks[start:start + CHECKS_PER_CALL]
         try:
             path = solve_batched(counted_rhs, state, chunk - now, rtol=rtol, atol=atol, max_iterations=steps_left,
-                                 jacobian=jacobian)
+                                 jacobian=jacobian, max_implicit_steps=MAX_IMPLICIT_STEPS)
         except (RuntimeError, FloatingPointError):  # out of budget, or the solver failed: the rest stay undecided
             break
         found = [classify(s) for s in path]

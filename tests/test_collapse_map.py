@@ -3,6 +3,7 @@ known answers, the verdicts' negative controls, and a smoke map end to end."""
 import csv
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -1040,24 +1041,60 @@ def test_a_map_given_rules_must_have_one_for_every_setting(tmp_path):
     assert not (tmp_path / "map").exists()
 
 
-def test_a_map_of_part_of_the_grid_is_redrawn_with_its_probes_and_the_committed_maps(tmp_path, monkeypatch):
-    """figures/collapse_map/mlp_alpha_5seeds holds the 6-epoch probes of seeds 3-4 only; its figure reads seeds 0-2
-    from the committed map's probes.csv, and draws one panel (the α_p line) where the whole map draws two."""
+@pytest.mark.parametrize("part", ["mlp_alpha_5seeds", "ema_5seeds"])
+def test_a_map_of_part_of_the_grid_is_redrawn_with_its_probes_and_the_committed_maps(tmp_path, monkeypatch, part):
+    """figures/collapse_map/PART holds the 6-epoch probes of seeds 3-4 only (the MLP α_p line's ends, the EMA
+    line's); its figure reads seeds 0-2 from the committed map's probes.csv, and draws one panel (one line of
+    the grid) where the whole map draws two."""
     from PIL import Image
 
     from figures import collapse_map as fig
 
-    part = fig.DATA_DIR / "mlp_alpha_5seeds"
-    own = fig.read_rows(part / "probes.csv")
-    assert {p["seed"] for p in own if p["epochs"] == 6} == {3, 4}  # (its K check adds 12-epoch rows)
+    own = fig.read_rows(fig.DATA_DIR / part / "probes.csv")
+    assert {p["seed"] for p in own if p["epochs"] == 6} == {3, 4}  # (a K check may add 12-epoch rows)
     drawn = []
     with monkeypatch.context() as patched:
         patched.setattr(fig, "draw", lambda thresholds, probes, png: drawn.append(probes) or png)
-        fig.redraw(tmp_path, part="mlp_alpha_5seeds")
+        fig.redraw(tmp_path, part=part)
     (probes,) = drawn
-    settings = {r["setting"] for r in fig.read_rows(part / "thresholds.csv")}
+    settings = {r["setting"] for r in fig.read_rows(fig.DATA_DIR / part / "thresholds.csv")}
     assert {p["seed"] for p in probes if p["setting"] in settings} == {0, 1, 2, 3, 4}
     (whole,) = fig.redraw(tmp_path / "whole")
-    (one_line,) = fig.redraw(tmp_path, part="mlp_alpha_5seeds")
-    assert one_line == tmp_path / "collapse_map" / "mlp_alpha_5seeds" / "collapse_map.png"
+    (one_line,) = fig.redraw(tmp_path, part=part)
+    assert one_line == tmp_path / "collapse_map" / part / "collapse_map.png"
     assert Image.open(one_line).size[0] < Image.open(whole).size[0]  # one panel
+
+
+@pytest.mark.parametrize("part", ["", "mlp_alpha_5seeds", "ema_5seeds"])
+def test_the_committed_thresholds_rederive_from_the_committed_probes(part):
+    """What a referee would redo by hand from the CSVs alone: judge each probe of the map's length by the
+    setting's rule (observable at or past its level), bracket each seed between its highest healthy and
+    lowest collapsed weight decay, take the geometric mean of the seeds' √(low·high), and Student's t
+    on their log10 (2.776 for 5 seeds, 4.303 for 3) widened by the brackets' mean log10 half-width."""
+    t975 = {3: 4.302652729749462, 5: 2.7764451051977934}  # scipy.stats.t.ppf(0.975, n - 1), written out
+    folder = Path(__file__).resolve().parents[1] / "figures" / "collapse_map"
+
+    def rows(path):
+        with open(path, newline="", encoding="utf-8") as handle:
+            return list(csv.DictReader(handle))
+
+    probes = rows(folder / "probes.csv") + (rows(folder / part / "probes.csv") if part else [])
+    for t in rows(folder / part / "thresholds.csv"):
+        mine = [p for p in probes if p["setting"] == t["setting"]]
+        length = min(int(p["epochs"]) for p in mine)
+        level, falling = float(t["rule_level"]), t["rule_falling"] == "True"
+        brackets = []
+        for seed in range(int(t["seeds"])):
+            judged = [(float(p["weight_decay"]), float(p[t["rule_observable"]]) <= level if falling
+                       else float(p[t["rule_observable"]]) >= level)
+                      for p in mine if int(p["seed"]) == seed and int(p["epochs"]) == length]
+            collapsed = min(wd for wd, c in judged if c)
+            brackets.append((max(wd for wd, c in judged if not c and wd < collapsed), collapsed))
+        assert t["seed_brackets"] == " ".join(f"{s}:[{a:g},{b:g}]" for s, (a, b) in enumerate(brackets))
+        logs = [math.log10(math.sqrt(a * b)) for a, b in brackets]
+        mean = sum(logs) / len(logs)
+        sd = math.sqrt(sum((x - mean) ** 2 for x in logs) / (len(logs) - 1))
+        width = t975[len(logs)] * sd / math.sqrt(len(logs)) + sum(math.log10(b / a) / 2 for a, b in brackets) / len(logs)
+        assert float(t["threshold"]) == pytest.approx(10 ** mean, rel=1e-5)
+        assert float(t["threshold_ci95_low"]) == pytest.approx(10 ** (mean - width), rel=1e-5)
+        assert float(t["threshold_ci95_high"]) == pytest.approx(10 ** (mean + width), rel=1e-5)

@@ -231,3 +231,45 @@ def test_an_ema_mode_from_tau_zero_is_integrated_in_seconds_and_matches_lsoda():
     p, w, a = solve_ivp(field, (0, 400.0), [0.1, np.sqrt(0.2), 0.0], method="LSODA", rtol=1e-12, atol=1e-14).y[:, -1]
     np.testing.assert_allclose([traj.p[-1, 0], traj.s[-1, 0], traj.tau[-1, 0]], [p, w * w, a / w], rtol=1e-7)
     assert traj.verdicts == ("non-collapsed",) and traj.basis == ("theorem",)
+
+
+def test_radau_steps_count_against_the_solvers_budget():
+    """Van der Pol at μ = 1000 (autonomous and stiff: the explicit steps hand the column to Radau): with the
+    whole budget it matches scipy's own Radau; with 200 iterations (and so 200 Radau steps), fewer than Radau
+    needs for t = 3000, it ends in the budget's RuntimeError instead of running on; so it does with the
+    explicit budget whole and 200 Radau steps."""
+    mu = 1000.0
+
+    def rhs(y):
+        return np.stack([y[1], mu * (1 - y[0] ** 2) * y[1] - y[0]])
+
+    def jacobian(y):
+        out = np.zeros((2, 2, y.shape[1]))
+        out[0, 1], out[1, 0], out[1, 1] = 1.0, -2 * mu * y[0] * y[1] - 1, mu * (1 - y[0] ** 2)
+        return out
+
+    y0, t = np.array([[2.0], [0.0]]), np.array([1000.0, 3000.0])
+    out = solve_batched(rhs, y0, t, rtol=1e-8, atol=1e-10, jacobian=jacobian)
+    reference = solve_ivp(lambda _, y: rhs(y[:, None])[:, 0], (0, 3000), y0[:, 0], method="Radau", t_eval=t,
+                          rtol=1e-10, atol=1e-12, jac=lambda _, y: jacobian(y[:, None])[:, :, 0])
+    np.testing.assert_allclose(out[:, :, 0], reference.y.T, rtol=1e-6)
+    with pytest.raises(RuntimeError, match="did not reach the end in"):
+        solve_batched(rhs, y0, t, rtol=1e-8, atol=1e-10, jacobian=jacobian, max_iterations=200)
+    with pytest.raises(RuntimeError, match="implicit"):
+        solve_batched(rhs, y0, t, rtol=1e-8, atol=1e-10, jacobian=jacobian, max_implicit_steps=200)
+
+
+def test_a_weight_decay_near_zero_leaves_a_mode_undecided_within_the_fate_budget(monkeypatch):
+    """Found by hypothesis in test_eq14_invariant_holds_along_every_trajectory: at η = 10⁻¹⁵⁰ the fate of this
+    mode is sought at times up to ~10¹⁵⁰, where Radau only crept on, without bound, before its steps had a
+    budget (fate.MAX_IMPLICIT_STEPS, here cut to 5,000 to keep the test short): now it stays `undecided`, and
+    the trajectory up to t_end is still the flow's (Eq. 14's invariant)."""
+    from linear_dynamics import fate
+
+    monkeypatch.setattr(fate, "MAX_IMPLICIT_STEPS", 5_000)
+    params = EigenParams(alpha_p=0.6558388038016142, eta=1e-150, sigma2=0.6333588470921035, tau=1.9900345469244325)
+    p0, s0 = np.array([1.1388890580755313]), np.array([0.659405471752458])
+    traj = integrate_eigen(p0, s0, params, 30.0, n_save=61)
+    assert traj.verdicts == ("undecided",)
+    gap = traj.s - traj.p**2 / params.alpha_p - parabola_offset(traj.t[:, None], p0, s0, params.alpha_p, params.eta)
+    assert np.max(np.abs(gap)) < 1e-8 * (s0[0] + p0[0] ** 2 / params.alpha_p)
