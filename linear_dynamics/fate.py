@@ -49,8 +49,8 @@ THEOREM, NUMERICAL = "theorem", "numerical"
 MAX_SCALES = 100  # continue past t_end for at most this many slow time scales
 MAX_EVALUATIONS = 60_000  # right-hand-side evaluations past t_end (about 10⁴ explicit steps)
 # Radau steps past t_end per solver call, over all its modes (~0.25 ms each). The mode next to the saddle-node
-# in tests/test_linear_fate.py needs 58,000 to collapse; at η = 10⁻¹⁵⁰ Radau creeps without end (issue of
-# docs/theory.md, "Stiffness"), and this ends it.
+# in tests/test_linear_fate.py needs 58,000 to collapse; at η = 10⁻¹⁵⁰ Radau crept on without end, and this
+# ends it (docs/theory.md, the paragraph on stiffness).
 MAX_IMPLICIT_STEPS = 100_000
 CHECK_GROWTH = 1.1  # each check past t_end lies 10% further from t_end than the one before
 CHECKS_PER_CALL = 8  # checks integrated per solver call; decided modes drop out between calls
