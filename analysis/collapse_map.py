@@ -171,7 +171,9 @@ def ode_basins(rows: list[dict], p0=None, s0=None) -> list[dict]:
     (`analysis.theory.deep_to_linear` with flow time stretched by c). Since c comes from the measured
     τ and the ODE's τ tends to 1, η sits near η*(τ = 1) and the fractions are sensitive to σ². Adds
     `ode_eta` and `ode_collapsed_fraction` (NaN where σ², lr or the fit is missing). By the theory the
-    fraction falls as α_p grows (H6's basin)."""
+    fraction falls as α_p grows (H6's basin). Only settings with α_p = 1 get a basin: the network's
+    predictor trains at α_p·lr under the same weight decay, so its decay per unit of flow time is α_p·η,
+    where Eq. 11 has η for every α_p; at α_p ≠ 1 the ODE would describe another network (issue 20, item 5)."""
     from analysis.linear_hypotheses import GRID_P0, GRID_S0
     from analysis.theory import default_horizon, ema_rate
     from linear_dynamics.eigen_ode import integrate_eigen
@@ -185,7 +187,7 @@ def ode_basins(rows: list[dict], p0=None, s0=None) -> list[dict]:
         eta = reference["fitted_constant"] * reference["weight_decay_low"]
     for r in rows:
         r["ode_eta"], r["ode_collapsed_fraction"] = eta, math.nan
-        if not (math.isfinite(eta) and math.isfinite(r["sigma2_measured"])
+        if r["predictor_lr_mult"] != 1 or not (math.isfinite(eta) and math.isfinite(r["sigma2_measured"])
                 and (r["ema"] == 0 or math.isfinite(r["lr"]))):
             continue
         params = (EigenParams(r["predictor_lr_mult"], eta, r["sigma2_measured"], tau=1.0) if r["ema"] == 0 else
@@ -416,8 +418,9 @@ def h6_verdicts(rows: list[dict]) -> list[v.Verdict]:
     basin = _line_verdicts(
         rows, "H6", "predictor_lr_mult",
         {"rises": v.HOLDS, "falls": v.FAILS, "mixed": v.FAILS, "flat": v.INCONCLUSIVE, "unresolved": v.INCONCLUSIVE},
-        "a larger α_p shrinks the collapse basin at a fixed weight decay (the eigen ODE's basin there, `ode_basins`, "
-        "is shown per setting): the threshold never falls as α_p grows", basin_cell, ", basin vs α_p")
+        "a larger α_p shrinks the collapse basin at a fixed weight decay: the threshold never falls as α_p grows "
+        "(the eigen ODE's basin, `ode_basins`, only at α_p = 1: the network decays W_p at α_p·η, Eq. 11 at η)",
+        basin_cell, ", basin vs α_p")
     return independent + basin
 
 

@@ -26,8 +26,12 @@ from ssldyn.textfile import open_text  # noqa: E402
 
 DATA_DIR = Path(__file__).resolve().parent / "ablations"  # the committed CSVs
 COLUMNS = ("variant", "label", "method", "seed", "preset", "dataset", "epoch",
-           "loss", "knn_top1", "knn_top5", "std", "effective_rank")
-MEASURED = COLUMNS[COLUMNS.index("loss"):]
+           "loss", "knn_top1", "knn_top5", "std", "effective_rank", "metric_sample")
+MEASURED = COLUMNS[COLUMNS.index("loss"):COLUMNS.index("metric_sample")]
+# CSVs written before `metric_sample` (the committed sweeps): std and effective rank were measured on the
+# monitor's first eval_batch images, which in the class-ordered CIFAR-10 JPEG set are one class (issue 20).
+LEGACY_COLUMNS = COLUMNS[:-1]
+LEGACY_SAMPLE = "first 512 test images (one class in CIFAR-10 JPEG)"  # the committed sweeps: cpu preset, test monitor
 PANEL_LABELS = dict(COLLAPSE_PANELS)
 # Losses of different methods (InfoNCE, Barlow Twins, cosine) are not on one scale: the methods
 # figure leaves the loss out, as the thesis' Fig. 4.6 does.
@@ -56,12 +60,12 @@ def read_curves(path: Path) -> list:
     path = Path(path)
     with open_text(path) as handle:
         reader = csv.DictReader(handle)
-        if tuple(reader.fieldnames or ()) != COLUMNS:
+        if tuple(reader.fieldnames or ()) not in (COLUMNS, LEGACY_COLUMNS):
             raise ValueError(f"{path}: expected the columns {', '.join(COLUMNS)}, got {reader.fieldnames}")
         rows = []
         for lineno, row in enumerate(reader, start=2):
             try:
-                rows.append({**row, "seed": int(row["seed"]), "epoch": int(row["epoch"]),
+                rows.append({"metric_sample": LEGACY_SAMPLE, **row, "seed": int(row["seed"]), "epoch": int(row["epoch"]),
                              **{c: float(row[c]) for c in MEASURED}})
             except ValueError as err:
                 raise ValueError(f"{path} line {lineno}: {err}") from None
@@ -113,8 +117,10 @@ def draw(name: str, rows, png: Path) -> Path:
             if len(seeds) > 1:
                 ax.fill_between(epochs, values[key].min(axis=0), values[key].max(axis=0), color=colour, alpha=0.2,
                                 linewidth=0)
+    samples = sorted({row["metric_sample"] for row in rows})
     for ax, key in zip(axes[0], panels):
-        ax.set_title(PANEL_LABELS[key], fontsize=10)
+        sample = f"\non {' / '.join(samples)}" if key in ("std", "effective_rank") else ""
+        ax.set_title(PANEL_LABELS[key] + sample, fontsize=10)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if key in ("std", "effective_rank"):

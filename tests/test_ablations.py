@@ -143,6 +143,8 @@ def test_a_sweep_writes_its_runs_csv_figure_and_summary(sweep):
         assert [r["epoch"] for r in mine] == [line["epoch"] for line in logged] == [1, 2]
         for key in figures.MEASURED:
             assert [r[key] for r in mine] == pytest.approx([line[key] for line in logged], rel=1e-7)
+        eval_batch = json.loads((out / variant / "config.json").read_text())["eval_batch"]
+        assert {r["metric_sample"] for r in mine} == {f"class-balanced test sample (eval_batch {eval_batch}, seed 0)"}
         result = next(r for r in summary["variants"] if r["variant"] == variant)
         (seed,) = result["seeds"]
         assert seed["knn_top1_last"] == result["knn_top1_last"]["mean"] == logged[-1]["knn_top1"]
@@ -268,6 +270,40 @@ def test_the_gallery_redraws_a_stored_ablation_and_skips_a_missing_one(sweep, tm
     err = capsys.readouterr().err
     assert "ablation ema: skipped, no stored data" in err and "ssldyn ablate ema --preset cpu" in err
     assert not (tmp_path / "gallery" / "ablations" / "ema.png").exists()
+
+
+def _panel_titles(monkeypatch, name, rows, png) -> list:
+    """The panel titles of the figure `figures.draw` makes of `rows`."""
+    drawn, close = [], figures.plt.close
+    monkeypatch.setattr(figures.plt, "close", lambda fig: (drawn.append([ax.get_title() for ax in fig.axes]), close(fig)))
+    figures.draw(name, rows, png)
+    return drawn[0]
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in figures.DATA_DIR.glob("*.csv")))
+def test_a_committed_sweeps_std_and_rank_panels_name_the_images_they_were_measured_on(name, tmp_path, monkeypatch):
+    """The committed sweeps predate the class-balanced metric sample: their CSVs have no metric_sample
+    column, and the figure says that std and rank are one-class figures (the first 512 test images)."""
+    header = (figures.DATA_DIR / f"{name}.csv").read_text().splitlines()[0]
+    rows = figures.read_curves(figures.DATA_DIR / f"{name}.csv")
+    samples = {r["metric_sample"] for r in rows}
+    if header == ",".join(figures.LEGACY_COLUMNS):
+        assert samples == {figures.LEGACY_SAMPLE} and "one class" in figures.LEGACY_SAMPLE
+    titles = _panel_titles(monkeypatch, name, rows, tmp_path / "x.png")
+    for title in titles:
+        names_sample = all(sample in title for sample in samples)
+        assert names_sample == title.startswith(("std", "effective rank")), title
+
+
+def test_a_legacy_csv_reads_as_one_class_and_a_new_one_keeps_its_sample(tmp_path):
+    row = dict(variant="a", label="A", method="byol", seed="0", preset="cpu", dataset="cifar10", epoch="1",
+               loss="-0.5", knn_top1="30", knn_top5="80", std="0.5", effective_rank="12")
+    old, new = tmp_path / "old.csv", tmp_path / "new.csv"
+    old.write_text(",".join(figures.LEGACY_COLUMNS) + "\n" + ",".join(row[c] for c in figures.LEGACY_COLUMNS) + "\n")
+    new.write_text(",".join(figures.COLUMNS) + "\n" + ",".join([*(row[c] for c in figures.LEGACY_COLUMNS), "balanced"]) + "\n")
+    assert figures.read_curves(old)[0]["metric_sample"] == figures.LEGACY_SAMPLE
+    assert figures.read_curves(new)[0]["metric_sample"] == "balanced"
+    assert figures.read_curves(figures.write_curves(tmp_path / "again.csv", figures.read_curves(new)))[0]["std"] == 0.5
 
 
 def test_a_csv_with_other_columns_is_refused(tmp_path):

@@ -708,10 +708,11 @@ def test_the_ode_basin_is_taken_at_the_fitted_reference_weight_decay_and_matches
     at η = 12.5 × 0.01/1.1 (the reference's highest healthy weight decay). There p± = (1 ± √(1 − 8η))/4:
     a mode started on the stable fixed point (p₊, p₊²/α_p) stays, one at (1e-3, 1e-6) collapses, so the
     basin is 1/2 with EMA (β = 0.1 · 0.1/0.2) and without. A setting with σ² = 3 has η* = 1/16 < η: every
-    mode collapses. The EMA rate is stretched like η: β = 12.5 × 0.1 · 0.1/0.2. Without a reference
-    the basin is not computed."""
-    chains = _chains({("linear", 1.0, 0.9): 0.01, ("linear", 1.0, 0.0): 0.01, ("linear", 3.0, 0.0): 0.01}, spread=1.0)
-    probes = [{**p, "lr": 0.2, "sigma2": 3.0 if p["setting"] == "linear-alpha3-ema0" else 1.0}
+    mode collapses. The EMA rate is stretched like η: β = 12.5 × 0.1 · 0.1/0.2. A setting with α_p = 3
+    gets no basin (its network decays W_p at 3η, Eq. 11 at η). Without a reference the basin is not computed."""
+    chains = _chains({("linear", 1.0, 0.9): 0.01, ("linear", 1.0, 0.0): 0.01, ("linear", 1.0, 0.5): 0.01,
+                      ("linear", 3.0, 0.9): 0.01}, spread=1.0)
+    probes = [{**p, "lr": 0.2, "sigma2": 3.0 if p["setting"] == "linear-alpha1-ema0.5" else 1.0}
               for p in _edge_probes(chains)]
     eta = 12.5 * 0.01 / 1.1
     p_plus = (1 + math.sqrt(1 - 8 * eta)) / 4
@@ -723,12 +724,17 @@ def test_the_ode_basin_is_taken_at_the_fitted_reference_weight_decay_and_matches
     monkeypatch.setattr(linear_dynamics.eigen_ode, "integrate_eigen",
                         lambda *args, **kwargs: seen.append(args[2]) or integrate(*args, **kwargs))
     rows = analysis_map.ode_basins(analysis_map.thresholds(chains, probes), p0, s0)
-    assert [(params.alpha_p, params.beta, params.tau) for params in seen] == [
-        (1.0, pytest.approx(12.5 * 0.1 * 0.1 / 0.2), None), (1.0, None, 1.0), (3.0, None, 1.0)]
-    assert [r["ode_eta"] for r in rows] == pytest.approx([eta] * 3)
-    assert [r["ode_collapsed_fraction"] for r in rows] == [0.5, 0.5, 1.0]
+    by_setting = {(r["predictor_lr_mult"], r["ema"]): r for r in rows}
+    assert sorted((params.alpha_p, params.beta or 0, params.tau or 0) for params in seen) == [
+        (1.0, 0, 1.0), (1.0, pytest.approx(12.5 * 0.1 * 0.1 / 0.2), 0), (1.0, pytest.approx(12.5 * 0.5 * 0.1 / 0.2), 0)]
+    assert [r["ode_eta"] for r in rows] == pytest.approx([eta] * 4)
+    assert {k: r["ode_collapsed_fraction"] for k, r in by_setting.items() if k != (3.0, 0.9)} == {
+        (1.0, 0.9): 0.5, (1.0, 0.0): 0.5, (1.0, 0.5): 1.0}
+    assert math.isnan(by_setting[(3.0, 0.9)]["ode_collapsed_fraction"])
     (h7,) = analysis_map.h7_verdicts(rows)
     assert "ema 0: [0.00909, 0.011], τ 1, ODE basin 50% at η 0.114" in h7.observation
+    basin = next(x for x in analysis_map.h6_verdicts(rows) if "basin" in x.prediction)
+    assert "α_p 1: [0.00909, 0.011], ODE basin 50% at η 0.114; α_p 3: [0.00909, 0.011] — " in basin.observation
     no_reference = [r for r in chains if r.ema == 0]
     rows = analysis_map.ode_basins(analysis_map.thresholds(no_reference, probes), p0, s0)
     assert all(math.isnan(r["ode_collapsed_fraction"]) for r in rows)

@@ -80,8 +80,14 @@ def curve_rows(variant, config: dict, run) -> list:
     epochs = run.epochs
     return [{"variant": variant.name, "label": variant.label, "method": variant.method, "seed": config["seed"],
              "preset": config["preset"], "dataset": config["dataset"], "epoch": int(epochs["epoch"][i]),
-             **{c: float(epochs[c][i]) for c in figures.MEASURED}}
+             **{c: float(epochs[c][i]) for c in figures.MEASURED}, "metric_sample": metric_sample(config)}
             for i in range(len(epochs["epoch"]))]
+
+
+def metric_sample(config: dict) -> str:
+    """Which images std × √d and the effective rank were measured on (deep.train.evaluate's default)."""
+    monitor = "validation" if config.get("val_split") else "test"
+    return f"class-balanced {monitor} sample (eval_batch {config['eval_batch']}, seed {config['seed']})"
 
 
 def report(ablation, variant_configs, out: Path, tasks, outcomes: dict, command: str) -> dict:
@@ -177,7 +183,7 @@ def render_markdown(ablation, summary: dict, has_curves: bool) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "With several seeds: mean ± sample std (every seed's value). std × √d: std of the ℓ2-normalised "
               "projector outputs (≈ 1 spread out, → 0 collapsed); effective rank: RankMe; both at the last epoch, on "
-              f"a fixed batch of {monitor} images. kNN: weighted kNN top-1 on the {monitor} set after each epoch "
+              f"a seeded class-balanced sample of the {monitor} images (`eval_batch`, deep.evaluate.sample). kNN: weighted kNN top-1 on the {monitor} set after each epoch "
               "(the monitor); test kNN: measured once, after the last epoch"
               + (" (the monitor is the test set here)." if monitor == "test" else ".")]
     devices = sorted({s["device"] for r in summary["variants"] for s in r["seeds"] if s["device"]})

@@ -159,8 +159,10 @@ def render_markdown(summary: dict) -> str:
     if eta is not None:
         lines += ["", f"ODE basin: the fraction of a grid of initial modes that the eigenvalue ODE (Eqs. 11–13) "
                   f"takes to collapse at η = {eta:.3g} (the reference's highest healthy weight decay × the fitted "
-                  "constant c), with the setting's α_p, σ² as measured, and β = c(1−m)(1−μ)/lr from its EMA "
-                  "(analysis.collapse_map.ode_basins)."]
+                  "constant c), with σ² as measured and β = c(1−m)(1−μ)/lr from its EMA "
+                  "(analysis.collapse_map.ode_basins); only at α_p = 1, since the network decays its predictor at "
+                  "α_p·η per unit of flow time where Eq. 11 has η. It is the ODE's, shown beside the network, not a "
+                  "prediction for it (c is fitted)."]
     lines += ["", "**Onset and complete collapse.** The threshold above is where each setting's rule first reads "
               "collapse: a rank or std level inside the step marks the onset or a stage of dimensional collapse, a "
               "kNN level near chance the collapse to chance itself. Complete collapse "
