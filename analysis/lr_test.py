@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from analysis import verdicts as v
-from analysis.observables import OBSERVABLES, complete_columns, observable_table, sharpest, step_level
+from analysis.observables import MEASURED_BEFORE_MODES, OBSERVABLES, complete_columns, observable_table, sharpest, step_level
 from ssldyn.textfile import open_text
 
 LEVEL = 0.95
@@ -223,7 +223,7 @@ def verdicts(result: dict) -> list[v.Verdict]:
 CSV_NAME = "lr_test.csv"  # beside a collapse map: figures/collapse_map/lr_test.csv (figures.collapse_lr)
 _TEXT = ("setting", "predictor", "outcome")
 OUTCOMES = ("collapsed", "healthy", "diverged")  # deep.collapse_map.store's
-_NEEDED = ("setting", "lr", "epochs", "seed", "weight_decay", "outcome", *OBSERVABLES, "classes")
+_NEEDED = ("setting", "lr", "epochs", "seed", "weight_decay", "outcome", *MEASURED_BEFORE_MODES, "classes")
 
 
 def has_lr_test(path) -> bool:

@@ -137,6 +137,18 @@ def effective_rank(Z, eps: float = 1e-12) -> float:
 COVARIANCE_FLOOR, COVARIANCE_ABSOLUTE_FLOOR = 1e-2, 1e-4
 
 
+def unit_covariance_spectrum(Z) -> np.ndarray:
+    """Eigenvalues, largest first, of the centred covariance (ddof 1) of the ℓ2-normalised embeddings
+    (batch × dim): the variance of the output directions along each principal direction, the
+    per-mode spectrum that `covariance_rank` counts and `mode_variances` records. At most batch − 1
+    of them are non-zero; they sum to at most 1 (unit vectors)."""
+    Z = _embeddings(Z)
+    norms = np.linalg.norm(Z, axis=1, keepdims=True)
+    unit = np.divide(Z, norms, out=np.zeros_like(Z), where=norms > 0)
+    centred = unit - unit.mean(axis=0)
+    return np.linalg.svd(centred, compute_uv=False) ** 2 / (len(Z) - 1)
+
+
 def covariance_rank(Z, rel_floor: float = COVARIANCE_FLOOR, abs_floor: float = COVARIANCE_ABSOLUTE_FLOOR) -> int:
     """How many directions the ℓ2-normalised embeddings spread over: the eigenvalues of their
     (centred) covariance at or above both `rel_floor` × the largest and `abs_floor`. Normalised first
@@ -146,11 +158,23 @@ def covariance_rank(Z, rel_floor: float = COVARIANCE_FLOOR, abs_floor: float = C
     of the spectrum, unlike RankMe's smooth `effective_rank`: a dimensional-collapse observable."""
     if not 0 < rel_floor < 1 or not abs_floor >= 0:
         raise ValueError(f"rel_floor must be in (0, 1) and abs_floor >= 0, got {rel_floor}, {abs_floor}")
-    Z = _embeddings(Z)
-    norms = np.linalg.norm(Z, axis=1, keepdims=True)
-    unit = np.divide(Z, norms, out=np.zeros_like(Z), where=norms > 0)
-    centred = unit - unit.mean(axis=0)
-    variances = np.linalg.svd(centred, compute_uv=False) ** 2 / (len(Z) - 1)
+    variances = unit_covariance_spectrum(Z)
     if variances.size == 0:
         return 0
     return int((variances >= max(rel_floor * variances[0], abs_floor, 1e-300)).sum())
+
+
+# The per-mode spectrum a probe records (issue 20, item 2): the variances of its leading MODES directions,
+# each a candidate collapse observable (mode 2's variance falls as the outputs lose their second direction,
+# mode 1's as they shrink to a point). Healthy cosine probes of the cpu preset span 2-9 directions.
+MODES = 8
+MODE_COLUMNS = tuple(f"mode{k}_variance" for k in range(1, MODES + 1))
+
+
+def mode_variances(Z) -> dict:
+    """{"mode1_variance": ..., ...}: the MODES largest eigenvalues of `unit_covariance_spectrum`, zero
+    past the batch's rank."""
+    variances = unit_covariance_spectrum(Z)[:MODES]
+    padded = np.zeros(MODES)
+    padded[:variances.size] = variances
+    return {name: float(v) for name, v in zip(MODE_COLUMNS, padded)}

@@ -27,7 +27,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-OBSERVABLES = ("effective_rank", "covariance_rank", "std", "knn_top1")  # the probes' candidates
+from analysis.metrics import MODE_COLUMNS
+
+# The probes' candidates: four summaries, then the per-mode spectrum (the variance of each leading direction,
+# analysis.metrics.MODE_COLUMNS), which scans made before it was measured lack (NaN there: no sharpness).
+MEASURED_BEFORE_MODES = ("effective_rank", "covariance_rank", "std", "knn_top1")
+OBSERVABLES = (*MEASURED_BEFORE_MODES, *MODE_COLUMNS)
 COMPLETE_RANK = 1.1     # RankMe of a batch whose outputs share one direction: 1 (analysis.metrics)
 CHANCE_MARGIN = 5.0     # kNN top-1 points above 100/C still read as chance
 NOISE_FLOOR = 1e-3      # of an observable's range: the noise of seeds that agree exactly
@@ -131,8 +136,14 @@ def observable_table(rows: list[dict], setting: str, weight_decays: list[float],
     table = np.full((len(seeds), len(weight_decays)), math.nan)
     for r in rows:
         if r["setting"] == setting and r["weight_decay"] in weight_decays and r["outcome"] != "diverged":
-            table[seeds.index(r["seed"]), weight_decays.index(r["weight_decay"])] = r[name]
+            table[seeds.index(r["seed"]), weight_decays.index(r["weight_decay"])] = _value(r, name)
     return table
+
+
+def _value(row: dict, name: str) -> float:
+    """The row's observable as a float; NaN where the row does not have it (a scan from before it was measured)."""
+    value = row.get(name, "")
+    return math.nan if value in ("", None) else float(value)
 
 
 def read_scan(rows: list[dict], weight_decays: list[float], num_classes: int) -> list[dict]:
@@ -168,7 +179,7 @@ class CollapseRule:
             raise ValueError(f"the level of a collapse rule must be finite, got {self.level}")
 
     def collapsed(self, row: dict) -> bool:
-        value = float(row[self.observable])
+        value = _value(row, self.observable)
         return bool(value < self.level) if self.falling else bool(value > self.level)
 
     def describe(self) -> str:

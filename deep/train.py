@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from analysis.metrics import covariance_rank, effective_rank, std_of_l2_normalized
+from analysis.metrics import covariance_rank, effective_rank, mode_variances, std_of_l2_normalized
 from deep import augment, distributed, rundir
 from deep import tensorboard as tensorboard_log
 from deep import config as config_module
@@ -182,7 +182,7 @@ def checked_losses(pending: list) -> list[float]:
 def evaluate(method, bank: ImageSet, queries: ImageSet, mean, std, num_classes: int, config: dict, autocast,
              memory_format, metric_images: torch.Tensor | None = None) -> dict:
     """Weighted kNN of all `queries` against the clean `bank`, and the collapse metrics (std × √d,
-    effective rank, covariance rank) of the projector outputs of `metric_images`: by default the seeded class-balanced
+    effective rank, covariance rank, the variances of the leading directions) of the projector outputs of `metric_images`: by default the seeded class-balanced
     sample of `eval_batch` query images (`deep.evaluate.sample`), never the first images of a split
     that may be class-ordered."""
     method = _unwrap(method)
@@ -203,7 +203,8 @@ def evaluate(method, bank: ImageSet, queries: ImageSet, mean, std, num_classes: 
         embeddings = method.embed(images).float()
     method.train(was_training)
     return {"knn_top1": top1, "knn_top5": top5, "std": std_of_l2_normalized(embeddings),
-            "effective_rank": effective_rank(embeddings), "covariance_rank": covariance_rank(embeddings)}
+            "effective_rank": effective_rank(embeddings), "covariance_rank": covariance_rank(embeddings),
+            **mode_variances(embeddings)}
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from analysis import collapse_map as analysis_map
+from analysis.metrics import MODE_COLUMNS
 from analysis import verdicts as v
 from deep.collapse_map import grid as grid_module
 from deep.collapse_map.bisection import locate_threshold, round_sig
@@ -123,26 +124,47 @@ def _row(**changes):
            "predictor_lr_mult": 1.0, "ema": 0.9, "weight_decay": 0.0316, "seed": 0, "epochs": 1, "outcome": "healthy",
            "std": 0.5, "effective_rank": 20.0, "knn_top1": 30.0, "sigma2": 1.5, "tau": 0.9, "coherence": 0.99,
            "lr": 0.2, "seconds": 80.0,
-           "preset": "cpu", "dataset": "cifar10", "device": "cpu", "covariance_rank": 12.0}
+           "preset": "cpu", "dataset": "cifar10", "device": "cpu", "covariance_rank": 12.0,
+           **{name: 0.1 / k for k, name in enumerate(MODE_COLUMNS, start=1)}}
     return {**row, **changes}
 
 
-def test_a_probes_csv_written_before_covariance_rank_is_read_and_upgraded_before_appending(tmp_path):
+@pytest.mark.parametrize("missing", [MODE_COLUMNS, ("covariance_rank", *MODE_COLUMNS)])
+def test_a_probes_csv_written_before_a_measurement_is_read_and_upgraded_before_appending(tmp_path, missing):
+    """Files from before the per-mode spectrum, and from before the covariance rank too."""
     from deep.collapse_map.store import LEGACY_COLUMNS
 
+    legacy = tuple(c for c in COLUMNS if c not in missing)
+    assert legacy in LEGACY_COLUMNS
     path = tmp_path / "probes.csv"
     old = _row()
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(LEGACY_COLUMNS)
-        writer.writerow([old[c] for c in LEGACY_COLUMNS])
+        writer.writerow(legacy)
+        writer.writerow([old[c] for c in legacy])
     (read,) = read_probes(path)
-    assert math.isnan(read["covariance_rank"]) and read["effective_rank"] == 20.0
+    assert all(math.isnan(read[c]) for c in missing) and read["effective_rank"] == 20.0
     store = ProbeStore(path)
     store.add(_row(seed=1))
     rows = read_probes(path)
     assert [r["seed"] for r in rows] == [0, 1] and rows[1]["covariance_rank"] == 12.0
+    assert rows[1]["mode2_variance"] == pytest.approx(0.05) and math.isnan(rows[0]["mode2_variance"])
     assert path.read_text().splitlines()[0] == ",".join(COLUMNS)
+
+
+def test_a_stored_probe_without_the_rules_observable_is_refused_not_read_as_healthy():
+    """A probe stored before the per-mode spectrum has no mode2_variance: a rule on it must not read the
+    probe as healthy (which would move the bracket unseen), while a rule on a measured observable reads it."""
+    from analysis.observables import CollapseRule
+    from deep.collapse_map.runner import judged
+
+    old = _row(**{name: math.nan for name in MODE_COLUMNS})
+    with pytest.raises(ValueError, match="has no mode2_variance .* --reuse DIR"):
+        judged(old, CollapseRule("mode2_variance", 0.01))
+    assert judged(old, CollapseRule("effective_rank", 25.0))["outcome"] == "collapsed"
+    assert judged(_row(), CollapseRule("mode2_variance", 0.01))["outcome"] == "healthy"  # 0.05 is above 0.01
+    assert judged(_row(outcome="diverged", **{n: math.nan for n in MODE_COLUMNS}),
+                  CollapseRule("mode2_variance", 0.01))["outcome"] == "diverged"
 
 
 def test_probes_are_appended_and_read_back_by_key(tmp_path):
@@ -774,12 +796,19 @@ def test_a_smoke_scan_probes_a_grid_reads_the_sharpest_observable_and_redraws(tm
     summary = json.loads(capsys.readouterr().out)
     assert summary["weight_decays"] == [0.001, 0.0548, 3.0]
     (reading,) = summary["settings"]
-    assert set(reading["transitions"]) == {"effective_rank", "covariance_rank", "std", "knn_top1"}
+    assert set(reading["transitions"]) == {"effective_rank", "covariance_rank", "std", "knn_top1", *MODE_COLUMNS}
     assert reading["sharpest"] in reading["transitions"]
     rows = list(csv.DictReader((out / "observables.csv").open()))
     assert len(rows) == 2 * 3 and {r["seed"] for r in rows} == {"0", "1"}
     at_3 = [r for r in rows if float(r["weight_decay"]) == 3.0]
     assert all(float(r["effective_rank"]) < 2 for r in at_3)  # wd 3 collapses the smoke network outright
+    for r in rows:  # the per-mode spectrum: descending variances of directions, summing to at most 1 (unit vectors)
+        modes = [float(r[name]) for name in MODE_COLUMNS]
+        assert modes == sorted(modes, reverse=True) and min(modes) >= 0 and sum(modes) <= 1 + 1e-6
+    assert all(float(r["mode1_variance"]) > 0 for r in rows if float(r["weight_decay"]) == 0.001)
+    probes = {(p["seed"], p["weight_decay"]): p for p in read_probes(out / "probes.csv")}
+    assert all(probes[(int(r["seed"]), float(r["weight_decay"]))]["mode1_variance"] == pytest.approx(float(r["mode1_variance"]), rel=1e-5)
+               for r in rows)
     before = (out / "probes.csv").read_text()
     assert main(argv) == 0 and (out / "probes.csv").read_text() == before  # read back, not retrained
     capsys.readouterr()

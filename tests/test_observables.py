@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from analysis.metrics import covariance_rank
+from analysis.metrics import MODE_COLUMNS, MODES, covariance_rank, mode_variances
 from analysis.observables import (OBSERVABLES, RANK_BELOW_2, CollapseRule, complete_bracket, complete_collapse_at,
                                   complete_columns, read_scan, rule_from_scan, sharpest, transition)
 
@@ -72,6 +72,28 @@ def test_covariance_rank_counts_the_directions_the_outputs_spread_over():
     assert covariance_rank(collapsed) == 0  # one point up to noise
     with pytest.raises(ValueError, match="rel_floor"):
         covariance_rank(collapsed, rel_floor=2.0)
+
+
+def test_the_per_mode_spectrum_is_the_covariance_of_the_unit_vectors_largest_first():
+    """Against numpy's eigvalsh of np.cov of the normalised rows (another route to the same spectrum);
+    on a sphere inside k dimensions each of the k directions carries about 1/k; a batch of 4 has rank
+    at most 3 once centred, so mode 4 is 0 up to rounding and modes 5 and up, past its 4 singular values,
+    are padded with exact zeros."""
+    rng = np.random.default_rng(1)
+    Z = rng.normal(size=(300, 16)) * np.geomspace(3, 0.1, 16)
+    unit = Z / np.linalg.norm(Z, axis=1, keepdims=True)
+    expected = np.sort(np.linalg.eigvalsh(np.cov(unit, rowvar=False)))[::-1][:MODES]
+    measured = mode_variances(Z)
+    assert list(measured) == list(MODE_COLUMNS) and len(MODE_COLUMNS) == MODES
+    assert [measured[name] for name in MODE_COLUMNS] == pytest.approx(expected, rel=1e-9, abs=1e-15)
+    basis = np.linalg.qr(rng.normal(size=(32, 32)))[0]
+    sphere = mode_variances(rng.normal(size=(20_000, 3)) @ basis[:, :3].T)
+    assert [sphere[f"mode{k}_variance"] for k in (1, 2, 3)] == pytest.approx([1 / 3] * 3, abs=0.01)
+    assert all(sphere[f"mode{k}_variance"] < 1e-20 for k in range(4, MODES + 1))
+    small = mode_variances(rng.normal(size=(4, 32)))
+    assert small["mode3_variance"] > 0 and small["mode4_variance"] < 1e-20  # centring leaves rank 3
+    assert all(small[f"mode{k}_variance"] == 0.0 for k in range(5, MODES + 1))  # past the 4 singular values: padded
+    assert sum(mode_variances(np.ones((50, 8)) + 1e-9 * rng.normal(size=(50, 8))).values()) < 1e-12  # one point
 
 
 # ------------------------------------------------------------------ the collapse rule a scan gives

@@ -88,7 +88,7 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run_collapse_map)
 
 
-RULE_SCAN_COLUMNS = ("setting", "seed", "weight_decay", "epochs", "outcome")  # and analysis.observables.OBSERVABLES
+RULE_SCAN_COLUMNS = ("setting", "seed", "weight_decay", "epochs", "outcome")  # and analysis.observables.MEASURED_BEFORE_MODES
 
 
 def _scan_command(setting) -> str:
@@ -99,7 +99,7 @@ def _scan_command(setting) -> str:
 
 def _read_rule_scan(scan: Path, given: bool) -> list[dict]:
     """The rows of a scan's observables.csv; ValueError in one line for a missing or malformed file."""
-    from analysis.observables import OBSERVABLES
+    from analysis.observables import MEASURED_BEFORE_MODES
     from figures.collapse_map import read_rows
 
     where = f"argument --rule-scan: {scan}" if given else f"the committed scan {scan}"
@@ -110,7 +110,7 @@ def _read_rule_scan(scan: Path, given: bool) -> list[dict]:
         rows = read_rows(scan)
     except (ValueError, OSError) as err:
         raise ValueError(f"{where}: unreadable ({err}); give a scan's observables.csv") from None
-    missing = [c for c in (*RULE_SCAN_COLUMNS, *OBSERVABLES) if not rows or c not in rows[0]]
+    missing = [c for c in (*RULE_SCAN_COLUMNS, *MEASURED_BEFORE_MODES) if not rows or c not in rows[0]]
     if missing:
         raise ValueError(f"{where}: {'no rows' if not rows else 'no column ' + ', '.join(missing)}; give a scan's "
                          "observables.csv (`ssldyn collapse-map --scan N ...`)")

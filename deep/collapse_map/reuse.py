@@ -20,9 +20,10 @@ import json
 import shutil
 from pathlib import Path
 
+from analysis.metrics import MODE_COLUMNS
 from deep import rundir
 
-RESAMPLED = ("std", "effective_rank", "covariance_rank")  # the metrics read on the sample
+RESAMPLED = ("std", "effective_rank", "covariance_rank", *MODE_COLUMNS)  # the metrics read on the sample
 
 
 def same_training(saved: dict, config: dict) -> bool:

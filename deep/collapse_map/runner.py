@@ -17,6 +17,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from analysis.metrics import MODE_COLUMNS
 from analysis.observables import RANK_BELOW_2, CollapseRule
 from deep.collapse_map import grid as grid_module
 from deep.collapse_map.bisection import locate_threshold
@@ -51,9 +52,15 @@ class Chain:
 
 def judged(row: dict, rule: CollapseRule) -> dict:
     """The probe's row with its outcome by `rule` (a diverged probe stays diverged): a row stored by a
-    scan or a map of another rule is read by this one's."""
+    scan or a map of another rule is read by this one's. ValueError when the row lacks the rule's
+    observable (stored before it was measured): read as healthy it would move the bracket unseen."""
     if row["outcome"] == "diverged":
         return row
+    if not math.isfinite(float(row.get(rule.observable, math.nan))):
+        raise ValueError(f"the stored probe {row['setting']} seed {row['seed']} weight decay {row['weight_decay']:g} "
+                         f"({row['epochs']} epochs) has no {rule.observable} (stored before it was measured), which the "
+                         f"collapse rule {rule.describe()} reads; read the map with a rule on another observable "
+                         "(--rule-scan), or measure the probe again: a new --out, with its run directory as --reuse DIR")
     return {**row, "outcome": "collapsed" if rule.collapsed(row) else "healthy"}
 
 
@@ -136,6 +143,7 @@ def run_probe(setting, weight_decay: float, seed: int, epochs: int, *, preset: s
     line = _epoch_line(run, epochs) or {}
     measured = {"std": line.get("std", math.nan), "effective_rank": line.get("effective_rank", math.nan),
                 "covariance_rank": line.get("covariance_rank", math.nan),
+                **{name: line.get(name, math.nan) for name in MODE_COLUMNS},
                 "knn_top1": line.get("knn_top1", math.nan), "seconds": line.get("seconds", math.nan)}
     sigma2 = tau = coherence = math.nan
     if outcome is None:

@@ -16,15 +16,18 @@ import json
 import math
 from pathlib import Path
 
+from analysis.metrics import MODE_COLUMNS
 from ssldyn.textfile import open_text
 
 COLUMNS = ("protocol", "setting", "predictor", "predictor_lr_mult", "ema", "weight_decay", "seed", "epochs",
            "outcome", "std", "effective_rank", "knn_top1", "sigma2", "tau", "coherence", "lr", "seconds", "preset", "dataset",
-           "device", "covariance_rank")
+           "device", "covariance_rank", *MODE_COLUMNS)
 FLOATS = ("predictor_lr_mult", "ema", "weight_decay", "std", "effective_rank", "knn_top1", "sigma2", "tau",
-          "coherence", "lr", "seconds", "covariance_rank")
+          "coherence", "lr", "seconds", "covariance_rank", *MODE_COLUMNS)
 INTS = ("seed", "epochs")
-LEGACY_COLUMNS = COLUMNS[:-1]  # a probes.csv written before covariance_rank was measured: read with it NaN
+# probes.csv files written before a measurement existed, read with it NaN: before the per-mode spectrum
+# (MODE_COLUMNS), and before that before covariance_rank.
+LEGACY_COLUMNS = (COLUMNS[:-len(MODE_COLUMNS)], COLUMNS[:-len(MODE_COLUMNS) - 1])
 OUTCOMES = ("collapsed", "healthy", "diverged")
 PER_PROBE_KEYS = ("weight_decay", "seed", "predictor", "predictor_lr_mult", "ema")
 BOOKKEEPING_KEYS = ("device", "data_root", "compile", "log_every")
@@ -80,7 +83,7 @@ def read_probes(path: Path) -> list[dict]:
     path = Path(path)
     with open_text(path) as handle:
         reader = csv.DictReader(handle)
-        if tuple(reader.fieldnames or ()) not in (COLUMNS, LEGACY_COLUMNS):
+        if tuple(reader.fieldnames or ()) not in (COLUMNS, *LEGACY_COLUMNS):
             raise ValueError(f"{path}: expected the columns {', '.join(COLUMNS)}, got {reader.fieldnames}")
         return [_parse(row, path, lineno) for lineno, row in enumerate(reader, start=2)]
 
