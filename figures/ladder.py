@@ -10,7 +10,8 @@ One panel per rung present, weight decay on a log axis:
   direction, `analysis.ladder.relative_modes`: the cosine loss does not see W's scale), and the L2
   staircase as a faint reference only: the theory says nothing about the cosine loss's counts, and the
   population recursion is the L2 model's too, so it is not drawn.
-- R3 (ResNet-18, the collapse map's probes; collapse_map/observables.csv, the same probes continued to 12
+- R3 (ResNet-18, the collapse map's probes; collapse_map/observables_6ep.csv, the reference scans at the
+  remade map's 6-epoch probe length, the same probes continued to 12
   epochs at constant lr from collapse_map/length_linear.csv and length_mlp.csv, dotted, and ladder/r3_l2.csv
   for the squared-error loss, dashed): effective rank, the seeds' mean and min–max per setting; the theory
   makes no prediction in these units.
@@ -111,7 +112,7 @@ def draw_rank(ax, rows: list[dict], l2_rows: list[dict] = (), long_rows: list[di
                           f"EMA {mine[0]['ema']:g}, {loss} loss, {int(mine[0]['epochs'])} epochs"
                           + ("" if line != "--" else f" ({setting.rsplit('-', 1)[-1]}; finite probes only)"))
     ax.text(0.5, 0.96, "no prediction in these units\n(BatchNorm, decay on every weight);\n"
-            "3-epoch probes fail their length check:\nthe rank keeps falling at 12 (constant lr)",
+            "6-epoch probes fail their length check:\nthe rank keeps falling at 12 (constant lr)",
             transform=ax.transAxes, ha="center", va="top", fontsize=9, style="italic",
             bbox=dict(facecolor="white", edgecolor="grey", alpha=0.9))
     ax.set_ylabel("effective rank (RankMe) of the embeddings")
@@ -173,7 +174,7 @@ def _longest(path: Path) -> list[dict]:
 
 def redraw(out_dir: Path, figures_dir: Path = FIGURES_DIR) -> list[Path]:
     """`ssldyn figures` recipe: out_dir/ladder/ladder.png from figures_dir/ladder/r1.csv (required),
-    r2.csv and figures_dir/collapse_map/observables.csv (each panel left out if its file is absent)."""
+    r2.csv and figures_dir/collapse_map/observables_6ep.csv (each panel left out if its file is absent)."""
     from analysis.ladder import RELATIVE_FLOOR, with_relative_modes
     from deep.ladder.runner import read_rows
 
@@ -189,7 +190,7 @@ def redraw(out_dir: Path, figures_dir: Path = FIGURES_DIR) -> list[Path]:
                        partial(draw_counts, rows=with_relative_modes(_main_rows(read_rows(data / "r2.csv"))),
                                staircase=_staircase(data / "r2_staircase.csv"), predicted=False,
                                ylabel=f"surviving directions of W (σ² ≥ {RELATIVE_FLOOR:g}·σ₁²)")))
-    observables = Path(figures_dir) / "collapse_map" / "observables.csv"
+    observables = Path(figures_dir) / "collapse_map" / "observables_6ep.csv"  # the remade map's probe length
     l2 = data / "r3_l2.csv"  # the collapse map's scan with --loss l2 (its observables.csv)
     lengths = [Path(figures_dir) / "collapse_map" / f"length_{p}.csv" for p in ("linear", "mlp")]
     if observables.is_file():

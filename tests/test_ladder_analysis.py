@@ -307,7 +307,8 @@ def test_the_committed_ladders_read_back_converged_as_a_bool_equal_to_the_count_
 
 
 def test_the_r3_panel_reads_the_longest_constant_lr_probes(tmp_path):
-    """R3 draws the 3-epoch scan and, dotted, the same settings at the length scans' longest length (12 epochs):
+    """R3 draws the 6-epoch scan (the remade map's length) and, dotted, the same settings at the length scans'
+    longest length (12 epochs):
     every seed and weight decay of it, none of the shorter ones."""
     import shutil
     from pathlib import Path
@@ -320,7 +321,7 @@ def test_the_r3_panel_reads_the_longest_constant_lr_probes(tmp_path):
     assert {r["setting"] for r in rows} == {"linear-alpha1-ema0.9"}
     _write_figure_data(tmp_path / "figures")
     (tmp_path / "figures" / "collapse_map").mkdir()
-    for name in ("observables.csv", "length_linear.csv", "length_mlp.csv"):
+    for name in ("observables_6ep.csv", "length_linear.csv", "length_mlp.csv"):
         shutil.copy(committed / name, tmp_path / "figures" / "collapse_map" / name)
     (png,) = redraw(tmp_path / "out", tmp_path / "figures")
     assert png.stat().st_size > 10_000

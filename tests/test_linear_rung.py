@@ -199,6 +199,23 @@ def test_ladder_bad_arguments_exit_2_with_one_line_before_any_work(capsys, tmp_p
     assert not (tmp_path / "l").exists()
 
 
+def test_a_grid_that_cannot_bracket_the_prediction_is_refused_from_the_cli_and_writes_nothing(capsys, tmp_path,
+                                                                                            monkeypatch):
+    """Moments with η_j* = λ_j/4 = 1 and 0.25 (ν = 0; the data's are stood in for, the refusal is what is
+    tested) and weight decays far above both: the staircase is 0 across the grid, so the runs could not
+    test it; one line naming the thresholds, exit 2, no run, no record, no moments file."""
+    from deep.ladder import runner
+
+    monkeypatch.setattr(runner, "moments", lambda config, out: (np.diag([4.0, 1.0]), np.diag([4.0, 1.0])))
+    monkeypatch.setattr(runner, "run_point", lambda *a, **k: pytest.fail("a run started past the refused grid"))
+    out = tmp_path / "l"
+    code = main(["ladder", "--rung", "r1", "--wd-range", "10", "50", "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert "predicts 0 modes at both 10 and 50" in err[0] and "highest steps are at 1, 0.25" in err[0]
+    assert not out.exists() or not any(p.is_file() for p in out.rglob("*"))
+
+
 def test_a_real_run_keeps_the_directions_the_staircase_predicts_and_none_above_it(tmp_path):
     """The synthetic set's two-view moments give η_j*; R1 trained 20 short epochs (SimSiam, α_p 1, lr 0.005)
     at a weight decay between the 2nd and 3rd largest η_j* (their geometric mean, ×2.6 from either on this
