@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from analysis import verdicts as v
-from analysis.theory import UNMEASURED_SCALES
+from analysis.theory import PREDICTOR_DECAY_UNITS, UNMEASURED_SCALES
 from linear_dynamics.cosine_sgd import SGDSetting, critical_weight_decay, restoring_rate, target_mismatch
 from linear_dynamics.fixed_points import eta_critical
 from ssldyn.textfile import open_text
@@ -419,9 +419,8 @@ def h6_verdicts(rows: list[dict]) -> list[v.Verdict]:
         rows, "H6", "predictor_lr_mult",
         {"rises": v.HOLDS, "falls": v.FAILS, "mixed": v.FAILS, "flat": v.INCONCLUSIVE, "unresolved": v.INCONCLUSIVE},
         "a larger α_p shrinks the collapse basin at a fixed weight decay: the threshold never falls as α_p grows "
-        "(the eigen ODE's basin, `ode_basins`, only at α_p = 1: the network decays W_p at α_p·η, Eq. 11 at η)",
-        basin_cell, ", basin vs α_p")
-    return independent + basin
+        "(the eigen ODE's basin, `ode_basins`, only at α_p = 1)", basin_cell, ", basin vs α_p")
+    return independent + [v.not_in_units(x, PREDICTOR_DECAY_UNITS) for x in basin]  # every map has weight decay
 
 
 def h7_verdicts(rows: list[dict]) -> list[v.Verdict]:

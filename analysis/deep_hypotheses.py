@@ -9,7 +9,7 @@ import numpy as np
 
 from analysis import verdicts as v
 from analysis.rundir import SNAPSHOT_PREDICTORS, Run, read_snapshots
-from analysis.theory import COLLAPSE, NO_COLLAPSE, UNMEASURED_SCALES, deep_to_linear
+from analysis.theory import COLLAPSE, NO_COLLAPSE, PREDICTOR_DECAY_UNITS, UNMEASURED_SCALES, deep_to_linear
 from analysis.trajectory import snapshot_trajectory
 from linear_dynamics.fixed_points import eta_critical
 
@@ -156,7 +156,8 @@ def _collapse_cell(runs) -> str:
 def deep_h6(runs) -> list:
     """H6 per group of runs differing in predictor_lr_mult (α_p); several seeds per value are pooled.
     Basin part: the fraction of seeds that collapse never rises with α_p. fails if it rises; holds
-    if some runs collapse and some do not and the order holds; inconclusive if all share one status.
+    if some runs collapse and some do not and the order holds; inconclusive if all share one status; and
+    inconclusive, its rule's reading kept, when the runs have weight decay (`PREDICTOR_DECAY_UNITS`).
     The slowing part has no threshold the theory fixes for a ResNet: kNN per α_p is reported, not judged."""
     out = []
     for group in knob_groups(runs, "predictor_lr_mult"):
@@ -169,6 +170,8 @@ def deep_h6(runs) -> list:
             "H6", "deep runs", "larger α_p shrinks the collapse basin (no more seeds collapse than at a smaller α_p)",
             "; ".join(f"α_p {a:g}: {_collapse_cell(rs)}, kNN {_mean_knn(rs)}" for a, rs in by_value.items()),
             outcome, {"runs": rows, "collapsed_fraction": _collapsed_fractions(group, "predictor_lr_mult")}))
+        if group[0].config.get("weight_decay", 0.0) > 0:  # without decay the network's line is the ODE's
+            out[-1] = v.not_in_units(out[-1], PREDICTOR_DECAY_UNITS)
     return out
 
 

@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from analysis import verdicts as v
-from analysis.observables import MEASURED_BEFORE_MODES, OBSERVABLES, complete_columns, observable_table, sharpest, step_level
+from analysis.observables import MEASURED_BEFORE_MODES, complete_columns, observable_table, sharpest, step_level
 from ssldyn.textfile import open_text
 
 LEVEL = 0.95
@@ -122,7 +122,8 @@ def read_lr_test(rows: list[dict], level: float = LEVEL) -> dict:
     reference = next(iter(by_group))
     ref_rows = by_group[reference]
     weight_decays = sorted({float(r["weight_decay"]) for r in ref_rows})
-    tables = {name: _table(ref_rows, weight_decays, name) for name in OBSERVABLES}
+    # the four summaries: the lr test's rows (figures.collapse_lr.COLUMNS) carry no per-mode spectrum
+    tables = {name: _table(ref_rows, weight_decays, name) for name in MEASURED_BEFORE_MODES}
     classes = {int(r["classes"]) for r in ref_rows if math.isfinite(float(r.get("classes", math.nan)))}
     if len(classes) > 1:
         raise ValueError(f"the lr test's reference group mixes data sets of {sorted(classes)} classes")

@@ -141,7 +141,7 @@ def unit_covariance_spectrum(Z) -> np.ndarray:
     """Eigenvalues, largest first, of the centred covariance (ddof 1) of the ℓ2-normalised embeddings
     (batch × dim): the variance of the output directions along each principal direction, the
     per-mode spectrum that `covariance_rank` counts and `mode_variances` records. At most batch − 1
-    of them are non-zero; they sum to at most 1 (unit vectors)."""
+    of them are non-zero; they sum to n/(n−1)·(1 − ‖mean‖²) ≤ n/(n−1) for n unit vectors."""
     Z = _embeddings(Z)
     norms = np.linalg.norm(Z, axis=1, keepdims=True)
     unit = np.divide(Z, norms, out=np.zeros_like(Z), where=norms > 0)
@@ -164,9 +164,9 @@ def covariance_rank(Z, rel_floor: float = COVARIANCE_FLOOR, abs_floor: float = C
     return int((variances >= max(rel_floor * variances[0], abs_floor, 1e-300)).sum())
 
 
-# The per-mode spectrum a probe records (issue 20, item 2): the variances of its leading MODES directions,
-# each a candidate collapse observable (mode 2's variance falls as the outputs lose their second direction,
-# mode 1's as they shrink to a point). Healthy cosine probes of the cpu preset span 2-9 directions.
+# The per-mode spectrum a probe records (issue 20, item 2): the variances of its leading MODES directions
+# (mode 2's variance falls as the outputs lose their second direction, mode 1's as they shrink to a point;
+# analysis.observables makes those two collapse candidates). Healthy probes of the cpu preset span 2-9.
 MODES = 8
 MODE_COLUMNS = tuple(f"mode{k}_variance" for k in range(1, MODES + 1))
 

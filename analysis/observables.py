@@ -29,10 +29,15 @@ import numpy as np
 
 from analysis.metrics import MODE_COLUMNS
 
-# The probes' candidates: four summaries, then the per-mode spectrum (the variance of each leading direction,
-# analysis.metrics.MODE_COLUMNS), which scans made before it was measured lack (NaN there: no sharpness).
+# What a scan records: four summaries and the per-mode spectrum (the variance of each of the MODES leading
+# directions, analysis.metrics.MODE_COLUMNS), which scans made before 2026-12-07 lack.
 MEASURED_BEFORE_MODES = ("effective_rank", "covariance_rank", "std", "knn_top1")
-OBSERVABLES = (*MEASURED_BEFORE_MODES, *MODE_COLUMNS)
+RECORDED = (*MEASURED_BEFORE_MODES, *MODE_COLUMNS)
+# The candidates for the sharpest step: the four summaries and the first two modes, whose loss means the same
+# whatever a healthy probe spans (mode 2: the outputs are down to one direction; mode 1: that one shrinks to
+# a point). Modes 3-8 die where a setting's healthy span ends (2-9 directions at the cpu preset), and every
+# extra candidate raises the maximum sharpness that 3 seeds' noise alone reaches, so they are drawn, not chosen.
+OBSERVABLES = (*MEASURED_BEFORE_MODES, *MODE_COLUMNS[:2])
 COMPLETE_RANK = 1.1     # RankMe of a batch whose outputs share one direction: 1 (analysis.metrics)
 CHANCE_MARGIN = 5.0     # kNN top-1 points above 100/C still read as chance
 NOISE_FLOOR = 1e-3      # of an observable's range: the noise of seeds that agree exactly
@@ -76,8 +81,16 @@ def transition(weight_decays, values, quantum: float = 0.0, settled=None) -> dic
 
 def sharpest(weight_decays, observables: dict, settled=None) -> tuple[str | None, dict]:
     """(name, {name: transition}) of the observable with the sharpest transition (steps between two
-    `settled` weight decays skipped); None when no observable has one (fewer than two seeds)."""
-    found = {name: transition(weight_decays, values, QUANTUM.get(name, 0.0), settled)
+    `settled` weight decays skipped); None when no observable has one (fewer than two seeds). An observable
+    missing on a probe where another was measured (a scan mixing probes from before and after it was
+    recorded) is no candidate: scored on fewer probes, its range and noise floor would not be comparable;
+    its transition is NaN, with "missing": the number of such probes."""
+    tables = {name: np.atleast_2d(np.asarray(values, dtype=float)) for name, values in observables.items()}
+    measured = np.any([np.isfinite(t) for t in tables.values()], axis=0) if tables else None
+    missing = {name: int(np.sum(measured & ~np.isfinite(t))) for name, t in tables.items()}
+    observables = {name: np.where(missing[name] > 0, math.nan, t) for name, t in tables.items()}
+    found = {name: {**transition(weight_decays, values, QUANTUM.get(name, 0.0), settled),
+                    **({"missing": missing[name]} if missing[name] else {})}
              for name, values in observables.items()}
     ranked = [name for name in found if math.isfinite(found[name]["sharpness"])]
     return (max(ranked, key=lambda n: found[n]["sharpness"]) if ranked else None), found
@@ -163,7 +176,7 @@ def read_scan(rows: list[dict], weight_decays: list[float], num_classes: int) ->
 @dataclass(frozen=True)
 class CollapseRule:
     """A probe is collapsed when its `observable` is below `level` (above it for a rising observable,
-    `falling` False). A missing value (NaN: not measured) is not collapse. `source` says where the
+    `falling` False); a missing value (NaN: not measured) is refused, not read. `source` says where the
     rule was read, `epochs` on probes of which length."""
 
     observable: str
@@ -179,7 +192,12 @@ class CollapseRule:
             raise ValueError(f"the level of a collapse rule must be finite, got {self.level}")
 
     def collapsed(self, row: dict) -> bool:
+        """ValueError when the row lacks the observable (NaN: not measured): read as healthy it would move a
+        bracket unseen."""
         value = _value(row, self.observable)
+        if not math.isfinite(value):
+            raise ValueError(f"{self.observable} was not measured on this probe ({value}): the rule {self.describe()} "
+                             "cannot read it")
         return bool(value < self.level) if self.falling else bool(value > self.level)
 
     def describe(self) -> str:

@@ -38,6 +38,16 @@ STEADY_TAU = 1.0  # Eq. 13's fixed point: the EMA target catches up with the onl
 # gradient by the prediction's norm and is invariant to the weights' scale, and its weight decay (at
 # wd_scope=all) also acts on BatchNorm and biases. Until those scales are measured, a deep run's weight decay and η* are
 # different units: verdicts that set one against the other say inconclusive and name these.
+# Why H6's basin part is not judged on a network with weight decay (issue 20, item 5). The network's predictor
+# trains at α_p·lr under the same weight decay, so per unit of flow time it decays at α_p·η; the eigen ODE
+# whose collapse basin shrinks as α_p grows (Eq. 11) decays it at η for every α_p. Its fixed points, and so
+# η*, are the same either way (s = p² and kp² − τp + η = 0 at a fixed point), so a threshold's independence
+# of α_p stays a test; the basin is the dynamics' and is not. Without weight decay the two systems agree.
+PREDICTOR_DECAY_UNITS = (
+    "not in the theory's units: the network's predictor trains at α_p·lr under the same weight decay, so per unit of "
+    "flow time it decays at α_p·η, where the eigen ODE whose basin shrinks with α_p (Eq. 11) decays it at η for every "
+    "α_p; along this line α_p changes the predictor's decay too, so the trend the rule reads")
+
 UNMEASURED_SCALES = ("the cosine loss's gradient scale (1/‖q‖ on the prediction, and the loss's invariance to the "
                      "scale of W and W_p), the per-mode input variance of the projector's input, and (unless "
                      "wd_scope leaves them out) weight decay on BatchNorm and biases, which the linear model lacks")

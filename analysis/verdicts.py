@@ -61,6 +61,14 @@ class Verdict:
                 "observation": self.observation, "outcome": self.outcome, "evidence": self.evidence}
 
 
+def not_in_units(verdict: Verdict, reason: str) -> Verdict:
+    """`verdict` as inconclusive because its prediction is not in the network's units (`reason`, which ends
+    on the words its rule's reading completes), the outcome its rule gave kept in the evidence."""
+    return Verdict(verdict.hypothesis, verdict.setting, verdict.prediction,
+                   f"{reason} ({verdict.outcome}) is not {verdict.hypothesis}'s: {verdict.observation}", INCONCLUSIVE,
+                   {**verdict.evidence, "rule_outcome": verdict.outcome, "not_in_units": reason})
+
+
 def complete_collapse(effective_rank: float) -> bool:
     """The collapse map's probe rule: collapsed iff the projector outputs span fewer than
     COLLAPSED_RANK directions (RankMe): the trivial fixed point that weight decay drives a network to

@@ -31,7 +31,7 @@ MEASURED = COLUMNS[COLUMNS.index("loss"):COLUMNS.index("metric_sample")]
 # CSVs written before `metric_sample` (the committed sweeps): std and effective rank were measured on the
 # monitor's first eval_batch images, which in the class-ordered CIFAR-10 JPEG set are one class (issue 20).
 LEGACY_COLUMNS = COLUMNS[:-1]
-LEGACY_SAMPLE = "first 512 test images (one class in CIFAR-10 JPEG)"  # the committed sweeps: cpu preset, test monitor
+LEGACY_SAMPLE = "first eval_batch monitor images (one class in CIFAR-10 JPEG)"  # the committed sweeps: 512 test images
 PANEL_LABELS = dict(COLLAPSE_PANELS)
 # Losses of different methods (InfoNCE, Barlow Twins, cosine) are not on one scale: the methods
 # figure leaves the loss out, as the thesis' Fig. 4.6 does.
@@ -117,9 +117,9 @@ def draw(name: str, rows, png: Path) -> Path:
             if len(seeds) > 1:
                 ax.fill_between(epochs, values[key].min(axis=0), values[key].max(axis=0), color=colour, alpha=0.2,
                                 linewidth=0)
-    samples = sorted({row["metric_sample"] for row in rows})
+    samples = sorted({row["metric_sample"] for row in rows if row["metric_sample"]})
     for ax, key in zip(axes[0], panels):
-        sample = f"\non {' / '.join(samples)}" if key in ("std", "effective_rank") else ""
+        sample = f"\non {' / '.join(samples)}" if key in ("std", "effective_rank") and samples else ""
         ax.set_title(PANEL_LABELS[key] + sample, fontsize=10)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))

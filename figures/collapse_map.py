@@ -51,12 +51,17 @@ def _positions(values) -> dict:
 
 def _collapsed(probe: dict, threshold_row: dict) -> bool:
     """A probe's outcome by its setting's collapse rule (thresholds.csv's rule_* columns), or as stored
-    where the map predates them (effective rank < 2)."""
+    where the map predates them (effective rank < 2) or the probe lacks the rule's observable (the map's
+    own read-back refuses such a probe, `deep.collapse_map.runner.judged`, so the stored outcome is what it
+    read)."""
     if probe["outcome"] == "diverged" or threshold_row.get("rule_observable") in (None, ""):
         return probe["outcome"] != "healthy"
     rule = CollapseRule(threshold_row["rule_observable"], float(threshold_row["rule_level"]),
                         str(threshold_row["rule_falling"]) == "True")
-    return rule.collapsed(probe)
+    try:
+        return rule.collapsed(probe)
+    except ValueError:
+        return probe["outcome"] != "healthy"
 
 
 def draw(thresholds: list[dict], probes: list[dict], png: Path) -> Path:

@@ -144,7 +144,7 @@ def test_a_sweep_writes_its_runs_csv_figure_and_summary(sweep):
         for key in figures.MEASURED:
             assert [r[key] for r in mine] == pytest.approx([line[key] for line in logged], rel=1e-7)
         eval_batch = json.loads((out / variant / "config.json").read_text())["eval_batch"]
-        assert {r["metric_sample"] for r in mine} == {f"class-balanced test sample (eval_batch {eval_batch}, seed 0)"}
+        assert {r["metric_sample"] for r in mine} == {f"class-balanced test sample (eval_batch {eval_batch}, seeded)"}
         result = next(r for r in summary["variants"] if r["variant"] == variant)
         (seed,) = result["seeds"]
         assert seed["knn_top1_last"] == result["knn_top1_last"]["mean"] == logged[-1]["knn_top1"]
@@ -287,6 +287,7 @@ def test_a_committed_sweeps_std_and_rank_panels_name_the_images_they_were_measur
     header = (figures.DATA_DIR / f"{name}.csv").read_text().splitlines()[0]
     rows = figures.read_curves(figures.DATA_DIR / f"{name}.csv")
     samples = {r["metric_sample"] for r in rows}
+    assert all(samples)  # every committed row names its sample, legacy or not
     if header == ",".join(figures.LEGACY_COLUMNS):
         assert samples == {figures.LEGACY_SAMPLE} and "one class" in figures.LEGACY_SAMPLE
     titles = _panel_titles(monkeypatch, name, rows, tmp_path / "x.png")

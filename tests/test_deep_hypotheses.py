@@ -64,9 +64,21 @@ def test_h6_collapse_ordered_by_predictor_lr(tmp_path, collapsing_alpha, expecte
     runs = []
     for alpha in (1.0, 10.0):
         std = np.linspace(0.8, 0.01, 8) if alpha == collapsing_alpha else None
-        runs.append(_run(tmp_path, f"alpha{alpha:g}", std=std, config_overrides={"predictor_lr_mult": alpha}))
+        runs.append(_run(tmp_path, f"alpha{alpha:g}", std=std, config_overrides={"predictor_lr_mult": alpha,
+                                                                                   "weight_decay": 0.0}))
     (row,) = hyp.deep_h6(runs)
     assert row.outcome == expected
+
+
+@pytest.mark.parametrize("collapsing_alpha, rule", [(1.0, v.HOLDS), (10.0, v.FAILS)])
+def test_h6_with_weight_decay_is_reported_not_judged(tmp_path, collapsing_alpha, rule):
+    """With weight decay the network's predictor decays at α_p·η per unit of flow time, the ODE's at η: the
+    rule's reading is kept in the evidence and the verdict is inconclusive, naming why."""
+    runs = [_run(tmp_path, f"alpha{a:g}", std=np.linspace(0.8, 0.01, 8) if a == collapsing_alpha else None,
+                 config_overrides={"predictor_lr_mult": a, "weight_decay": 5e-4}) for a in (1.0, 10.0)]
+    (row,) = hyp.deep_h6(runs)
+    assert row.outcome == v.INCONCLUSIVE and row.evidence["rule_outcome"] == rule
+    assert "decays at α_p·η" in row.observation and f"({rule}) is not H6's" in row.observation
 
 
 def test_runs_differing_in_another_key_are_not_compared(tmp_path):
@@ -105,8 +117,8 @@ COLLAPSING = np.linspace(0.8, 0.01, 8)  # std × √d falling to 0.01 < COLLAPSE
 def test_h6_fails_when_collapse_appears_in_the_middle_of_the_alpha_line(tmp_path):
     """α_p 1, 3, 10 with only α_p 3 collapsed: the collapsed fraction rises 0 → 1 from 1 to 3, which a
     shrinking basin forbids, although the ends agree."""
-    runs = [_run(tmp_path, f"a{a:g}", std=COLLAPSING if a == 3.0 else None, config_overrides={"predictor_lr_mult": a})
-            for a in (1.0, 3.0, 10.0)]
+    runs = [_run(tmp_path, f"a{a:g}", std=COLLAPSING if a == 3.0 else None,
+                 config_overrides={"predictor_lr_mult": a, "weight_decay": 0.0}) for a in (1.0, 3.0, 10.0)]
     assert hyp.deep_h6(runs)[0].outcome == v.FAILS
 
 

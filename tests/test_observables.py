@@ -74,6 +74,26 @@ def test_covariance_rank_counts_the_directions_the_outputs_spread_over():
         covariance_rank(collapsed, rel_floor=2.0)
 
 
+def test_an_observable_missing_on_some_probes_is_no_candidate():
+    """mode2 steps far more sharply than the rank, but one probe (seed 2 at 8e-3, measured before the
+    spectrum was recorded) lacks it: scored on fewer probes it would not be comparable, so the rank is
+    chosen and mode2's transition is NaN with the count of probes it misses. Measured everywhere, mode2 wins."""
+    rank = _seeds([6.0, 5.5, 1.5, 1.2])
+    mode2 = _seeds([0.20, 0.19, 0.001, 0.0005], offsets=(-1e-4, 0.0, 1e-4))
+    partial = mode2.copy()
+    partial[2, 3] = np.nan
+    name, found = sharpest(WDS, {"effective_rank": rank, "mode2_variance": partial})
+    assert name == "effective_rank" and math.isnan(found["mode2_variance"]["sharpness"])
+    assert found["mode2_variance"]["missing"] == 1 and "missing" not in found["effective_rank"]
+    assert sharpest(WDS, {"effective_rank": rank, "mode2_variance": mode2})[0] == "mode2_variance"
+    never = np.full_like(rank, np.nan)  # a scan from before the spectrum: every probe lacks it
+    assert sharpest(WDS, {"effective_rank": rank, "mode2_variance": never})[1]["mode2_variance"]["missing"] == rank.size
+    gone = rank.copy()
+    gone[:, 3] = np.nan  # a weight decay where every observable is missing (diverged probes) takes nobody out
+    assert sharpest(WDS, {"effective_rank": gone, "mode2_variance": np.where(np.isnan(gone), np.nan, mode2)})[0] == \
+        "mode2_variance"
+
+
 def test_the_per_mode_spectrum_is_the_covariance_of_the_unit_vectors_largest_first():
     """Against numpy's eigvalsh of np.cov of the normalised rows (another route to the same spectrum);
     on a sphere inside k dimensions each of the k directions carries about 1/k; a batch of 4 has rank
@@ -115,7 +135,10 @@ def test_the_rule_is_the_sharpest_observable_past_the_middle_of_its_step():
     assert rule.level == pytest.approx((5.5 + 1.5) / 2)  # the seeds' means on the two sides
     assert "scan.csv" in rule.source and "0.002 and 0.004" in rule.source
     assert rule.collapsed({"effective_rank": 3.4}) and not rule.collapsed({"effective_rank": 3.6})
-    assert not rule.collapsed({"effective_rank": math.nan})  # not measured is not collapse
+    with pytest.raises(ValueError, match="effective_rank was not measured on this probe"):
+        rule.collapsed({"effective_rank": math.nan})  # not measured is refused, not read as healthy
+    with pytest.raises(ValueError, match="not measured"):
+        rule.collapsed({})  # a row from before the observable existed
     assert rule.describe() == "effective_rank < 3.5"
 
 
@@ -130,8 +153,11 @@ def test_a_rising_observable_gives_a_rule_that_collapses_above_its_level():
 def test_the_old_rule_is_rank_below_two_as_the_analysis_layer_defines_complete_collapse():
     from analysis.verdicts import complete_collapse
 
-    for rank in (1.0, 1.99, 2.0, 2.5, math.nan):
+    for rank in (1.0, 1.99, 2.0, 2.5):
         assert RANK_BELOW_2.collapsed({"effective_rank": rank}) == complete_collapse(rank)
+    assert not complete_collapse(math.nan)  # the analysis layer's unknown; the map's rule refuses to read it
+    with pytest.raises(ValueError, match="not measured"):
+        RANK_BELOW_2.collapsed({"effective_rank": math.nan})
 
 
 def test_a_rule_needs_a_known_observable_a_finite_level_and_a_scan_of_the_setting():

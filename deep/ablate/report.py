@@ -87,7 +87,7 @@ def curve_rows(variant, config: dict, run) -> list:
 def metric_sample(config: dict) -> str:
     """Which images std × √d and the effective rank were measured on (deep.train.evaluate's default)."""
     monitor = "validation" if config.get("val_split") else "test"
-    return f"class-balanced {monitor} sample (eval_batch {config['eval_batch']}, seed {config['seed']})"
+    return f"class-balanced {monitor} sample (eval_batch {config['eval_batch']}, seeded)"
 
 
 def report(ablation, variant_configs, out: Path, tasks, outcomes: dict, command: str) -> dict:

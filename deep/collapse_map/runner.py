@@ -60,7 +60,8 @@ def judged(row: dict, rule: CollapseRule) -> dict:
         raise ValueError(f"the stored probe {row['setting']} seed {row['seed']} weight decay {row['weight_decay']:g} "
                          f"({row['epochs']} epochs) has no {rule.observable} (stored before it was measured), which the "
                          f"collapse rule {rule.describe()} reads; read the map with a rule on another observable "
-                         "(--rule-scan), or measure the probe again: a new --out, with its run directory as --reuse DIR")
+                         "(--rule-scan), or measure the probe again: a new --out, `--probes` with no file (no cache "
+                         "then holds the stored row) and its run directory as --reuse DIR")
     return {**row, "outcome": "collapsed" if rule.collapsed(row) else "healthy"}
 
 

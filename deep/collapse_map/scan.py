@@ -3,8 +3,9 @@ map's threshold is read on the sharpest one (issue 20, item 2).
 
 Instead of bisecting, each setting and seed is probed at N log-spaced weight decays of --wd-range with
 the map's own probes (`run_probe`: the same protocol, store and cache, so a scan and a map share every
-probe they have in common). Per setting, `analysis.observables` reads which of the effective rank,
-the covariance rank, std × √d and kNN top-1 changes most sharply relative to its spread over seeds,
+probe they have in common). Per setting, `analysis.observables` reads which of its candidates (effective
+rank, covariance rank, std × √d, kNN top-1 and the variances of the two leading directions; every probe
+records eight, `analysis.metrics.mode_variances`) changes most sharply relative to its spread over seeds,
 where (the onset of dimensional collapse), and where collapse is complete (rank ≈ 1, kNN at chance).
 Writes OUT/observables.csv (one row per probe), OUT/observables.md and OUT/observables.png.
 """
@@ -14,14 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.observables import OBSERVABLES, read_scan
+from analysis.observables import RECORDED, read_scan
 from deep.collapse_map import grid as grid_module
 from deep.collapse_map.runner import probe_dataset, run_probe
 from deep.collapse_map.store import ProbeStore
 from deep.seeds import seed_values
 
 COLUMNS = ("setting", "predictor", "predictor_lr_mult", "ema", "lr", "seed", "weight_decay", "epochs", "outcome",
-           *OBSERVABLES, "classes")
+           *RECORDED, "classes")
 
 
 def scan_weight_decays(low: float, high: float, count: int) -> list[float]:
