@@ -37,6 +37,8 @@ RECIPES = {
     "collapse_observables_wd_weights_6ep": partial(collapse_observables.redraw, name="observables_wd_weights_6ep"),
     # The ladder's R3 with the squared-error loss (lr 0.0005) on a finer grid across its step, wd 0.35-1.
     "collapse_observables_l2_fine": partial(collapse_observables.redraw, name="observables_l2_fine"),
+    # The same probes continued to 6 epochs (--length 2).
+    "collapse_observables_l2_fine_6ep": partial(collapse_observables.redraw, name="observables_l2_fine_6ep"),
     "collapse_lr_test": collapse_lr.redraw,
     # The threshold against probe length with the MLP predictor (`python -m figures.collapse_lr ... --name length_mlp`).
     "collapse_length_mlp": partial(collapse_lr.redraw, name="length_mlp"),
