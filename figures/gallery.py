@@ -33,6 +33,8 @@ RECIPES = {
     "collapse_observables_wd_heads": partial(collapse_observables.redraw, name="observables_wd_heads"),
     # The reference scans continued to 6 epochs (--length 2; both predictors): the 6-epoch map's collapse rules.
     "collapse_observables_6ep": partial(collapse_observables.redraw, name="observables_6ep"),
+    # The reference scan trained again with the per-mode spectrum recorded (3 epochs, both predictors).
+    "collapse_observables_spectrum": partial(collapse_observables.redraw, name="observables_spectrum"),
     # The linear predictor's weights-only scan continued to 6 epochs (--length 2 --wd-scope weights).
     "collapse_observables_wd_weights_6ep": partial(collapse_observables.redraw, name="observables_wd_weights_6ep"),
     # The ladder's R3 with the squared-error loss (lr 0.0005) on a finer grid across its step, wd 0.35-1.
