@@ -31,7 +31,7 @@ MEASURED = COLUMNS[COLUMNS.index("loss"):COLUMNS.index("metric_sample")]
 # CSVs written before `metric_sample` (the committed sweeps): std and effective rank were measured on the
 # monitor's first eval_batch images, which in the class-ordered CIFAR-10 JPEG set are one class (issue 20).
 LEGACY_COLUMNS = COLUMNS[:-1]
-LEGACY_SAMPLE = "first eval_batch monitor images (one class in CIFAR-10 JPEG)"  # the committed sweeps: 512 test images
+LEGACY_SAMPLE = "first eval_batch images (one class)"  # the committed sweeps: the first 512 test images of CIFAR-10 JPEG
 PANEL_LABELS = dict(COLLAPSE_PANELS)
 # Losses of different methods (InfoNCE, Barlow Twins, cosine) are not on one scale: the methods
 # figure leaves the loss out, as the thesis' Fig. 4.6 does.
