@@ -158,7 +158,11 @@ def covariance_rank(Z, rel_floor: float = COVARIANCE_FLOOR, abs_floor: float = C
     of the spectrum, unlike RankMe's smooth `effective_rank`: a dimensional-collapse observable."""
     if not 0 < rel_floor < 1 or not abs_floor >= 0:
         raise ValueError(f"rel_floor must be in (0, 1) and abs_floor >= 0, got {rel_floor}, {abs_floor}")
-    variances = unit_covariance_spectrum(Z)
+    return _counted(unit_covariance_spectrum(Z), rel_floor, abs_floor)
+
+
+def _counted(variances: np.ndarray, rel_floor: float = COVARIANCE_FLOOR,
+             abs_floor: float = COVARIANCE_ABSOLUTE_FLOOR) -> int:
     if variances.size == 0:
         return 0
     return int((variances >= max(rel_floor * variances[0], abs_floor, 1e-300)).sum())
@@ -174,7 +178,17 @@ MODE_COLUMNS = tuple(f"mode{k}_variance" for k in range(1, MODES + 1))
 def mode_variances(Z) -> dict:
     """{"mode1_variance": ..., ...}: the MODES largest eigenvalues of `unit_covariance_spectrum`, zero
     past the batch's rank."""
-    variances = unit_covariance_spectrum(Z)[:MODES]
+    return _modes(unit_covariance_spectrum(Z))
+
+
+def _modes(variances: np.ndarray) -> dict:
     padded = np.zeros(MODES)
-    padded[:variances.size] = variances
+    padded[:min(MODES, variances.size)] = variances[:MODES]
     return {name: float(v) for name, v in zip(MODE_COLUMNS, padded)}
+
+
+def spectrum_metrics(Z) -> dict:
+    """`covariance_rank` and `mode_variances` of one batch from one eigendecomposition (the per-epoch
+    evaluation's)."""
+    variances = unit_covariance_spectrum(Z)
+    return {"covariance_rank": _counted(variances), **_modes(variances)}

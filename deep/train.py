@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from analysis.metrics import covariance_rank, effective_rank, mode_variances, std_of_l2_normalized
+from analysis.metrics import effective_rank, spectrum_metrics, std_of_l2_normalized
 from deep import augment, distributed, rundir
 from deep import tensorboard as tensorboard_log
 from deep import config as config_module
@@ -203,8 +203,7 @@ def evaluate(method, bank: ImageSet, queries: ImageSet, mean, std, num_classes: 
         embeddings = method.embed(images).float()
     method.train(was_training)
     return {"knn_top1": top1, "knn_top5": top5, "std": std_of_l2_normalized(embeddings),
-            "effective_rank": effective_rank(embeddings), "covariance_rank": covariance_rank(embeddings),
-            **mode_variances(embeddings)}
+            "effective_rank": effective_rank(embeddings), **spectrum_metrics(embeddings)}
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from analysis.metrics import MODE_COLUMNS, MODES, covariance_rank, mode_variances
+from analysis.metrics import MODE_COLUMNS, MODES, covariance_rank, mode_variances, spectrum_metrics
 from analysis.observables import (OBSERVABLES, RANK_BELOW_2, CollapseRule, complete_bracket, complete_collapse_at,
                                   complete_columns, read_scan, rule_from_scan, sharpest, transition)
 
@@ -114,6 +114,8 @@ def test_the_per_mode_spectrum_is_the_covariance_of_the_unit_vectors_largest_fir
     assert small["mode3_variance"] > 0 and small["mode4_variance"] < 1e-20  # centring leaves rank 3
     assert all(small[f"mode{k}_variance"] == 0.0 for k in range(5, MODES + 1))  # past the 4 singular values: padded
     assert sum(mode_variances(np.ones((50, 8)) + 1e-9 * rng.normal(size=(50, 8))).values()) < 1e-12  # one point
+    for batch in (Z, rng.normal(size=(4, 32))):  # the evaluation's one-pass version agrees with both
+        assert spectrum_metrics(batch) == {"covariance_rank": covariance_rank(batch), **mode_variances(batch)}
 
 
 # ------------------------------------------------------------------ the collapse rule a scan gives
