@@ -307,3 +307,63 @@ def lr_scaling(reference, other, lr_ratio: float) -> dict:
                      "equal_time": bool(matching), "readings": [ref_reading, other_reading],
                      "steps": [ref_clock[ref_reading][0], other_clock[other_reading][0]]}
     return out
+
+
+VALUE_FRACTION = 0.1  # the fraction W's kept σ² may move over a doubling of the length and still count as settled
+
+
+def _sv2(row: dict) -> np.ndarray:
+    return np.array([float(v) for v in str(row.get("top_sv2", "")).split(";") if v])
+
+
+def kept_drift(before, after, kept: int) -> np.ndarray:
+    """σ²_after / σ²_before − 1 for each of the `kept` largest squared singular values (both descending, matched
+    by rank): how far the surviving part of W's spectrum moved between two lengths."""
+    before, after = np.asarray(before, dtype=np.float64), np.asarray(after, dtype=np.float64)
+    if kept < 0 or kept > min(before.size, after.size):
+        raise ValueError(f"kept must be in [0, {min(before.size, after.size)}] (the σ² both spectra hold), got {kept}")
+    return after[:kept] / before[:kept] - 1
+
+
+def doubling_drift(rows, fraction: float = VALUE_FRACTION) -> list[dict]:
+    """The issue's convergence criterion, read on the 2× check: per (setting, weight decay) where some seed's
+    main run was continued to twice its length, how many seeds' counts changed over the doubling and, for each
+    direction every seed keeps at both lengths (`kept`), the seeds' mean σ² at each length and the seeds' mean
+    and sample sd of σ²_2× / σ²_1× − 1.
+    `values_settled` says the kept spectrum moved less than `fraction` in the seeds' mean, in every direction
+    (vacuously so where none is kept); `systematic` names the directions whose mean drift is larger than both
+    `fraction` and twice its seed sd (a drift every seed shares, not batch noise)."""
+    main = main_length(rows)
+    longer = {(r["rung"], r["setting"], r["seed"], float(r["weight_decay"]), r["epochs"]): r for r in rows}
+    points = defaultdict(list)
+    for row in main:
+        twice = longer.get((row["rung"], row["setting"], row["seed"], float(row["weight_decay"]), 2 * row["epochs"]))
+        if twice is not None and row["outcome"] != "diverged" and twice["outcome"] != "diverged":
+            points[(row["setting"], float(row["weight_decay"]))].append((row, twice))
+    out = []
+    for (setting, wd), pairs in sorted(points.items()):
+        kept = int(min(min(a["modes"], b["modes"], _sv2(a).size, _sv2(b).size) for a, b in pairs))
+        drift = np.array([kept_drift(_sv2(a), _sv2(b), kept) for a, b in pairs]).reshape(len(pairs), kept)
+        mean = drift.mean(axis=0)
+        sd = drift.std(axis=0, ddof=1) if len(pairs) > 1 else np.full(kept, math.nan)
+        out.append({"setting": setting, "weight_decay": wd, "seeds": len(pairs), "kept": kept,
+                    "count_changed": sum(a["modes"] != b["modes"] for a, b in pairs),
+                    "mean_sv2_1x": np.mean([_sv2(a)[:kept] for a, _ in pairs], axis=0).reshape(kept).tolist(),
+                    "mean_sv2_2x": np.mean([_sv2(b)[:kept] for _, b in pairs], axis=0).reshape(kept).tolist(),
+                    "mean_drift": mean.round(4).tolist(), "sd_drift": sd.round(4).tolist(),
+                    "largest_drift": float(np.max(np.abs(mean))) if kept else 0.0,
+                    "values_settled": bool(np.all(np.abs(mean) < fraction)),
+                    "systematic": [i + 1 for i in range(kept) if abs(mean[i]) > fraction and abs(mean[i]) > 2 * sd[i]]})
+    return out
+
+
+def settled_from(moved, fraction: float) -> int | None:
+    """Readings 0, 1, …, n of one run at lengths doubling each time, `moved[i]` how far it moved from reading i
+    to i + 1: the first reading from which every later doubling moved less than `fraction`, or None when even
+    the last doubling moved that much (not settled by the last reading)."""
+    first = None
+    for i in range(len(moved) - 1, -1, -1):
+        if not moved[i] < fraction:
+            break
+        first = i
+    return first

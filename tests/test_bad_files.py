@@ -145,6 +145,10 @@ def test_resuming_a_run_whose_checkpoint_is_gone_keeps_its_logged_epochs(tmp_pat
     ("eigen_ode.py", ["--t-end", "nan"], "argument --t-end: must be a finite number"),
     ("ladder_lr.py", ["{tmp}/x", "{tmp}/y"], "is neither a ladder directory nor a ladder CSV"),
     ("ladder_decomposition.py", ["{tmp}/none"], "is not a directory: give a ladder directory"),
+    ("ladder_convergence.py", ["{tmp}/x", "{tmp}"], "is neither a ladder directory nor a ladder CSV"),
+    ("ladder_convergence.py", ["{tmp}/r2.csv", "{tmp}"], "the criterion is read on R1"),
+    ("ladder_convergence.py", ["{tmp}/r2.csv", "{tmp}/none"], "is not a directory: give a ladder directory"),
+    ("ladder_convergence.py", ["{tmp}/r2.csv", "{tmp}", "--fraction", "-1"], "argument --fraction"),
 ])
 def test_benchmark_scripts_answer_bad_input_in_one_line(tmp_path, script, args, message):
     """The benchmarks are commands the docs give; they use the same Parser and error report as ssldyn."""
@@ -152,7 +156,11 @@ def test_benchmark_scripts_answer_bad_input_in_one_line(tmp_path, script, args, 
     import sys
     from pathlib import Path
 
+    from deep.ladder.runner import COLUMNS
+
     root = Path(__file__).resolve().parents[1]
+    (tmp_path / "r2.csv").write_text(",".join(COLUMNS) + "\n" + ",".join(
+        {"rung": "r2", "setting": "alpha1-ema0", "outcome": "trained"}.get(c, "1") for c in COLUMNS) + "\n")
     done = subprocess.run([sys.executable, str(root / "benchmarks" / script), *[a.format(tmp=tmp_path) for a in args]],
                           capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
@@ -202,8 +210,8 @@ def test_the_lr_figure_script_answers_in_one_line(tmp_path, capsys):
     assert stop.value.code == 2 and len(err.strip().splitlines()) == 1 and "no probes.csv" in err
 
 
-@pytest.mark.parametrize("script", ["ladder_lr.py", "ladder_decomposition.py", "view_spectra.py", "metric_sample.py",
-                                    "gpu_check.py"])
+@pytest.mark.parametrize("script", ["ladder_lr.py", "ladder_decomposition.py", "ladder_convergence.py", "view_spectra.py",
+                                    "metric_sample.py", "gpu_check.py"])
 def test_scripts_meant_to_run_from_a_checkout_import_without_the_package_installed(tmp_path, script):
     """These put the checkout on sys.path themselves (the GPU machine's image has nothing installed): with site's
     .pth files off (python -S, so no editable install) and only the third-party packages on PYTHONPATH, --help

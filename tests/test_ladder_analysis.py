@@ -325,3 +325,52 @@ def test_the_r3_panel_reads_the_longest_constant_lr_probes(tmp_path):
         shutil.copy(committed / name, tmp_path / "figures" / "collapse_map" / name)
     (png,) = redraw(tmp_path / "out", tmp_path / "figures")
     assert png.stat().st_size > 10_000
+
+
+def test_kept_drift_is_the_relative_change_of_the_kept_sigma2_by_rank():
+    from analysis.ladder import kept_drift
+
+    assert kept_drift([4.0, 2.0, 1e-9], [5.0, 1.5, 3e-9], 2).tolist() == [0.25, -0.25]   # 5/4 − 1, 1.5/2 − 1
+    assert kept_drift([4.0], [5.0], 0).size == 0
+    with pytest.raises(ValueError, match="kept must be in"):
+        kept_drift([4.0, 2.0], [5.0], 2)
+
+
+def _spectrum_pair(seed, wd, before, after, modes_after=None):
+    main = row(len(before), wd=wd, seed=seed)
+    main["top_sv2"] = ";".join(str(v) for v in before + [1e-12])
+    twice = dict(main, epochs=12, steps=2100, modes=float(len(after) if modes_after is None else modes_after),
+                 top_sv2=";".join(str(v) for v in after + [1e-12]))
+    return [main, twice]
+
+
+def test_doubling_drift_tells_a_shared_drift_from_batch_noise_and_counts_moved_seeds():
+    from analysis.ladder import doubling_drift
+
+    # wd 0.1: direction 2 falls 20% in every seed (shared), direction 1 moves ±4% (noise)
+    # wd 0.2: nothing moves beyond 5%, but seed 1 lost a direction at 2× (kept: the one both lengths hold)
+    rows = (_spectrum_pair(0, 0.1, [1.0, 0.5], [1.04, 0.40]) + _spectrum_pair(1, 0.1, [1.0, 0.5], [0.96, 0.41])
+            + _spectrum_pair(2, 0.1, [1.0, 0.5], [1.0, 0.39])
+            + _spectrum_pair(0, 0.2, [1.0, 0.5], [1.05, 0.5]) + _spectrum_pair(1, 0.2, [1.0, 0.5], [1.0], 1))
+    low, high = doubling_drift(rows)
+    assert (low["weight_decay"], low["seeds"], low["kept"], low["count_changed"]) == (0.1, 3, 2, 0)
+    assert low["mean_drift"] == pytest.approx([0.0, -0.2])                       # (−0.2 − 0.18 − 0.22)/3
+    assert low["sd_drift"] == pytest.approx([0.04, 0.02])                        # sample sd over the seeds
+    assert low["mean_sv2_1x"] == pytest.approx([1.0, 0.5]) and low["mean_sv2_2x"] == pytest.approx([1.0, 0.4])
+    assert not low["values_settled"] and low["systematic"] == [2] and low["largest_drift"] == pytest.approx(0.2)
+    assert (high["kept"], high["count_changed"]) == (1, 1)
+    assert high["values_settled"] and high["systematic"] == [] and high["largest_drift"] == pytest.approx(0.025)
+    # a stricter fraction calls the 2.5% move unsettled: the criterion follows its threshold
+    assert not doubling_drift(rows, fraction=0.02)[1]["values_settled"]
+    # main runs with no 2× row give no entry
+    assert doubling_drift([r for r in rows if r["epochs"] == 6]) == []
+
+
+def test_settled_from_is_the_first_reading_after_which_every_doubling_moves_less():
+    from analysis.ladder import settled_from
+
+    assert settled_from([0.5, 0.2, 0.05, 0.01], 0.1) == 2      # 2× → 4× moved 0.2: settled from reading 2
+    assert settled_from([0.05, 0.2, 0.05], 0.1) == 2           # an early quiet doubling does not count
+    assert settled_from([0.01, 0.01], 0.1) == 0
+    assert settled_from([0.01, 0.3], 0.1) is None              # the last doubling still moved
+    assert settled_from([0.0, math.inf], 0.1) is None          # a count that changed at the last doubling
