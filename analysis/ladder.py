@@ -367,3 +367,44 @@ def settled_from(moved, fraction: float) -> int | None:
             break
         first = i
     return first
+
+
+def count_table(rows) -> list[str]:
+    """docs/ladder.md's R1 table, as markdown rows: per setting, the seeds' mean count at each weight decay
+    (`*` where some seed has not settled, the 2× check included: `settle`), and the population recursion's
+    from the same starts. The header row is the weight decays."""
+    rows = settle(rows)
+    points = _by_point(rows)
+    wds = sorted({wd for _, wd in points})
+    lines = ["| weight decay | " + " | ".join(f"{wd:g}" for wd in wds) + " |", "|---" * (len(wds) + 1) + "|"]
+    for setting in dict.fromkeys(s for s, _ in points):
+        alpha, ema = setting.removeprefix("alpha").split("-ema")
+        run = [f"{np.mean([r['modes'] for r in points[(setting, wd)]]):.3g}"
+               + ("" if all(_converged(r) for r in points[(setting, wd)]) else "*") for wd in wds]
+        recursion = [f"{np.mean([r['population'] for r in points[(setting, wd)]]):.3g}" for wd in wds]
+        lines += [f"| α_p {alpha}, EMA {ema}: run | " + " | ".join(run) + " |",
+                  f"| α_p {alpha}, EMA {ema}: recursion | " + " | ".join(recursion) + " |"]
+    return lines
+
+
+def main(argv=None) -> int:
+    """`python -m analysis.ladder LADDER`: print `count_table` of a ladder directory or CSV."""
+    from deep.ladder.runner import read_rows
+    from ssldyn.errors import Parser
+
+    parser = Parser(prog="python -m analysis.ladder", description="Print an R1 ladder's count table (docs/ladder.md).")
+    parser.add_argument("ladder", type=Path, help="a ladder directory (ssldyn ladder --out) or its ladder.csv")
+    args = parser.parse_args(argv)
+    path = ladder_csv(args.ladder)
+    if path is None:
+        parser.error(f"{args.ladder} is neither a ladder directory nor a ladder CSV")
+    print("\n".join(count_table(read_rows(path))))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    from ssldyn.errors import report_errors
+
+    sys.exit(report_errors("python -m analysis.ladder", main))

@@ -374,3 +374,16 @@ def test_settled_from_is_the_first_reading_after_which_every_doubling_moves_less
     assert settled_from([0.01, 0.01], 0.1) == 0
     assert settled_from([0.01, 0.3], 0.1) is None              # the last doubling still moved
     assert settled_from([0.0, math.inf], 0.1) is None          # a count that changed at the last doubling
+
+
+def test_count_table_marks_a_point_unsettled_by_either_length_or_the_2x_check(tmp_path, capsys):
+    rows = [row(4, wd=0.1, seed=0), row(3, wd=0.1, seed=1, population=4),     # settled, mean 3.5
+            row(2, wd=0.2, seed=0), row(2, wd=0.2, seed=1, converged=False),   # seed 1 moved at half length
+            row(1, wd=0.4, seed=0), row(1, wd=0.4, seed=1),
+            dict(row(0, wd=0.4, seed=0), epochs=12)]                          # the 2× check lost a direction
+    assert ladder.count_table(rows) == [
+        "| weight decay | 0.1 | 0.2 | 0.4 |", "|---|---|---|---|",
+        "| α_p 1, EMA 0: run | 3.5 | 2* | 1* |", "| α_p 1, EMA 0: recursion | 4 | 2 | 1 |"]
+    write_ladder(tmp_path / "l", rows)
+    assert ladder.main([str(tmp_path / "l")]) == 0
+    assert "| α_p 1, EMA 0: run | 3.5 | 2* | 1* |" in capsys.readouterr().out
