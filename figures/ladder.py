@@ -84,7 +84,7 @@ def draw_counts(ax, rows: list[dict], staircase: list[dict], *, predicted: bool,
             ax.plot(wds, [min(v, top) for v in mean], color=colour, linestyle="--", linewidth=0.8, alpha=0.6, zorder=1)
     ax.set_ylim(-0.4, top + 0.9)
     ax.plot([], [], linestyle="none", marker="o", color="grey", markerfacecolor="white",
-            label="open: count still moving (half ≠ full length); ▲ off scale")
+            label="open: count still moving (half, full or 2× length differ); ▲ off scale")
     if staircase:
         label, style = (("staircase η_j* (theory)", dict(color="black", linewidth=1.6)) if predicted else
                         ("L2 theory (not R2's prediction)", dict(color="grey", linewidth=1.2, alpha=0.45)))
