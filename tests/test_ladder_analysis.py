@@ -360,6 +360,12 @@ def test_doubling_drift_tells_a_shared_drift_from_batch_noise_and_counts_moved_s
     assert not low["values_settled"] and low["systematic"] == [2] and low["largest_drift"] == pytest.approx(0.2)
     assert (high["kept"], high["count_changed"]) == (1, 1)
     assert high["values_settled"] and high["systematic"] == [] and high["largest_drift"] == pytest.approx(0.025)
+    # wd 0.4: direction 1 moves +30%, −5%, +10% (mean 11.7% > 10%, sd 17.6%): unsettled, but batch noise
+    noisy = (_spectrum_pair(0, 0.4, [1.0], [1.3]) + _spectrum_pair(1, 0.4, [1.0], [0.95])
+             + _spectrum_pair(2, 0.4, [1.0], [1.1]))
+    (loud,) = doubling_drift(noisy)
+    assert loud["mean_drift"] == pytest.approx([0.35 / 3], abs=1e-4) and loud["sd_drift"][0] == pytest.approx(0.1756, abs=1e-4)
+    assert not loud["values_settled"] and loud["systematic"] == []
     # a stricter fraction calls the 2.5% move unsettled: the criterion follows its threshold
     assert not doubling_drift(rows, fraction=0.02)[1]["values_settled"]
     # main runs with no 2× row give no entry
