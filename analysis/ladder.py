@@ -180,14 +180,19 @@ def h6_verdicts(rows, rung: str = "R1") -> list[Verdict]:
     return out
 
 
+def _sv2(row: dict, column: str = "top_sv2") -> np.ndarray:
+    """The squared singular values of W a row stores in `column` (';'-joined, descending; empty if none)."""
+    return np.array([float(v) for v in str(row.get(column, "")).split(";") if v])
+
+
 def relative_modes(row: dict, floor: float = RELATIVE_FLOOR, column: str = "top_sv2") -> float:
     """#{σ² ≥ floor·σ₁²} among the squared singular values of W a row stores in `column` (`top_sv2` at the
     end, `top_sv2_half` at half length; ladders written before issue 21's review kept the 12 largest): a
     count that does not depend on W's scale (R2); NaN when the row has none."""
-    values = [float(v) for v in str(row.get(column, "")).split(";") if v]
-    if not values or not values[0] > 0:
-        return math.nan if not values else 0.0
-    return float(sum(v >= floor * values[0] for v in values))
+    values = _sv2(row, column)
+    if not values.size or not values[0] > 0:
+        return math.nan if not values.size else 0.0
+    return float(np.sum(values >= floor * values[0]))
 
 
 def with_relative_modes(rows) -> list[dict]:
@@ -310,10 +315,6 @@ def lr_scaling(reference, other, lr_ratio: float) -> dict:
 
 
 VALUE_FRACTION = 0.1  # the fraction W's kept σ² may move over a doubling of the length and still count as settled
-
-
-def _sv2(row: dict) -> np.ndarray:
-    return np.array([float(v) for v in str(row.get("top_sv2", "")).split(";") if v])
 
 
 def kept_drift(before, after, kept: int) -> np.ndarray:
