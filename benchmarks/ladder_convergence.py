@@ -7,11 +7,10 @@ doubling of the length? Two readings, printed as one JSON object:
              at 1, 2, 4, … × the runs' length: the count, the largest |σ²_2L/σ²_L − 1| of the kept directions
              over each doubling, and `values_settled_from` / `count_settled_from`, the first length (in
              multiples of the runs') from which every later doubling moves the kept σ² by less than --fraction
-             / keeps the count.
+             / keeps the count (null: the last doubling still moved).
 The recursion tells whether a drift the runs share is the deterministic dynamics still on its way (then it
 settles at a longer length) or SGD's: each runs entry also gives `off_fixed_point`, at 1× and 2×, the largest
-|seeds' mean σ² / the recursion's σ² at its last reading − 1| over the kept directions (where the recursion
-keeps as many).
+|seeds' mean σ² / the recursion's σ² at its last reading − 1| over the directions both keep.
 
     python benchmarks/ladder_convergence.py figures/ladder/r1.csv runs/ladder-r1 [--doublings 4] [--fraction 0.1]
 """
