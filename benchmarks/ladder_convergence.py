@@ -41,16 +41,16 @@ def main(argv=None) -> int:
     parser = Parser(prog="python benchmarks/ladder_convergence.py", description=__doc__.splitlines()[0])
     parser.add_argument("ladder", type=Path, help="an R1 ladder directory (ssldyn ladder --out) or its ladder.csv")
     parser.add_argument("moments", type=Path, help="a ladder directory whose moments.npz the recursion reads "
-                        "(measured into it, CIFAR-10, a few seconds, when it has none)")
+                        "(measured the same way, CIFAR-10, a few seconds, when it has none or does not exist)")
     parser.add_argument("--doublings", type=count(12), default=4, help="recursion read at 1 … 2^D × the length")
     parser.add_argument("--fraction", type=positive_float, default=VALUE_FRACTION)
     args = parser.parse_args(argv)
     csv_path = ladder_csv(args.ladder)
     if csv_path is None:
         parser.error(f"{args.ladder} is neither a ladder directory nor a ladder CSV")
-    if not args.moments.is_dir():
-        parser.error(f"{args.moments} is not a directory: give a ladder directory (its moments.npz is read or "
-                     "measured into it)")
+    if args.moments.exists() and not args.moments.is_dir():
+        parser.error(f"{args.moments} is not a directory: give a ladder directory (its moments.npz is read; "
+                     "measured when it has none)")
     rows = read_rows(csv_path)
     if {r["rung"] for r in rows} != {"r1"}:
         parser.error(f"{csv_path}: the criterion is read on R1 (the squared-error rung), got rungs "

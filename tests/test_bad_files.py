@@ -147,7 +147,7 @@ def test_resuming_a_run_whose_checkpoint_is_gone_keeps_its_logged_epochs(tmp_pat
     ("ladder_decomposition.py", ["{tmp}/none"], "is not a directory: give a ladder directory"),
     ("ladder_convergence.py", ["{tmp}/x", "{tmp}"], "is neither a ladder directory nor a ladder CSV"),
     ("ladder_convergence.py", ["{tmp}/r2.csv", "{tmp}"], "the criterion is read on R1"),
-    ("ladder_convergence.py", ["{tmp}/r2.csv", "{tmp}/none"], "is not a directory: give a ladder directory"),
+    ("ladder_convergence.py", ["{tmp}/r2.csv", "{tmp}/r2.csv"], "is not a directory: give a ladder directory"),
     ("ladder_convergence.py", ["{tmp}/r2.csv", "{tmp}", "--fraction", "-1"], "argument --fraction"),
 ])
 def test_benchmark_scripts_answer_bad_input_in_one_line(tmp_path, script, args, message):
