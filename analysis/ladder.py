@@ -343,14 +343,15 @@ def doubling_drift(rows, fraction: float = VALUE_FRACTION) -> list[dict]:
             points[(row["setting"], float(row["weight_decay"]))].append((row, twice))
     out = []
     for (setting, wd), pairs in sorted(points.items()):
-        kept = int(min(min(a["modes"], b["modes"], _sv2(a).size, _sv2(b).size) for a, b in pairs))
-        drift = np.array([kept_drift(_sv2(a), _sv2(b), kept) for a, b in pairs]).reshape(len(pairs), kept)
+        spectra = [(_sv2(a), _sv2(b)) for a, b in pairs]
+        kept = int(min(min(a["modes"], b["modes"], x.size, y.size) for (a, b), (x, y) in zip(pairs, spectra)))
+        drift = np.array([kept_drift(x, y, kept) for x, y in spectra]).reshape(len(pairs), kept)
         mean = drift.mean(axis=0)
         sd = drift.std(axis=0, ddof=1) if len(pairs) > 1 else np.full(kept, math.nan)
         out.append({"setting": setting, "weight_decay": wd, "seeds": len(pairs), "kept": kept,
                     "count_changed": sum(a["modes"] != b["modes"] for a, b in pairs),
-                    "mean_sv2_1x": np.mean([_sv2(a)[:kept] for a, _ in pairs], axis=0).reshape(kept).tolist(),
-                    "mean_sv2_2x": np.mean([_sv2(b)[:kept] for _, b in pairs], axis=0).reshape(kept).tolist(),
+                    "mean_sv2_1x": np.mean([x[:kept] for x, _ in spectra], axis=0).reshape(kept).tolist(),
+                    "mean_sv2_2x": np.mean([y[:kept] for _, y in spectra], axis=0).reshape(kept).tolist(),
                     "mean_drift": mean.round(4).tolist(), "sd_drift": sd.round(4).tolist(),
                     "largest_drift": float(np.max(np.abs(mean))) if kept else 0.0,
                     "values_settled": bool(np.all(np.abs(mean) < fraction)),

@@ -35,7 +35,7 @@ def _multiple(reading):
 def main(argv=None) -> int:
     from analysis.ladder import VALUE_FRACTION, doubling_drift, kept_drift, ladder_csv, main_length, settled_from
     from deep.ladder import rungs
-    from deep.ladder.runner import initial_weights, moments, read_rows
+    from deep.ladder.runner import initial_weights, moments, movement, read_rows
     from linear_dynamics.population import population_sgd, surviving_count
 
     parser = Parser(prog="python benchmarks/ladder_convergence.py", description=__doc__.splitlines()[0])
@@ -74,8 +74,7 @@ def main(argv=None) -> int:
         sv2 = sim["singular_values"] ** 2  # (lengths, wds, directions)
         for j, wd in enumerate(wds):
             counts = [int(surviving_count(np.sqrt(sv2[i, j]), wd, a_max)) for i in range(len(lengths))]
-            moved = [float(np.max(np.abs(kept_drift(sv2[i, j], sv2[i + 1, j], min(counts[i], counts[i + 1])))))
-                     if min(counts[i], counts[i + 1]) else 0.0 for i in range(len(lengths) - 1)]
+            moved = [movement(sv2[i, j], sv2[i + 1, j], min(counts[i], counts[i + 1])) for i in range(len(lengths) - 1)]
             changed = [0.0 if counts[i] == counts[i + 1] else math.inf for i in range(len(lengths) - 1)]
             last[(name, float(wd))] = (counts[-1], sv2[-1, j])
             recursion.append({
@@ -87,9 +86,8 @@ def main(argv=None) -> int:
     for entry in runs:
         fixed_count, fixed = last[(entry["setting"], entry["weight_decay"])]
         kept = min(entry["kept"], fixed_count)
-        entry["off_fixed_point"] = [
-            round(float(np.max(np.abs(kept_drift(fixed, mean, kept)))), 4) if kept else 0.0
-            for mean in (entry["mean_sv2_1x"], entry["mean_sv2_2x"])]
+        entry["off_fixed_point"] = [round(movement(fixed, np.asarray(mean), kept), 4)
+                                    for mean in (entry["mean_sv2_1x"], entry["mean_sv2_2x"])]
     out = {"ladder": str(csv_path), "fraction": args.fraction, "runs": runs, "recursion": recursion}
     out["lengths"] = lengths
     out["seconds"] = round(time.perf_counter() - start, 1)
